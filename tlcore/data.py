@@ -1,0 +1,322 @@
+"""Find a dataset's images, check each one, and split them: the audit.
+
+Users bring real folders: phone photos, downloads named .jpg that are PNG or
+HTML, hidden `.ipynb_checkpoints` folders, zip files. The audit walks the folder
+once, decides what is an image by its content, and reports every file it skips
+and why, so training never meets a file it cannot read.
+
+Layouts understood:
+- `DATA/<class>/...`: a stratified, seeded validation split is made.
+- `DATA/train/<class>` + `DATA/val/<class>` (or `validation/`), optional `test/`.
+- a `.zip` of either, extracted safely into a cache first.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+from tlcore import archive, images, paths
+from tlcore.errors import InputError
+
+SPLITS = ("train", "val", "test")
+_VAL_FOLDER_NAMES = ("val", "validation", "valid")
+MIN_IMAGES_PER_CLASS_WARNING = 10
+IMBALANCE_RATIO_WARNING = 3.0
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One usable image: where it is, its class and split, what it is."""
+
+    path: str  # absolute path of the user's file
+    relative: str  # path relative to the dataset root, as shown to the user
+    label: str
+    split: str
+    format: str
+    width: int
+    height: int
+    needs_conversion: bool
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file the audit left out, with the reason in plain words."""
+
+    relative: str
+    reason: str
+
+
+@dataclass
+class DatasetAudit:
+    """What the audit found: classes, images per split, skipped files, warnings."""
+
+    source: str  # what the user gave (folder or zip)
+    root: str  # the folder the images are in (the extraction folder for a zip)
+    layout: str  # "class_folders" or "split_folders"
+    class_names: list[str]
+    records: list[ImageRecord]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def split_records(self, split: str) -> list[ImageRecord]:
+        return [record for record in self.records if record.split == split]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per class and split: {class: {"train": n, "val": n, "test": n}}."""
+        table = {name: dict.fromkeys(SPLITS, 0) for name in self.class_names}
+        for record in self.records:
+            table[record.label][record.split] += 1
+        return table
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "root": self.root,
+            "layout": self.layout,
+            "class_names": self.class_names,
+            "counts": self.counts(),
+            "total_images": len(self.records),
+            "split_sizes": {split: len(self.split_records(split)) for split in SPLITS},
+            "formats": dict(Counter(record.format for record in self.records)),
+            "skipped": [asdict(item) for item in self.skipped],
+            "warnings": self.warnings,
+            "records": [asdict(record) for record in self.records],
+        }
+
+
+def audit_dataset(
+    source: str | os.PathLike,
+    val_split: float = 0.2,
+    seed: int = 42,
+    excluded_files: tuple[str, ...] = (),
+) -> DatasetAudit:
+    """Audit a dataset folder or zip and split it.
+
+    Args:
+        source: a folder (class folders, or train/val[/test] folders) or a .zip.
+        val_split: fraction of each class held out when there is no val/ folder.
+        seed: makes the split repeatable.
+        excluded_files: relative paths the user chose to leave out.
+
+    Returns:
+        A `DatasetAudit` with every usable image and every skipped file.
+
+    Raises:
+        InputError: the path is missing, is not a folder or zip, or holds fewer
+            than two classes with images.
+    """
+    root, skipped = _resolve_root(source)
+    layout, class_dirs = _find_layout(root)
+    excluded = {_normalise_relative(name) for name in excluded_files}
+    candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
+    skipped += skipped_walk
+    records, skipped_bad = _check_candidates(candidates)
+    skipped += skipped_bad
+    class_names = sorted({label for (_, _, label, _) in candidates if label})
+    records = [record for record in records]
+    if layout == "class_folders":
+        records = split_records(records, val_split, seed)
+    audit = DatasetAudit(
+        source=str(source),
+        root=str(root),
+        layout=layout,
+        class_names=class_names,
+        records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
+        skipped=sorted(skipped, key=lambda s: s.relative),
+    )
+    _drop_empty_classes(audit)
+    _validate_trainable(audit)
+    audit.warnings.extend(dataset_warnings(audit))
+    return audit
+
+
+def _resolve_root(source: str | os.PathLike) -> tuple[pathlib.Path, list[SkippedFile]]:
+    path = pathlib.Path(source).expanduser()
+    if not path.exists():
+        raise InputError(
+            f"the dataset path {str(source)!r} does not exist; give a folder that holds one folder per class "
+            "(or a .zip of such a folder)."
+        )
+    if path.is_file():
+        if path.suffix.lower() != ".zip":
+            raise InputError(
+                f"{str(source)!r} is a file, not a folder; give a folder with one sub-folder per class, or a .zip of it."
+            )
+        extracted = archive.extract_zip(path, paths.zip_cache_dir())
+        skipped = [SkippedFile(relative=name, reason=reason) for name, reason in extracted.skipped_entries]
+        return extracted.root, skipped
+    if not path.is_dir():
+        raise InputError(f"{str(source)!r} is neither a folder nor a .zip file.")
+    return path.resolve(), []
+
+
+def _visible_subdirs(folder: pathlib.Path) -> list[pathlib.Path]:
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    except PermissionError:
+        raise InputError(f"cannot read the folder {str(folder)!r} (permission denied); check its permissions.") from None
+    return [entry for entry in entries if entry.is_dir() and not entry.is_symlink() and not images.is_ignored_name(entry.name)]
+
+
+def _find_layout(root: pathlib.Path) -> tuple[str, dict[str, list[tuple[str, pathlib.Path]]]]:
+    """Decide the layout; return {split: [(class name, folder), ...]}."""
+    subdirs = {entry.name.lower(): entry for entry in _visible_subdirs(root)}
+    val_name = next((name for name in _VAL_FOLDER_NAMES if name in subdirs), None)
+    if "train" in subdirs and val_name:
+        layout = {"train": subdirs["train"], "val": subdirs[val_name]}
+        if "test" in subdirs:
+            layout["test"] = subdirs["test"]
+        class_dirs = {split: [(d.name, d) for d in _visible_subdirs(folder)] for split, folder in layout.items()}
+        _check_split_classes(class_dirs)
+        return "split_folders", class_dirs
+    if "train" in subdirs and not val_name and len(subdirs) <= 2:
+        raise InputError(
+            f"{str(root)!r} has a train/ folder but no val/ folder; add val/ with the same class folders, "
+            "or move the class folders up so tlcore makes the validation split itself."
+        )
+    classes = [(entry.name, entry) for entry in _visible_subdirs(root)]
+    if not classes:
+        raise InputError(
+            f"no class folders found in {str(root)!r}; expected one sub-folder per class with its images inside "
+            "(e.g. photos/cats/*.jpg and photos/dogs/*.jpg)."
+        )
+    return "class_folders", {"train": classes}
+
+
+def _check_split_classes(class_dirs: dict[str, list[tuple[str, pathlib.Path]]]) -> None:
+    train_classes = {name for name, _ in class_dirs["train"]}
+    for split in ("val", "test"):
+        extra = sorted({name for name, _ in class_dirs.get(split, [])} - train_classes)
+        if extra:
+            raise InputError(
+                f"the {split}/ folder has class folder(s) {', '.join(extra)} that train/ does not have; "
+                f"train/ has {', '.join(sorted(train_classes)) or 'none'}. Use the same class folder names in both."
+            )
+
+
+def _normalise_relative(name: str) -> str:
+    return pathlib.PurePosixPath(name.replace("\\", "/")).as_posix().lstrip("./")
+
+
+def _collect_candidates(
+    root: pathlib.Path, class_dirs: dict[str, list[tuple[str, pathlib.Path]]], excluded: set[str]
+) -> tuple[list[tuple[pathlib.Path, str, str, str]], list[SkippedFile]]:
+    """Walk each class folder: (path, relative, label, split) for every visible file."""
+    candidates, skipped = [], []
+    for split, classes in class_dirs.items():
+        for label, folder in classes:
+            for directory, subdirs, files in os.walk(folder, followlinks=False):
+                subdirs[:] = sorted(d for d in subdirs if not images.is_ignored_name(d))
+                for file_name in sorted(files):
+                    if images.is_ignored_name(file_name):
+                        continue
+                    path = pathlib.Path(directory) / file_name
+                    relative = path.relative_to(root).as_posix()
+                    if relative in excluded:
+                        skipped.append(SkippedFile(relative, "excluded by you"))
+                    else:
+                        candidates.append((path, relative, label, split))
+    for loose in sorted(root.iterdir()) if root.is_dir() else []:
+        if loose.is_file() and not images.is_ignored_name(loose.name) and loose.suffix.lower() != ".zip":
+            skipped.append(SkippedFile(loose.name, "not inside a class folder, so it has no class"))
+    return candidates, skipped
+
+
+def _check_candidates(candidates) -> tuple[list[ImageRecord], list[SkippedFile]]:
+    """Check every candidate file's content, in parallel (Pillow releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        checks = list(pool.map(lambda item: images.check_image(item[0]), candidates))
+    records, skipped = [], []
+    for (path, relative, label, split), check in zip(candidates, checks):
+        if not check.ok:
+            skipped.append(SkippedFile(relative, check.reason or "not a readable image"))
+            continue
+        records.append(
+            ImageRecord(
+                path=str(path),
+                relative=relative,
+                label=label,
+                split=split,
+                format=check.format or "unknown",
+                width=check.width or 0,
+                height=check.height or 0,
+                needs_conversion=check.needs_conversion,
+            )
+        )
+    return records, skipped
+
+
+def split_records(records: list[ImageRecord], val_split: float, seed: int) -> list[ImageRecord]:
+    """Stratified, seeded train/validation split of one pool of images.
+
+    Each class keeps at least one training image; a class with two or more
+    images gives at least one to validation, so every class is validated.
+    """
+    by_label: dict[str, list[ImageRecord]] = {}
+    for record in sorted(records, key=lambda r: r.relative):
+        by_label.setdefault(record.label, []).append(record)
+    result = []
+    for label, members in sorted(by_label.items()):
+        shuffled = list(members)
+        random.Random(f"{seed}:{label}").shuffle(shuffled)
+        count = len(shuffled)
+        val_count = min(max(1, round(count * val_split)), count - 1) if count >= 2 else 0
+        for index, record in enumerate(shuffled):
+            split = "val" if index < val_count else "train"
+            result.append(ImageRecord(**{**asdict(record), "split": split}))
+    return result
+
+
+def _drop_empty_classes(audit: DatasetAudit) -> None:
+    counts = audit.counts()
+    empty = [name for name in audit.class_names if counts[name]["train"] == 0]
+    for name in empty:
+        audit.warnings.append(f"class '{name}' has no usable training images, so it was left out.")
+    audit.class_names = [name for name in audit.class_names if name not in empty]
+    audit.records = [record for record in audit.records if record.label in audit.class_names]
+
+
+def _validate_trainable(audit: DatasetAudit) -> None:
+    if len(audit.class_names) < 2:
+        found = f"only the class '{audit.class_names[0]}'" if audit.class_names else "no class with usable images"
+        reasons = ""
+        if audit.skipped:
+            reasons = f" ({len(audit.skipped)} file(s) were skipped, e.g. {audit.skipped[0].relative}: {audit.skipped[0].reason})"
+        raise InputError(
+            f"{audit.source!r} has {found}{reasons}; a classifier needs at least 2 classes, "
+            "each a folder with its images inside."
+        )
+    if not audit.split_records("val"):
+        raise InputError(
+            f"{audit.source!r} leaves no image for validation; give each class at least 2 images "
+            "(10 or more is better), or add a val/ folder."
+        )
+
+
+def dataset_warnings(audit: DatasetAudit) -> list[str]:
+    """Plain-language findings worth a look before training."""
+    warnings = []
+    counts = audit.counts()
+    totals = {name: sum(split_counts.values()) for name, split_counts in counts.items()}
+    for name, total in totals.items():
+        if total < 2:
+            warnings.append(f"class '{name}' has only {total} image, so it cannot be validated; add more images.")
+        elif total < MIN_IMAGES_PER_CLASS_WARNING:
+            warnings.append(
+                f"class '{name}' has only {total} images; accuracy on it will be unreliable. Aim for 20 or more."
+            )
+    largest, smallest = max(totals.values()), min(totals.values())
+    if smallest and largest / smallest >= IMBALANCE_RATIO_WARNING:
+        warnings.append(
+            f"classes are imbalanced ({largest} vs {smallest} images): the model may favour the big classes. "
+            "Add images to the small ones or turn on class weights."
+        )
+    for name in audit.class_names:
+        if audit.layout == "split_folders" and counts[name]["val"] == 0:
+            warnings.append(f"class '{name}' has no images in val/, so its accuracy is not measured.")
+    return warnings

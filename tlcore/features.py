@@ -1,0 +1,182 @@
+"""Train on cached activations of the frozen part of the network.
+
+When the bottom of the network is frozen, its output for an image never changes,
+yet the plain recipe (frozen backbone inside `model.fit`) computes it again in
+every epoch. Here the activations at the freeze boundary are computed once per
+image, kept in memory (or in a memory-mapped file in the run folder when large),
+and only the trainable top is trained on them. The top model shares its layers
+with the full model, so the full model is trained too and is what gets saved.
+
+With augmentation on, a bounded number of augmented views per training image is
+computed once, and each epoch sees one random view of every image.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from tlcore import model as model_module
+from tlcore import runs
+
+DEFAULT_MEMORY_BUDGET_BYTES = 1_000_000_000
+DEFAULT_DISK_BUDGET_BYTES = 8_000_000_000
+DEFAULT_AUGMENTED_VIEWS = 4
+
+
+class FeaturePassStopped(Exception):
+    """The user asked to stop while features were being computed."""
+
+
+@dataclass
+class FeaturePlan:
+    """The two halves of the network around the freeze boundary."""
+
+    prefix: object  # keras.Model: preprocessed-free raw images -> boundary activations
+    top: object  # keras.Model: boundary activations -> class probabilities (shares layers)
+    boundary: str  # human description of where the cut is
+    feature_shape: tuple[int, ...]
+
+
+def plan_feature_cache(parts: model_module.ModelParts) -> FeaturePlan | None:
+    """Cut the model at its freeze boundary, or None when it cannot be cut.
+
+    The boundary is the input of the first backbone layer with trainable
+    weights; with everything frozen it is after global pooling (the smallest
+    possible features). A cut is possible only when one tensor crosses it.
+    """
+    full = parts.model
+    backbone = parts.backbone
+    first = next((layer for layer in backbone.layers if layer.trainable and layer.trainable_weights), None)
+    image_input = keras.Input(shape=full.input_shape[1:], name="image")
+    preprocessed = full.get_layer(model_module.PREPROCESS_LAYER)(image_input)
+    pool = full.get_layer(model_module.POOL_LAYER)
+    dropout = full.get_layer(model_module.DROPOUT_LAYER)
+    classifier = full.get_layer(model_module.CLASSIFIER_LAYER)
+    if first is None:
+        pooled = pool(backbone(preprocessed, training=False))
+        prefix = keras.Model(image_input, pooled, name="frozen_prefix")
+        feature_input = keras.Input(shape=pooled.shape[1:], name="features")
+        top = keras.Model(feature_input, classifier(dropout(feature_input)), name="trainable_top")
+        return FeaturePlan(prefix, top, "after global pooling (whole backbone frozen)", tuple(pooled.shape[1:]))
+    boundary_tensor = first.input
+    if isinstance(boundary_tensor, (list, tuple)):
+        return None
+    try:
+        backbone_bottom = keras.Model(backbone.input, boundary_tensor, name="backbone_bottom")
+        backbone_top = keras.Model(boundary_tensor, backbone.output, name="backbone_top")
+    except Exception:  # a skip connection crosses the boundary: no single tensor to cache
+        return None
+    prefix = keras.Model(image_input, backbone_bottom(preprocessed, training=False), name="frozen_prefix")
+    feature_input = keras.Input(shape=tuple(boundary_tensor.shape[1:]), name="features")
+    x = backbone_top(feature_input, training=False)
+    outputs = classifier(dropout(pool(x)))
+    top = keras.Model(feature_input, outputs, name="trainable_top")
+    return FeaturePlan(prefix, top, f"before layer {first.name}", tuple(boundary_tensor.shape[1:]))
+
+
+def feature_bytes(plan: FeaturePlan, images: int, views: int = 1) -> int:
+    return int(np.prod(plan.feature_shape)) * 4 * images * views
+
+
+def allocate(shape: tuple[int, ...], path: pathlib.Path, memory_budget: int) -> np.ndarray:
+    """An array in memory when it fits the budget, else a memory-mapped file."""
+    size = int(np.prod(shape)) * 4
+    if size <= memory_budget:
+        return np.empty(shape, dtype="float32")
+    return np.lib.format.open_memmap(path, mode="w+", dtype="float32", shape=shape)
+
+
+def compute_features(
+    plan: FeaturePlan,
+    batches,
+    count: int,
+    output: np.ndarray,
+    run_dir: pathlib.Path,
+    label: str,
+    augmentation=None,
+) -> float:
+    """Run the frozen prefix over image batches once, filling `output`.
+
+    Args:
+        plan: from `plan_feature_cache`.
+        batches: an iterable of image batches (numpy or tensors, 0-255 RGB).
+        count: number of images, for progress.
+        output: array of shape (count, *feature_shape) to fill.
+        run_dir: for progress rows and the stop file.
+        label: "train", "val", ... shown in progress.
+        augmentation: layers applied in training mode first (augmented views).
+
+    Returns:
+        Images per second of the pass.
+
+    Raises:
+        FeaturePassStopped: a stop was requested between two batches.
+    """
+    started = time.monotonic()
+    position = 0
+    last_report = 0.0
+    for batch in batches:
+        if runs.stop_requested(run_dir):
+            raise FeaturePassStopped()
+        if augmentation is not None:
+            batch = augmentation(batch, training=True)
+        values = plan.prefix.predict_on_batch(batch)
+        output[position : position + len(values)] = keras.ops.convert_to_numpy(values)
+        position += len(values)
+        now = time.monotonic()
+        if now - last_report > 0.5 or position >= count:
+            last_report = now
+            runs.append_metrics(
+                run_dir,
+                {"type": "progress", "phase": "features", "split": label, "done": position, "total": count, "time": time.time()},
+            )
+            runs.write_status(run_dir, "running", f"computing features of {label} images ({position}/{count})")
+    elapsed = max(time.monotonic() - started, 1e-9)
+    return position / elapsed
+
+
+class FeatureBatches(keras.utils.PyDataset):
+    """Batches of cached features and one-hot labels for `model.fit`.
+
+    With several augmented views per image, each epoch picks one view of every
+    image at random (seeded), so epochs differ as with live augmentation.
+    """
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
+                 shuffle: bool, seed: int, sample_weights: np.ndarray | None = None, has_views: bool = False):
+        super().__init__()
+        self.features = features  # (views, N, ...) when has_views, else (N, ...)
+        self.has_views = has_views
+        self.labels = np.asarray(labels, dtype=int)
+        self.num_classes = num_classes
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.sample_weights = sample_weights
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def on_epoch_end(self):
+        count = len(self.labels)
+        self.order = self.rng.permutation(count) if self.shuffle else np.arange(count)
+        views = self.features.shape[0] if self.has_views else 1
+        self.views = self.rng.integers(0, views, size=count)
+
+    def __getitem__(self, index):
+        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        if self.has_views:
+            x = self.features[self.views[rows], rows]
+        else:
+            x = self.features[rows]
+        y = np.eye(self.num_classes, dtype="float32")[self.labels[rows]]
+        if self.sample_weights is not None:
+            return np.asarray(x), y, self.sample_weights[self.labels[rows]]
+        return np.asarray(x), y

@@ -1,0 +1,176 @@
+"""Compose the classifier: raw pixels -> augmentation -> preprocessing -> backbone -> head.
+
+Preprocessing and augmentation live inside the model, so the saved and exported
+model takes raw RGB images (0-255) and nobody outside the app has to remember how
+a backbone wants its pixels scaled. Augmentation layers are active only in
+training. The head is the one the Keras transfer-learning guide uses: global
+average pooling, dropout, one dense softmax layer.
+
+Everything here uses Keras layers and `keras.ops` only, so the model builds and
+trains on the TensorFlow, JAX or PyTorch backend alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from tlcore.backbones import build_backbone, get_backbone
+from tlcore.config import AUGMENT_PRESETS
+from tlcore.errors import InputError
+
+PREPROCESS_MODES = ("tf", "torch", "caffe", "none")
+
+# Names of the model's parts, so callers can find them in a built or loaded model.
+AUGMENT_LAYER = "augmentation"
+PREPROCESS_LAYER = "preprocessing"
+BACKBONE_LAYER = "backbone"
+POOL_LAYER = "pooling"
+DROPOUT_LAYER = "head_dropout"
+CLASSIFIER_LAYER = "classifier"
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@dataclass(frozen=True)
+class ModelParts:
+    """The built model and the pieces training needs to reach into."""
+
+    model: object  # keras.Model: raw images -> class probabilities
+    backbone: object  # keras.Model nested inside it
+    augmentation: object  # keras.Sequential (empty for "none")
+
+
+@keras.saving.register_keras_serializable(package="tlcore", name="Preprocess")
+class Preprocess(keras.layers.Layer):
+    """Scale raw RGB (0-255) the way a backbone expects.
+
+    Modes: "tf" (to -1..1), "torch" (0..1, then ImageNet mean and std), "caffe"
+    (RGB to BGR minus the ImageNet mean) and "none" (the backbone scales itself).
+    A registered layer rather than a `Lambda`, so models load with `safe_mode=True`.
+    """
+
+    def __init__(self, mode: str = "tf", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PREPROCESS_MODES:
+            raise InputError(f"unknown preprocessing mode {mode!r}; expected one of {', '.join(PREPROCESS_MODES)}")
+        self.mode = mode
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            return (x / 255.0 - ops.array(_IMAGENET_MEAN)) / ops.array(_IMAGENET_STD)
+        if self.mode == "caffe":
+            return ops.flip(x, axis=-1) - ops.array(_CAFFE_MEAN_BGR)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def make_augmentation(preset: str, seed: int | None = None):
+    """The augmentation layers of a preset; they do nothing outside training.
+
+    Args:
+        preset: "none", "light" (flips, small rotations and zoom) or "strong"
+            (also translation, contrast and brightness).
+        seed: makes the random transformations reproducible.
+    """
+    layers = keras.layers
+    if preset not in AUGMENT_PRESETS:
+        raise InputError(f"unknown augmentation preset {preset!r}; expected one of: {', '.join(AUGMENT_PRESETS)}.")
+    steps = []
+    if preset in ("light", "strong"):
+        steps += [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.05 if preset == "light" else 0.1, seed=seed),
+            layers.RandomZoom(0.1 if preset == "light" else 0.2, seed=seed),
+        ]
+    if preset == "strong":
+        steps += [
+            layers.RandomTranslation(0.1, 0.1, seed=seed),
+            layers.RandomContrast(0.2, seed=seed),
+            layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
+        ]
+    return keras.Sequential(steps, name=AUGMENT_LAYER)
+
+
+def build_classifier(
+    backbone_name: str,
+    num_classes: int,
+    image_size: int | None = None,
+    augment: str = "none",
+    dropout: float = 0.2,
+    weights: str | None = "imagenet",
+    seed: int | None = None,
+) -> ModelParts:
+    """Build the full classifier around a pretrained backbone.
+
+    Args:
+        backbone_name: a name from `tlcore.backbones`.
+        num_classes: number of output classes (at least 2).
+        image_size: square input size; defaults to the backbone's native size.
+        augment: augmentation preset.
+        dropout: dropout rate before the classifier.
+        weights: "imagenet" or None.
+        seed: seeds augmentation and the head's initialisation.
+
+    Returns:
+        `ModelParts` whose model maps raw RGB images (0-255, any float or int
+        dtype) of shape (image_size, image_size, 3) to class probabilities.
+    """
+    spec = get_backbone(backbone_name)
+    size = image_size or spec.input_size
+    if num_classes < 2:
+        raise InputError(f"a classifier needs at least 2 classes, got {num_classes}; add a folder for each class.")
+    backbone = build_backbone(backbone_name, size, weights=weights)
+    backbone.name = BACKBONE_LAYER
+    augmentation = make_augmentation(augment, seed=seed)
+    inputs = keras.Input(shape=(size, size, 3), name="image")
+    x = augmentation(inputs) if augmentation.layers else inputs
+    x = Preprocess(spec.preprocessing, name=PREPROCESS_LAYER)(x)
+    # training=False keeps BatchNormalization in inference mode even when the
+    # blocks around it are unfrozen for fine-tuning.
+    x = backbone(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(x)
+    x = keras.layers.Dropout(dropout, seed=seed, name=DROPOUT_LAYER)(x)
+    outputs = keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        name=CLASSIFIER_LAYER,
+    )(x)
+    model = keras.Model(inputs, outputs, name=f"tlcore_{backbone_name}")
+    return ModelParts(model=model, backbone=backbone, augmentation=augmentation)
+
+
+def inference_model(model):
+    """The same model without its augmentation layers, sharing weights.
+
+    Augmentation is a no-op at inference, but converters (TFLite) and other
+    runtimes are happier without random-op layers in the graph.
+    """
+    size = model.input_shape[1]
+    inputs = keras.Input(shape=(size, size, 3), name="image")
+    x = model.get_layer(PREPROCESS_LAYER)(inputs)
+    x = model.get_layer(BACKBONE_LAYER)(x, training=False)
+    x = model.get_layer(POOL_LAYER)(x)
+    x = model.get_layer(DROPOUT_LAYER)(x)
+    outputs = model.get_layer(CLASSIFIER_LAYER)(x)
+    return keras.Model(inputs, outputs, name=model.name + "_inference")
+
+
+def trainable_param_counts(model) -> tuple[int, int]:
+    """(trainable, frozen) parameter counts of a model as it stands."""
+    trainable = sum(int(ops.size(w)) for w in model.trainable_weights)
+    frozen = sum(int(ops.size(w)) for w in model.non_trainable_weights)
+    return trainable, frozen

@@ -1,0 +1,99 @@
+"""Feed images to Keras with tf.data: parallel decode, resize, cache, batch, prefetch.
+
+The audit has already decided which files are images. Files TensorFlow decodes
+exactly as Pillow would (plain JPEG, 8-bit PNG, GIF) are read directly; the rest
+(TIFF, WebP, CMYK, 16-bit, EXIF-rotated photos, ...) are converted once to PNG
+in a cache. The hot path is then pure tf.data, with no Python per image.
+
+This is the one place tlcore talks to TensorFlow for data; the model and training
+code use Keras only, so they also run on the JAX and PyTorch backends.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from tlcore import images, paths
+from tlcore.data import ImageRecord
+
+# Resized images are kept in memory (as uint8) when they fit in this budget, so
+# each file is decoded once per run rather than once per epoch.
+DEFAULT_DECODE_CACHE_BYTES = 1_500_000_000
+
+
+def decodable_paths(records: list[ImageRecord]) -> list[str]:
+    """Paths tf.data can decode: the originals, or cached PNG conversions."""
+
+    def one(record: ImageRecord) -> str:
+        if not record.needs_conversion:
+            return record.path
+        return str(images.convert_to_png(record.path, paths.converted_images_dir()))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, records))
+
+
+def decode_and_resize(path, image_size: int):
+    """Read one file and return a float32 (size, size, 3) image in 0..255."""
+    import tensorflow as tf
+
+    raw = tf.io.read_file(path)
+    image = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    # Antialiasing matters when shrinking multi-megapixel photos to 224 px.
+    resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
+
+
+def make_dataset(
+    file_paths: list[str],
+    labels: list[int] | None,
+    image_size: int,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache_bytes: int = DEFAULT_DECODE_CACHE_BYTES,
+):
+    """A batched `tf.data.Dataset` of (image, label) pairs (or images only).
+
+    Args:
+        file_paths: files tf.data can decode (see `decodable_paths`).
+        labels: integer labels in the same order, or None for images only.
+        image_size: square output size.
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch (training), seeded.
+        seed: the shuffle seed.
+        cache_bytes: keep decoded images in memory when they fit in this many bytes.
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(list(file_paths))
+    if labels is not None:
+        dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype="int32")))
+    else:
+        dataset = dataset.map(lambda path: (path,))
+
+    def load(path, *rest):
+        image = tf.cast(decode_and_resize(path, image_size), tf.uint8)
+        return (image, *rest)
+
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if len(file_paths) * image_size * image_size * 3 <= cache_bytes:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(max(len(file_paths), 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda image, *rest: (tf.cast(image, tf.float32), *rest))
+    if labels is None:
+        dataset = dataset.map(lambda image: image)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_images(file_paths: list[str], image_size: int) -> np.ndarray:
+    """Decode files into one float32 array (N, size, size, 3), as training sees them."""
+    dataset = make_dataset(file_paths, None, image_size, batch_size=32, cache_bytes=0)
+    batches = [batch.numpy() for batch in dataset]
+    if not batches:
+        return np.zeros((0, image_size, image_size, 3), dtype="float32")
+    return np.concatenate(batches)

@@ -1,0 +1,267 @@
+"""The Keras part of a run: build, freeze, fit phase by phase, evaluate.
+
+Kept apart from `training.py` (which deals with the run folder, locks and
+processes) so the learning itself reads top to bottom. Model code here uses
+Keras only; data arrives from `tlcore.pipeline` (tf.data) or as NumPy features.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from tlcore import blocks as blocks_module
+from tlcore import callbacks as callbacks_module
+from tlcore import features as features_module
+from tlcore import pipeline, runs
+from tlcore.config import TrainConfig
+from tlcore.data import DatasetAudit
+from tlcore.evaluation import classification_report
+from tlcore.model import build_classifier
+
+
+@dataclass
+class Outcome:
+    state: str  # completed, stopped or failed
+    message: str
+    feature_cache: str  # "off", or how features were cached
+
+
+@dataclass
+class Phase:
+    name: str
+    trainable_blocks: set
+    learning_rate: float
+    epochs: int
+
+
+class TrainingSession:
+    """One run's model, data and training loop."""
+
+    def __init__(self, config: TrainConfig, run_dir: pathlib.Path, audit: DatasetAudit, echo=None):
+        self.config = config
+        self.echo = echo
+        self.run_dir = pathlib.Path(run_dir)
+        self.audit = audit
+        self.class_names = audit.class_names
+        self.image_size = config.resolved_image_size
+        keras.utils.set_random_seed(config.seed)
+        self.parts = build_classifier(
+            config.backbone,
+            num_classes=len(self.class_names),
+            image_size=self.image_size,
+            augment=config.augment,
+            dropout=config.dropout,
+            weights=None if config.weights == "none" else "imagenet",
+            seed=config.seed,
+        )
+        self.blocks = blocks_module.backbone_blocks(config.backbone, self.parts.backbone)
+        self.trainable_blocks = blocks_module.parse_freeze(config.freeze, [b.name for b in self.blocks])
+        self.splits = {split: self._split_data(split) for split in ("train", "val", "test")}
+        self.keeper = callbacks_module.BestModelKeeper(self.parts.model, self.run_dir / runs.MODEL_FILE)
+        self.cached: dict | None = None  # per split features when the current phase trains on features
+        self.plan: features_module.FeaturePlan | None = None
+        self.feature_cache_note = "off"
+
+    # ------------------------------------------------------------ data
+
+    def _split_data(self, split: str) -> dict:
+        records = self.audit.split_records(split)
+        index = {name: i for i, name in enumerate(self.class_names)}
+        return {
+            "records": records,
+            "files": pipeline.decodable_paths(records) if records else [],
+            "labels": np.array([index[r.label] for r in records], dtype=int),
+        }
+
+    def _image_dataset(self, split: str, shuffle: bool, one_hot: bool = True):
+        import tensorflow as tf
+
+        data = self.splits[split]
+        dataset = pipeline.make_dataset(
+            data["files"], data["labels"], self.image_size, self.config.batch_size, shuffle=shuffle, seed=self.config.seed
+        )
+        if one_hot:
+            depth = len(self.class_names)
+            dataset = dataset.map(lambda image, label: (image, tf.one_hot(label, depth)))
+        return dataset
+
+    def _image_batches(self, split: str):
+        return (images.numpy() for images, _ in self._image_dataset(split, shuffle=False, one_hot=False))
+
+    # ------------------------------------------------------------ phases
+
+    def phases(self) -> list[Phase]:
+        config = self.config
+        if config.two_phase:
+            return [
+                Phase("head", set(), config.learning_rate, config.head_epochs),
+                Phase("fine_tune", self.trainable_blocks, config.fine_tune_learning_rate, config.epochs - config.head_epochs),
+            ]
+        return [Phase("train", self.trainable_blocks, config.learning_rate, config.epochs)]
+
+    def run(self) -> Outcome:
+        """Train every phase; stop early on request, on NaN, or by early stopping."""
+        phases = self.phases()
+        clock = callbacks_module.RunClock(sum(p.epochs for p in phases), self._steps_per_epoch())
+        stopper = callbacks_module.StopOnRequest(self.run_dir)
+        nan_guard = callbacks_module.NanGuard()
+        for phase in phases:
+            blocks_module.apply_freezing(self.parts.backbone, self.blocks, phase.trainable_blocks)
+            try:
+                model, train_data, val_data = self._prepare_phase()
+            except features_module.FeaturePassStopped:
+                stopper.stopped = True
+                break
+            self._compile(model, phase.learning_rate)
+            history = model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=phase.epochs,
+                callbacks=self._callbacks(clock, phase, stopper, nan_guard),
+                class_weight=self._class_weights() if not self.cached else None,
+                verbose=0,
+            )
+            clock.epoch_offset += len(history.epoch)
+            if stopper.stopped or nan_guard.triggered:
+                break
+        restored = self.keeper.restore_best()
+        if not restored and (stopper.stopped or nan_guard.triggered):
+            return self._early_end(stopper, nan_guard)
+        callbacks_module.save_model_atomic(self.parts.model, self.run_dir / runs.MODEL_FILE)
+        if nan_guard.triggered:
+            return Outcome("failed", self._nan_message() + " The best model before that was kept.", self.feature_cache_note)
+        if stopper.stopped:
+            return Outcome("stopped", "stopped on request; the best model so far was kept.", self.feature_cache_note)
+        return Outcome("completed", "training finished.", self.feature_cache_note)
+
+    def _early_end(self, stopper, nan_guard) -> Outcome:
+        if nan_guard.triggered:
+            from tlcore.errors import TrainingFailedError
+
+            raise TrainingFailedError(self._nan_message())
+        return Outcome("stopped", "stopped before the first epoch ended, so no model was saved.", self.feature_cache_note)
+
+    def _nan_message(self) -> str:
+        return (
+            f"the loss became NaN (not a number) with learning rate {self.config.learning_rate:g}: training diverged. "
+            "Try a learning rate 10 times lower."
+        )
+
+    def _steps_per_epoch(self) -> int:
+        return max(1, -(-len(self.splits["train"]["labels"]) // self.config.batch_size))
+
+    def _compile(self, model, learning_rate: float) -> None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=self.config.label_smoothing),
+            metrics=["accuracy"],
+        )
+
+    def _callbacks(self, clock, phase: Phase, stopper, nan_guard) -> list:
+        config = self.config
+        result = [
+            callbacks_module.MetricsLogger(self.run_dir, clock, phase.name, echo=self.echo),
+            stopper,
+            nan_guard,
+            self.keeper,
+        ]
+        if config.early_stopping_patience:
+            result.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience))
+        if config.reduce_lr_patience:
+            result.append(
+                keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=config.reduce_lr_patience, min_lr=1e-7)
+            )
+        return result
+
+    def _class_weights(self) -> dict | None:
+        if not self.config.class_weights:
+            return None
+        labels = self.splits["train"]["labels"]
+        counts = np.bincount(labels, minlength=len(self.class_names))
+        return {i: float(len(labels) / (len(counts) * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+    # ------------------------------------------------------------ feature cache
+
+    def _prepare_phase(self):
+        """The model to fit and its data: cached features when possible, else images."""
+        plan = features_module.plan_feature_cache(self.parts) if self.config.feature_cache == "auto" else None
+        if plan is None:
+            self.cached = None
+            if self.config.feature_cache == "auto":
+                self.feature_cache_note = "off (a skip connection crosses the freeze boundary)"
+            return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
+        views = 1 if self.config.augment == "none" else features_module.DEFAULT_AUGMENTED_VIEWS
+        train_count = len(self.splits["train"]["labels"])
+        total = features_module.feature_bytes(plan, train_count, views) + features_module.feature_bytes(
+            plan, len(self.splits["val"]["labels"]) + len(self.splits["test"]["labels"])
+        )
+        if total > features_module.DEFAULT_DISK_BUDGET_BYTES:
+            self.cached = None
+            self.feature_cache_note = f"off (features would need {total / 1e9:.1f} GB)"
+            return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
+        self.plan = plan
+        self.cached = self._compute_all_features(plan, views)
+        where = "memory" if total <= features_module.DEFAULT_MEMORY_BUDGET_BYTES else "disk"
+        self.feature_cache_note = f"on: {plan.boundary}, {views} view(s) per training image, in {where}"
+        runs.write_status(self.run_dir, "running", "features cached; training", feature_cache=self.feature_cache_note)
+        train = self.cached["train"]
+        return (
+            plan.top,
+            features_module.FeatureBatches(
+                train, self.splits["train"]["labels"], len(self.class_names), self.config.batch_size,
+                shuffle=True, seed=self.config.seed, has_views=views > 1,
+                sample_weights=self._sample_weight_table(),
+            ),
+            features_module.FeatureBatches(
+                self.cached["val"], self.splits["val"]["labels"], len(self.class_names), self.config.batch_size,
+                shuffle=False, seed=self.config.seed,
+            ),
+        )
+
+    def _sample_weight_table(self):
+        weights = self._class_weights()
+        return None if weights is None else np.array([weights[i] for i in range(len(self.class_names))], dtype="float32")
+
+    def _compute_all_features(self, plan, views: int) -> dict:
+        memory_budget = features_module.DEFAULT_MEMORY_BUDGET_BYTES
+        result = {}
+        for split in ("train", "val", "test"):
+            count = len(self.splits[split]["labels"])
+            if not count:
+                continue
+            split_views = views if split == "train" else 1
+            shape = ((split_views,) if split_views > 1 else ()) + (count, *plan.feature_shape)
+            array = features_module.allocate(shape, self.run_dir / f"features_{split}.npy", memory_budget)
+            augmentation = self.parts.augmentation if split_views > 1 else None
+            for view in range(split_views):
+                target = array[view] if split_views > 1 else array
+                rate = features_module.compute_features(
+                    plan, self._image_batches(split), count, target, self.run_dir, split, augmentation
+                )
+                runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view,
+                                                   "images": count, "images_per_s": rate})
+            result[split] = array
+        return result
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self) -> dict:
+        """Reports for the validation (and test) images with the final model."""
+        reports = {}
+        for split in ("val", "test"):
+            data = self.splits[split]
+            if not len(data["labels"]):
+                continue
+            if self.cached is not None and split in self.cached:
+                probabilities = self.plan.top.predict(self.cached[split], batch_size=self.config.batch_size, verbose=0)
+            else:
+                probabilities = self.parts.model.predict(self._image_dataset(split, shuffle=False), verbose=0)
+            reports[split] = classification_report(
+                data["labels"], probabilities, self.class_names, [r.path for r in data["records"]]
+            )
+            reports[split]["root"] = self.audit.root
+        return reports
