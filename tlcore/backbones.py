@@ -35,11 +35,13 @@ class BlockRule:
             (InceptionV3, whose blocks are named only by their final `mixedN`).
         top_pattern: layers after the last block that form the backbone's final
             convolution (MobileNetV2's `Conv_1`); grouped as the block "top".
+        name_format: turns the matched group into the block name ("block_{}").
     """
 
     pattern: str
     mode: str = "following"
     top_pattern: str | None = None
+    name_format: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ _SPECS = (
         weights_file="mobilenet_2_5_{size}_tf_no_top.h5",
         weights_sizes=(128, 160, 192, 224),
         speed_hint="fastest",
-        block_rule=BlockRule(pattern=r"^conv_(?:dw|pw|pad)_(\d+)"),
+        block_rule=BlockRule(pattern=r"^conv_(?:dw|pw|pad)_(\d+)", name_format="block_{}"),
     ),
     BackboneSpec(
         name="mobilenetv2_035",

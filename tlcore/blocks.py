@@ -59,7 +59,7 @@ def group_layers(backbone_name: str, layer_names: list[str]) -> list[tuple[str, 
     assigned: list[str | None] = []
     for index, (name, match) in enumerate(zip(names, matches)):
         if match:
-            assigned.append(block_name_for_match(match))
+            assigned.append(rule.name_format.format(block_name_for_match(match)))
         elif top_pattern and index > last_block_index and top_pattern.search(name):
             assigned.append(TOP_BLOCK)
         else:
@@ -168,3 +168,89 @@ def first_trainable_layer(backbone) -> str | None:
         if layer.trainable and layer.trainable_weights:
             return layer.name
     return None
+
+
+# ----------------------------------------------------------------- precomputed table
+#
+# The app's Model page shows every backbone's blocks without importing
+# TensorFlow in the web server, so the grouping of each backbone is computed once
+# (`python -m tlcore.blocks`) and shipped as JSON; a test checks it still matches
+# what Keras builds.
+
+TABLE_FILE = "block_tables.json"
+
+
+def compute_block_table(backbone_name: str) -> dict:
+    """Build a backbone (random weights) and describe its blocks."""
+    import keras
+
+    from tlcore.backbones import build_backbone
+
+    spec = get_backbone(backbone_name)
+    backbone = build_backbone(backbone_name, spec.input_size, weights=None)
+    layers = {layer.name: layer for layer in backbone.layers}
+    rows = []
+    for block in backbone_blocks(backbone_name, backbone):
+        learnable = sum(
+            layers[name].count_params()
+            for name in block.layer_names
+            if not isinstance(layers[name], keras.layers.BatchNormalization)
+        )
+        rows.append({"name": block.name, "layers": block.layer_count, "params": block.params, "learnable_params": learnable})
+    return {"output_channels": int(backbone.output.shape[-1]), "blocks": rows}
+
+
+def _table_path():
+    import pathlib
+
+    return pathlib.Path(__file__).with_name(TABLE_FILE)
+
+
+def block_table(backbone_name: str) -> list[dict]:
+    """Blocks of a backbone from the shipped table: name, layers, params, learnable_params.
+
+    `learnable_params` leaves out BatchNormalization, which always stays frozen.
+    """
+    import json
+
+    get_backbone(backbone_name)
+    tables = json.loads(_table_path().read_text(encoding="utf-8"))
+    return tables[backbone_name]["blocks"]
+
+
+def trainable_summary(backbone_name: str, freeze: str, num_classes: int = 2) -> dict:
+    """Trainable vs frozen parameter counts for a freeze choice, without building anything.
+
+    Returns:
+        {"trainable_blocks": [...], "trainable_params": n, "frozen_params": n,
+        "head_params": n}; the head (classifier) is always trainable.
+    """
+    import json
+
+    tables = json.loads(_table_path().read_text(encoding="utf-8"))
+    table = tables[get_backbone(backbone_name).name]
+    names = [row["name"] for row in table["blocks"]]
+    chosen = parse_freeze(freeze, names)
+    head = (table["output_channels"] + 1) * num_classes
+    trainable = sum(row["learnable_params"] for row in table["blocks"] if row["name"] in chosen) + head
+    total = sum(row["params"] for row in table["blocks"]) + head
+    return {
+        "trainable_blocks": [name for name in names if name in chosen],
+        "trainable_params": trainable,
+        "frozen_params": total - trainable,
+        "head_params": head,
+    }
+
+
+def write_block_tables() -> None:
+    """Regenerate the shipped table for every backbone."""
+    import json
+
+    from tlcore.backbones import BACKBONES
+
+    tables = {name: compute_block_table(name) for name in BACKBONES}
+    _table_path().write_text(json.dumps(tables, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_block_tables()
