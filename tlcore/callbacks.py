@@ -23,18 +23,24 @@ import keras
 from tlcore import runs
 
 PROGRESS_INTERVAL_S = 0.5
-# Saving a full model takes a noticeable fraction of a second; when epochs are
+# Saving a full model takes most of a second on a laptop CPU; when epochs are
 # very fast (cached features) an improved model is written at most this often,
-# and always once more at the end of training.
-SAVE_INTERVAL_S = 3.0
+# and always once more at the end of training, so a crash loses at most this
+# much progress and a short run pays for one save.
+SAVE_INTERVAL_S = float(os.environ.get("TLCORE_SAVE_INTERVAL_S", "10"))
 
 
 def save_model_atomic(model, path: pathlib.Path) -> None:
     """Save a .keras file so that a crash never leaves a broken one behind."""
     path = pathlib.Path(path)
     temporary = path.with_name(f".{path.stem}.partial.keras")
-    model.save(temporary)
-    os.replace(temporary, path)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk or a crash mid-write: drop the partial file, keep the previous model.
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class RunClock:
@@ -45,11 +51,12 @@ class RunClock:
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.started = time.monotonic()
         self.epoch_offset = 0
+        self.resumed_epochs = 0  # epochs done by an earlier process (resume), not timed here
         self.epochs_done = 0
 
     def remaining_seconds(self, epoch_index: int, batch: int) -> float | None:
-        done = epoch_index * self.steps_per_epoch + batch
-        total = self.total_epochs * self.steps_per_epoch
+        done = (epoch_index - self.resumed_epochs) * self.steps_per_epoch + batch
+        total = (self.total_epochs - self.resumed_epochs) * self.steps_per_epoch
         elapsed = time.monotonic() - self.started
         if done <= 0 or elapsed <= 0:
             return None
@@ -169,7 +176,7 @@ class BestModelKeeper(keras.callbacks.Callback):
         self.state = state if state is not None else {"best_key": None, "best_epoch": None}
         self._best_weights = None
         self._dirty = False
-        self._last_save = 0.0
+        self._last_save = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -184,23 +191,33 @@ class BestModelKeeper(keras.callbacks.Callback):
             if time.monotonic() - self._last_save >= SAVE_INTERVAL_S:
                 self.save_best()
 
-    def save_best(self) -> None:
-        """Write the best weights seen so far as model.keras (atomically)."""
-        if not self._dirty or self._best_weights is None:
+    def save_best(self, keep_best_loaded: bool = False) -> None:
+        """Write the best weights seen so far as model.keras (atomically).
+
+        Args:
+            keep_best_loaded: leave the best weights in the model afterwards
+                (end of training) instead of putting the current ones back.
+        """
+        if self._best_weights is None:
             return
-        current = self.full_model.get_weights()
+        current = None if keep_best_loaded else self.full_model.get_weights()
         self.full_model.set_weights(self._best_weights)
-        save_model_atomic(self.full_model, self.model_path)
-        self.full_model.set_weights(current)
-        self._dirty = False
-        self._last_save = time.monotonic()
+        if self._dirty:
+            save_model_atomic(self.full_model, self.model_path)
+            self._dirty = False
+            self._last_save = time.monotonic()
+        if current is not None:
+            self.full_model.set_weights(current)
 
     def restore_best(self) -> bool:
-        """Put the best weights back into the model; False if no epoch was measured."""
-        self.save_best()
+        """Load the best weights into the model and make sure they are saved.
+
+        Returns:
+            False when no epoch was measured (nothing to restore).
+        """
         if self._best_weights is None:
             return False
-        self.full_model.set_weights(self._best_weights)
+        self.save_best(keep_best_loaded=True)
         return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import traceback
 
@@ -28,7 +29,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False, default=str))
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:
+        # A file name that is not valid UTF-8, or a console that is not UTF-8:
+        # \u escapes are valid JSON and decode back to the same name.
+        text = json.dumps(value, ensure_ascii=True, default=str)
+    print(text)
+
+
+def _tolerate_unprintable_names() -> None:
+    """Print any file name instead of failing on one the console cannot encode.
+
+    A name that is not valid UTF-8 (common in old zips and memory cards) would
+    otherwise end a command with UnicodeEncodeError on a strict UTF-8 console.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
 
 
 def _positive_int(text: str) -> int:
@@ -52,10 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     backbones = commands.add_parser("backbones", help="list the pretrained backbones")
     backbones.add_argument("--json", action="store_true")
 
-    audit = commands.add_parser("audit", help="check a dataset: classes, counts, split, skipped files")
+    audit = commands.add_parser(
+        "audit", help="check a dataset: classes, counts, split, skipped files, duplicates and other findings"
+    )
     audit.add_argument("data")
     audit.add_argument("--val-split", type=_number, default=0.2)
     audit.add_argument("--seed", type=_positive_int, default=42)
+    audit.add_argument("--exclude", action="append", help="a dataset file to leave out (repeatable), as in train")
+    audit.add_argument("--no-duplicates", action="store_true", help="skip the duplicate search (faster)")
     audit.add_argument("--json", action="store_true")
 
     train = commands.add_parser("train", help="train a classifier on a folder or .zip of class folders")
@@ -70,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-split", type=_number)
     train.add_argument("--seed", type=_positive_int)
     train.add_argument("--two-phase", action="store_true", default=None, help="train the head first, then fine-tune")
+    train.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (0 turns it off)")
+    train.add_argument("--label-smoothing", type=_number)
+    train.add_argument("--dropout", type=_number)
     train.add_argument("--class-weights", action="store_true", default=None)
     train.add_argument("--feature-cache", help="auto | off")
     train.add_argument("--weights", help="imagenet | none")
@@ -79,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("run_dir")
+    worker.add_argument("--resume-epochs", type=_positive_int)
+
+    resume = commands.add_parser("resume", help="continue a stopped or interrupted run from its best model")
+    resume.add_argument("run_dir")
+    resume.add_argument("--epochs", type=_positive_int, default=5, help="how many more epochs (default 5)")
+    resume.add_argument("--json", action="store_true")
 
     evaluate = commands.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
     evaluate.add_argument("run_dir")
@@ -133,7 +167,13 @@ def _cmd_backbones(args) -> None:
 def _cmd_audit(args) -> None:
     from tlcore.data import audit_dataset
 
-    audit = audit_dataset(args.data, val_split=args.val_split, seed=args.seed)
+    audit = audit_dataset(
+        args.data,
+        val_split=args.val_split,
+        seed=args.seed,
+        excluded_files=tuple(args.exclude or ()),
+        find_duplicates=not args.no_duplicates,
+    )
     report = audit.to_dict()
     if args.json:
         _print_json(report)
@@ -145,8 +185,33 @@ def _cmd_audit(args) -> None:
     print(f"{len(audit.records)} images, {len(audit.skipped)} skipped")
     for item in audit.skipped:
         print(f"  skipped {item.relative}: {item.reason}")
-    for warning in audit.warnings:
-        print(f"  warning: {warning}")
+    _print_findings(audit, report["suggested_exclusions"])
+
+
+def _print_findings(audit, suggested: list[str]) -> None:
+    """Each finding with its files, each duplicate group, and the exclusions it is safe to make."""
+    for finding in audit.findings:
+        label = "warning" if finding.severity == "warning" else "note"
+        print(f"  {label}: {finding.message}")
+        if finding.files and not finding.kind.startswith("duplicates_"):
+            shown = ", ".join(finding.files[:_FILES_SHOWN])
+            more = f" and {len(finding.files) - _FILES_SHOWN} more (all in --json)" if len(finding.files) > _FILES_SHOWN else ""
+            print(f"    files: {shown}{more}")
+    if audit.duplicates:
+        print("duplicates:")
+    for group in audit.duplicates:
+        where = ", ".join(f"{member.relative} ({member.split})" for member in group.members)
+        print(f"  {group.kind}, {group.scope.replace('_', ' ')}: {where}")
+    if not audit.duplicates_checked:
+        print("  note: duplicates were not looked for (--no-duplicates).")
+    if suggested:
+        options = " ".join(f"--exclude {shlex.quote(name)}" for name in suggested)
+        copies = "exact copy" if len(suggested) == 1 else "exact copies"
+        print(f"safe to exclude ({len(suggested)} {copies}; your files stay where they are):")
+        print(f"  tlcore train {shlex.quote(audit.source)} {options}")
+
+
+_FILES_SHOWN = 8
 
 
 def _train_config(args):
@@ -163,6 +228,9 @@ def _train_config(args):
         "val_split": args.val_split,
         "seed": args.seed,
         "two_phase": args.two_phase,
+        "early_stopping_patience": args.patience,
+        "label_smoothing": args.label_smoothing,
+        "dropout": args.dropout,
         "class_weights": args.class_weights,
         "feature_cache": args.feature_cache,
         "weights": args.weights,
@@ -176,15 +244,20 @@ def _cmd_train(args) -> int:
 
     config = _train_config(args)
     if not args.json:
-        print(f"training {config.backbone} on {config.data} ...", file=sys.stderr)
+        print(f"training {config.backbone} on {config.data} ...", flush=True)
     result = train(config, runs_dir=args.runs_dir, echo=None if args.json else _echo_epoch)
-    if args.json:
+    return _report_result(result, args.json)
+
+
+def _report_result(result, as_json: bool) -> int:
+    if as_json:
         _print_json(result.to_dict())
     else:
         accuracy = f"{result.val_accuracy:.1%}" if result.val_accuracy is not None else "n/a"
         print(f"run: {result.run_dir}")
         print(f"status: {result.status} ({result.message})")
         print(f"validation accuracy: {accuracy} after {result.epochs_run} epochs in {result.wall_s:.1f} s")
+        print(f"try it: tlcore predict {result.run_dir} IMAGE ...   export it: tlcore export {result.run_dir} --format tflite")
     return EXIT_OK if result.status in ("completed", "stopped") else EXIT_INTERNAL
 
 
@@ -193,15 +266,22 @@ def _echo_epoch(row: dict) -> None:
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         if row.get(key) is not None:
             parts.append(f"{key} {row[key]:.4f}")
-    print("  " + ", ".join(parts), file=sys.stderr, flush=True)
+    print("  " + ", ".join(parts), flush=True)
 
 
 def _cmd_worker(args) -> int:
     from tlcore.training import run_worker
 
-    result = run_worker(args.run_dir)
+    result = run_worker(args.run_dir, args.resume_epochs)
     _print_json(result.to_dict())
     return EXIT_OK
+
+
+def _cmd_resume(args) -> int:
+    from tlcore.training import resume
+
+    result = resume(args.run_dir, args.epochs, echo=None if args.json else _echo_epoch)
+    return _report_result(result, args.json)
 
 
 def _cmd_evaluate(args) -> None:
@@ -277,13 +357,14 @@ def _cmd_demo(args) -> None:
     print(generate_demo_dataset(args.out) if args.out else ensure_demo_dataset())
 
 
-NEEDS_TENSORFLOW = {"train", "worker", "evaluate", "predict", "export", "weights"}
+NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "export", "weights"}
 
 COMMANDS = {
     "backbones": _cmd_backbones,
     "audit": _cmd_audit,
     "train": _cmd_train,
     "worker": _cmd_worker,
+    "resume": _cmd_resume,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "export": _cmd_export,
@@ -296,6 +377,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of raising."""
+    _tolerate_unprintable_names()
     try:
         args = build_parser().parse_args(argv)
         if args.command in NEEDS_TENSORFLOW:

@@ -121,12 +121,13 @@ def compute_features(
     started = time.monotonic()
     position = 0
     last_report = 0.0
+    forward = _forward_function(plan.prefix)
     for batch in batches:
         if runs.stop_requested(run_dir):
             raise FeaturePassStopped()
         if augmentation is not None:
             batch = augmentation(batch, training=True)
-        values = plan.prefix.predict_on_batch(batch)
+        values = forward(batch)
         output[position : position + len(values)] = keras.ops.convert_to_numpy(values)
         position += len(values)
         now = time.monotonic()
@@ -139,6 +140,22 @@ def compute_features(
             runs.write_status(run_dir, "running", f"computing features of {label} images ({position}/{count})")
     elapsed = max(time.monotonic() - started, 1e-9)
     return position / elapsed
+
+
+def _forward_function(prefix):
+    """The prefix's inference call, compiled once for any batch size.
+
+    On TensorFlow a `tf.function` with an unknown batch dimension traces once;
+    `predict_on_batch` would trace again for the smaller last batch, which costs
+    more than the whole pass on a small dataset. Other backends use
+    `predict_on_batch`.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return prefix.predict_on_batch
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, *prefix.input_shape[1:]), tf.float32)]
+    return tf.function(lambda batch: prefix(batch, training=False), input_signature=signature, reduce_retracing=True)
 
 
 class FeatureBatches(keras.utils.PyDataset):

@@ -147,6 +147,7 @@ def build_classifier(
         num_classes,
         activation="softmax",
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        dtype="float32",  # softmax in float32 even under mixed precision
         name=CLASSIFIER_LAYER,
     )(x)
     model = keras.Model(inputs, outputs, name=f"tlcore_{backbone_name}")

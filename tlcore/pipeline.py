@@ -42,8 +42,15 @@ def decode_and_resize(path, image_size: int):
     raw = tf.io.read_file(path)
     image = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
     image.set_shape([None, None, 3])
-    # Antialiasing matters when shrinking multi-megapixel photos to 224 px.
-    resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    # Shrinking uses area averaging (antialiased, so a 12-megapixel photo does not
+    # alias at 224 px, and about twice as fast as antialiased bilinear); enlarging
+    # a small image uses bilinear, which area would make blocky.
+    shrinking = tf.reduce_max(tf.shape(image)[:2]) > image_size
+    resized = tf.cond(
+        shrinking,
+        lambda: tf.image.resize(image, [image_size, image_size], method="area"),
+        lambda: tf.image.resize(image, [image_size, image_size], method="bilinear"),
+    )
     return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
 
 

@@ -7,12 +7,14 @@ Keras only; data arrives from `tlcore.pipeline` (tf.data) or as NumPy features.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
+from tlcore import accelerator
 from tlcore import blocks as blocks_module
 from tlcore import callbacks as callbacks_module
 from tlcore import features as features_module
@@ -31,6 +33,16 @@ class Outcome:
 
 
 @dataclass
+class ResumePoint:
+    """Where a stopped or interrupted run continues from."""
+
+    epochs: int  # how many more epochs to train
+    epoch_offset: int  # epochs already in metrics.jsonl
+    learning_rate: float  # the learning rate the run had reached
+    best_key: tuple | None  # (val_accuracy, -val_loss) of the saved best model
+
+
+@dataclass
 class Phase:
     name: str
     trainable_blocks: set
@@ -41,30 +53,44 @@ class Phase:
 class TrainingSession:
     """One run's model, data and training loop."""
 
-    def __init__(self, config: TrainConfig, run_dir: pathlib.Path, audit: DatasetAudit, echo=None):
+    def __init__(self, config: TrainConfig, run_dir: pathlib.Path, audit: DatasetAudit, echo=None,
+                 resume: "ResumePoint | None" = None):
         self.config = config
         self.echo = echo
+        self.resume = resume
         self.run_dir = pathlib.Path(run_dir)
         self.audit = audit
         self.class_names = audit.class_names
         self.image_size = config.resolved_image_size
         keras.utils.set_random_seed(config.seed)
-        self.parts = build_classifier(
-            config.backbone,
-            num_classes=len(self.class_names),
-            image_size=self.image_size,
-            augment=config.augment,
-            dropout=config.dropout,
-            weights=None if config.weights == "none" else "imagenet",
-            seed=config.seed,
-        )
+        self.accelerator = accelerator.plan_accelerator()
+        accelerator.apply_precision(self.accelerator)
+        self.strategy = accelerator.make_strategy(self.accelerator)
+        with self._scope():
+            self.parts = build_classifier(
+                config.backbone,
+                num_classes=len(self.class_names),
+                image_size=self.image_size,
+                augment=config.augment,
+                dropout=config.dropout,
+                weights=None if config.weights == "none" else "imagenet",
+                seed=config.seed,
+            )
         self.blocks = blocks_module.backbone_blocks(config.backbone, self.parts.backbone)
         self.trainable_blocks = blocks_module.parse_freeze(config.freeze, [b.name for b in self.blocks])
         self.splits = {split: self._split_data(split) for split in ("train", "val", "test")}
         self.keeper = callbacks_module.BestModelKeeper(self.parts.model, self.run_dir / runs.MODEL_FILE)
+        if resume is not None:
+            # Continue from the best model so far; only a better epoch replaces it.
+            self.parts.model.load_weights(self.run_dir / runs.MODEL_FILE)
+            self.keeper.state["best_key"] = resume.best_key
         self.cached: dict | None = None  # per split features when the current phase trains on features
         self.plan: features_module.FeaturePlan | None = None
         self.feature_cache_note = "off"
+
+    def _scope(self):
+        """Build and compile inside the distribution strategy, if there is one."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     # ------------------------------------------------------------ data
 
@@ -96,6 +122,8 @@ class TrainingSession:
 
     def phases(self) -> list[Phase]:
         config = self.config
+        if self.resume is not None:
+            return [Phase("resume", self.trainable_blocks, self.resume.learning_rate, self.resume.epochs)]
         if config.two_phase:
             return [
                 Phase("head", set(), config.learning_rate, config.head_epochs),
@@ -106,7 +134,10 @@ class TrainingSession:
     def run(self) -> Outcome:
         """Train every phase; stop early on request, on NaN, or by early stopping."""
         phases = self.phases()
-        clock = callbacks_module.RunClock(sum(p.epochs for p in phases), self._steps_per_epoch())
+        offset = self.resume.epoch_offset if self.resume else 0
+        clock = callbacks_module.RunClock(offset + sum(p.epochs for p in phases), self._steps_per_epoch())
+        clock.epoch_offset = offset
+        clock.resumed_epochs = offset
         stopper = callbacks_module.StopOnRequest(self.run_dir)
         nan_guard = callbacks_module.NanGuard()
         for phase in phases:
@@ -116,22 +147,28 @@ class TrainingSession:
             except features_module.FeaturePassStopped:
                 stopper.stopped = True
                 break
-            self._compile(model, phase.learning_rate)
+            with self._scope():
+                self._compile(model, phase.learning_rate)
             history = model.fit(
                 train_data,
                 validation_data=val_data,
                 epochs=phase.epochs,
                 callbacks=self._callbacks(clock, phase, stopper, nan_guard),
                 class_weight=self._class_weights() if not self.cached else None,
+                shuffle=False,  # the data shuffles itself, seeded
                 verbose=0,
             )
             clock.epoch_offset += len(history.epoch)
             if stopper.stopped or nan_guard.triggered:
                 break
         restored = self.keeper.restore_best()
-        if not restored and (stopper.stopped or nan_guard.triggered):
-            return self._early_end(stopper, nan_guard)
-        callbacks_module.save_model_atomic(self.parts.model, self.run_dir / runs.MODEL_FILE)
+        if not restored and self.resume is not None:
+            # No resumed epoch beat the saved best: keep (and evaluate) that one.
+            self.parts.model.load_weights(self.run_dir / runs.MODEL_FILE)
+        elif not restored:
+            if stopper.stopped or nan_guard.triggered:
+                return self._early_end(stopper, nan_guard)
+            callbacks_module.save_model_atomic(self.parts.model, self.run_dir / runs.MODEL_FILE)
         if nan_guard.triggered:
             return Outcome("failed", self._nan_message() + " The best model before that was kept.", self.feature_cache_note)
         if stopper.stopped:
@@ -159,6 +196,7 @@ class TrainingSession:
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=self.config.label_smoothing),
             metrics=["accuracy"],
+            jit_compile=self.accelerator.jit_compile,
         )
 
     def _callbacks(self, clock, phase: Phase, stopper, nan_guard) -> list:

@@ -45,6 +45,7 @@ def train(
     runs_dir: str | os.PathLike | None = None,
     run_dir: str | os.PathLike | None = None,
     echo=None,
+    resume_epochs: int | None = None,
 ) -> RunResult:
     """Train a classifier as described by `config`, in this process.
 
@@ -53,6 +54,8 @@ def train(
         runs_dir: parent folder for a new run folder (default `$TLCORE_HOME/runs`).
         run_dir: an existing run folder to train in (the app's worker uses this).
         echo: called with each epoch's metrics row (the CLI prints them).
+        resume_epochs: continue the stopped or interrupted run in `run_dir`
+            from its best model for this many more epochs.
 
     Returns:
         A `RunResult`; the run folder holds the model, metrics and evaluation.
@@ -63,7 +66,12 @@ def train(
         TrainingFailedError: NaN loss or out of memory, with what to change.
     """
     started = time.time()
+    if run_dir is None:
+        runs.ensure_slot_free()  # refuse before leaving an empty run folder behind
     run_dir = pathlib.Path(run_dir) if run_dir else runs.new_run_dir(runs_dir, config.backbone, config.data)
+    resume = _resume_point(run_dir, config, resume_epochs) if resume_epochs else None
+    if resume is not None:
+        (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     if not (run_dir / runs.CONFIG_FILE).exists():
         runs.write_json_atomic(run_dir / runs.CONFIG_FILE, config.to_dict())
     slot = runs.training_slot_lock()
@@ -77,7 +85,7 @@ def train(
     slot.write_owner(str(run_dir.resolve()))
     runs.write_status(run_dir, "running", "checking the images", pid=os.getpid(), started_at=started)
     try:
-        return _train_in_run_dir(config, run_dir, started, echo)
+        return _train_in_run_dir(config, run_dir, started, echo, resume)
     except TlcoreError as error:
         runs.write_status(run_dir, "failed", str(error), ended_at=time.time())
         raise
@@ -88,12 +96,30 @@ def train(
         message = _friendly_failure(error, config)
         _log_traceback(run_dir)
         runs.write_status(run_dir, "failed", message, ended_at=time.time())
-        if isinstance(error, MemoryError) or "ResourceExhausted" in type(error).__name__:
+        if _is_resource_failure(error):
             raise TrainingFailedError(message) from error
         raise
     finally:
+        _reset_precision()
         worker_lock.release()
         slot.release()
+
+
+def _reset_precision() -> None:
+    """Leave the process in float32, as a notebook that trains twice expects."""
+    import sys as _sys
+
+    if "keras" in _sys.modules:
+        _sys.modules["keras"].mixed_precision.set_global_policy("float32")
+
+
+def _is_resource_failure(error: Exception) -> bool:
+    """Out of memory or disk: the user can fix it, so it is not an internal error."""
+    return (
+        isinstance(error, MemoryError)
+        or "ResourceExhausted" in type(error).__name__
+        or (isinstance(error, OSError) and getattr(error, "errno", None) == 28)
+    )
 
 
 def _friendly_failure(error: Exception, config: TrainConfig) -> str:
@@ -116,7 +142,45 @@ def _log_traceback(run_dir: pathlib.Path) -> None:
         pass
 
 
-def _train_in_run_dir(config: TrainConfig, run_dir: pathlib.Path, started: float, echo=None) -> RunResult:
+def _resume_point(run_dir: pathlib.Path, config: TrainConfig, epochs: int):
+    """Check a run can be resumed and find where it left off."""
+    from tlcore.session import ResumePoint
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 10_000:
+        raise InputError(f"resume needs a whole number of extra epochs from 1 to 10000, got {epochs!r}.")
+    status = runs.read_status(run_dir)
+    if status.get("state") in runs.ACTIVE_STATES:
+        raise InputError(f"run {run_dir.name} is still {status['state']}; only a stopped, interrupted or finished run can be resumed.")
+    if not (run_dir / runs.MODEL_FILE).is_file():
+        raise InputError(f"run {run_dir.name} has no saved model to continue from; start a new run instead.")
+    rows = [row for row in runs.epoch_rows(run_dir) if row.get("val_accuracy") is not None and row.get("val_loss") is not None]
+    best = max(rows, key=lambda row: (row["val_accuracy"], -row["val_loss"]), default=None)
+    last_rate = next((row["lr"] for row in reversed(rows) if row.get("lr")), None)
+    default_rate = config.fine_tune_learning_rate if config.two_phase else config.learning_rate
+    return ResumePoint(
+        epochs=epochs,
+        epoch_offset=max((row["epoch"] for row in runs.epoch_rows(run_dir)), default=0),
+        learning_rate=last_rate or default_rate,
+        best_key=(best["val_accuracy"], -best["val_loss"]) if best else None,
+    )
+
+
+def resume(run_dir: str | os.PathLike, epochs: int, echo=None) -> RunResult:
+    """Continue a stopped or interrupted run from its best model, in this process.
+
+    Args:
+        run_dir: the run folder.
+        epochs: how many more epochs to train.
+
+    Returns:
+        The `RunResult` of the whole run (epochs counted from its start).
+    """
+    run_dir = runs.require_run_dir(run_dir)
+    config = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {}))
+    return train(config, run_dir=run_dir, echo=echo, resume_epochs=epochs)
+
+
+def _train_in_run_dir(config: TrainConfig, run_dir: pathlib.Path, started: float, echo=None, resume=None) -> RunResult:
     from tlcore import data
     from tlcore.session import TrainingSession
 
@@ -128,7 +192,7 @@ def _train_in_run_dir(config: TrainConfig, run_dir: pathlib.Path, started: float
         {split: [[r.relative, r.label, r.path] for r in audit.split_records(split)] for split in data.SPLITS},
     )
     runs.write_status(run_dir, "running", "building the model", classes=len(audit.class_names))
-    session = TrainingSession(config, run_dir, audit, echo=echo)
+    session = TrainingSession(config, run_dir, audit, echo=echo, resume=resume)
     outcome = session.run()
     reports = session.evaluate()
     from tlcore.evaluation import write_evaluation
@@ -152,7 +216,10 @@ def _train_in_run_dir(config: TrainConfig, run_dir: pathlib.Path, started: float
     )
 
 
-def start_training(config: TrainConfig, runs_dir: str | os.PathLike | None = None) -> pathlib.Path:
+def start_training(
+    config: TrainConfig, runs_dir: str | os.PathLike | None = None, resume_run: str | os.PathLike | None = None,
+    resume_epochs: int = 5,
+) -> pathlib.Path:
     """Start a run in its own OS process and return its folder at once.
 
     The app calls this: training must not run inside a Streamlit script run
@@ -160,16 +227,26 @@ def start_training(config: TrainConfig, runs_dir: str | os.PathLike | None = Non
     TensorFlow is loaded deadlocks). The new process is `python -m tlcore
     worker RUN_DIR`, in its own session so it outlives a browser reload.
 
+    With `resume_run`, that run continues for `resume_epochs` more epochs
+    instead of a new run starting (`config` is then ignored).
+
     Raises:
         RunBusyError: another run is training; says which and when it should end.
     """
     runs.ensure_slot_free()
-    run_dir = runs.new_run_dir(runs_dir, config.backbone, config.data)
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, config.to_dict())
+    command = [sys.executable, "-m", "tlcore", "worker"]
+    if resume_run is not None:
+        run_dir = runs.require_run_dir(resume_run)
+        _resume_point(run_dir, TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {})), resume_epochs)
+        command += ["--resume-epochs", str(resume_epochs)]
+    else:
+        run_dir = runs.new_run_dir(runs_dir, config.backbone, config.data)
+        runs.write_json_atomic(run_dir / runs.CONFIG_FILE, config.to_dict())
+    (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     runs.write_status(run_dir, "queued", "starting the training process", queued_at=time.time())
     log = open(run_dir / runs.LOG_FILE, "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tlcore", "worker", str(run_dir)],
+        command + [str(run_dir)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -183,11 +260,13 @@ def start_training(config: TrainConfig, runs_dir: str | os.PathLike | None = Non
     return run_dir
 
 
-def run_worker(run_dir: str | os.PathLike) -> RunResult:
+def run_worker(run_dir: str | os.PathLike, resume_epochs: int | None = None) -> RunResult:
     """Train the run whose config.json is already in `run_dir` (the worker process)."""
     run_dir = runs.require_run_dir(run_dir)
+    if resume_epochs:
+        return resume(run_dir, resume_epochs)
     config = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {}))
     return train(config, run_dir=run_dir)
 
 
-__all__ = ["RunResult", "train", "start_training", "run_worker", "InputError"]
+__all__ = ["RunResult", "train", "resume", "start_training", "run_worker"]

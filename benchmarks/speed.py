@@ -1,0 +1,113 @@
+"""Speed benchmark: tlcore against the plain recipe and against the hardware limit.
+
+Runs, on one dataset, with MobileNetV2 (width 0.35) at 224 px:
+  1. the hardware limit: the backbone's forward passes per second on ready tensors;
+  2. the plain recipe (benchmarks/plain_recipe.py), frozen backbone, 10 epochs;
+  3. `tlcore train DATA --backbone mobilenetv2_035 --epochs 10 --freeze all --augment none`;
+  4. the same with the top two blocks trainable, against the plain recipe with
+     the same blocks trainable;
+  5. peak memory (max RSS) of each process.
+Each training is a separate process timed from outside (whole-process wall time,
+TensorFlow import included). Prints a Markdown table.
+
+Usage: python benchmarks/speed.py ../shared/datasets/flowers5 [--epochs 10]
+Needs the MobileNetV2 0.35 ImageNet weights in the Keras cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def run_process(command: list[str], env: dict) -> dict:
+    """Run a command; return wall time, peak RSS (MiB) and its last JSON line."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"command failed ({process.returncode}): {' '.join(command)}\n{stderr[-2000:]}")
+    last = json.loads(stdout.strip().splitlines()[-1])
+    return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024, **last}
+
+
+def hardware_limit(env: dict, seconds: float = 8.0) -> dict:
+    """Forward passes per second of the bare backbone on ready tensors."""
+    code = f"""
+import json, time, numpy as np, keras
+base = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights="imagenet", input_shape=(224, 224, 3))
+batch = np.random.uniform(-1, 1, (32, 224, 224, 3)).astype("float32")
+for _ in range(3):
+    base.predict_on_batch(batch)
+count, start = 0, time.perf_counter()
+while time.perf_counter() - start < {seconds}:
+    base.predict_on_batch(batch)
+    count += 32
+print(json.dumps({{"images_per_s": count / (time.perf_counter() - start)}}))
+"""
+    return run_process([sys.executable, "-c", code], env)
+
+
+def tlcore_train(data: str, epochs: int, freeze: str, runs_dir: str, env: dict) -> dict:
+    command = [sys.executable, "-m", "tlcore", "train", data, "--backbone", "mobilenetv2_035", "--epochs", str(epochs),
+               "--freeze", freeze, "--augment", "none", "--runs-dir", runs_dir, "--json"]
+    result = run_process(command, env)
+    rows = [json.loads(line) for line in pathlib.Path(result["run_dir"], "metrics.jsonl").read_text().splitlines() if line.strip()]
+    passes = [row for row in rows if row.get("type") == "feature_pass"]
+    total_images = sum(row["images"] for row in passes)
+    total_time = sum(row["images"] / row["images_per_s"] for row in passes)
+    result["feature_images_per_s"] = total_images / total_time if total_time else None
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data")
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parser.parse_args()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(HERE.parent)}
+    with tempfile.TemporaryDirectory() as runs_dir:
+        env["TLCORE_HOME"] = os.environ.get("TLCORE_HOME", runs_dir)
+        limit = hardware_limit(env)
+        plain = run_process([sys.executable, str(HERE / "plain_recipe.py"), args.data, "--epochs", str(args.epochs)], env)
+        ours = tlcore_train(args.data, args.epochs, "all", runs_dir, env)
+        plain_top2 = run_process([sys.executable, str(HERE / "plain_recipe.py"), args.data, "--epochs", str(args.epochs),
+                                  "--trainable-blocks", "2"], env)
+        ours_top2 = tlcore_train(args.data, args.epochs, "top:2", runs_dir, env)
+
+    print(f"\nDataset: {args.data}; MobileNetV2 0.35 at 224 px; {args.epochs} epochs; "
+          f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU\n")
+    print("| run | wall time (s) | val accuracy | images/s | peak memory (MiB) |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| 1. hardware limit (backbone forward, ready tensors) | | | {limit['images_per_s']:.0f} | {limit['peak_mib']:.0f} |")
+    for name, row in [
+        ("2. plain recipe, frozen backbone", plain),
+        ("3. tlcore, --freeze all", ours),
+        ("4a. plain recipe, top 2 blocks trainable", plain_top2),
+        ("4b. tlcore, --freeze top:2", ours_top2),
+    ]:
+        rate = row.get("feature_images_per_s")
+        rate_text = f"{rate:.0f} (feature pass)" if rate else ""
+        print(f"| {name} | {row['wall_s']:.1f} | {row['val_accuracy']:.3f} | {rate_text} | {row['peak_mib']:.0f} |")
+    print()
+    print(f"- (3) / (2) wall time: {ours['wall_s'] / plain['wall_s']:.2f}x (target <= 0.25x); "
+          f"accuracy difference {100 * (ours['val_accuracy'] - plain['val_accuracy']):+.1f} points (target within 1)")
+    if ours.get("feature_images_per_s"):
+        print(f"- feature pass / hardware limit: {ours['feature_images_per_s'] / limit['images_per_s']:.0%} (target >= 80%)")
+    print(f"- (4b) speed-up over (4a): {plain_top2['wall_s'] / ours_top2['wall_s']:.1f}x (target >= 2x)")
+
+
+if __name__ == "__main__":
+    main()

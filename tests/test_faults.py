@@ -1,0 +1,236 @@
+"""Faults leave every run readable: stop, SIGKILL, a second run, NaN, out of memory, full disk, resume.
+
+The process-level cases use real subprocesses (`python -m tlcore ...`), as the
+app does; the rest run in-process with one failure injected.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tlcore import runs
+
+LONG_TRAINING = [
+    "--weights", "none", "--image-size", "32", "--backbone", "mobilenet_025", "--freeze", "none",
+    "--feature-cache", "off", "--batch-size", "2", "--epochs", "400", "--patience", "0",
+]
+
+
+def start_cli_training(data: pathlib.Path, runs_dir: pathlib.Path) -> subprocess.Popen:
+    env = {**os.environ, "TLCORE_SAVE_INTERVAL_S": "0"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tlcore", "train", str(data), "--runs-dir", str(runs_dir), "--json", *LONG_TRAINING],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def wait_for(condition, timeout: float = 90.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def the_run_dir(runs_dir: pathlib.Path) -> pathlib.Path:
+    found = [child for child in runs_dir.iterdir() if (child / runs.CONFIG_FILE).exists()] if runs_dir.exists() else []
+    return found[0] if len(found) == 1 else None
+
+
+def epochs_logged(run_dir: pathlib.Path) -> int:
+    return len(runs.epoch_rows(run_dir))
+
+
+def assert_metrics_file_valid(run_dir: pathlib.Path) -> None:
+    lines = (run_dir / runs.METRICS_FILE).read_text(encoding="utf-8").splitlines()
+    complete = lines if (run_dir / runs.METRICS_FILE).read_text(encoding="utf-8").endswith("\n") else lines[:-1]
+    for line in complete:
+        assert isinstance(json.loads(line), dict)
+
+
+def assert_model_loads(run_dir: pathlib.Path) -> None:
+    from tlcore.prediction import load_run_model
+
+    model, labels = load_run_model(run_dir)
+    assert model.output_shape[-1] == len(labels)
+
+
+@pytest.fixture
+def running_training(tiny_dataset, tmp_path):
+    """A long CLI training in its own process, once it has logged two epochs and saved a model."""
+    runs_dir = tmp_path / "runs"
+    process = start_cli_training(tiny_dataset, runs_dir)
+    try:
+        run_dir = wait_for(lambda: the_run_dir(runs_dir), what="the run folder")
+        wait_for(lambda: epochs_logged(run_dir) >= 2 and (run_dir / runs.MODEL_FILE).exists(), what="two epochs")
+        yield process, run_dir
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+def test_stop_mid_training_keeps_best_model_and_metrics(running_training):
+    process, run_dir = running_training
+    assert runs.read_status(run_dir)["state"] == "running"
+    stop = subprocess.run([sys.executable, "-m", "tlcore", "stop", str(run_dir)], capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    stdout, stderr = process.communicate(timeout=90)
+    assert process.returncode == 0, stderr
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["status"] == "stopped"
+    assert 2 <= result["epochs_run"] < 400
+    assert runs.read_status(run_dir)["state"] == "stopped"
+    assert_metrics_file_valid(run_dir)
+    assert_model_loads(run_dir)
+    assert (run_dir / runs.EVALUATION_FILE).exists()
+
+
+def test_sigkill_reads_as_interrupted_and_can_resume(running_training):
+    process, run_dir = running_training
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "interrupted"
+    assert "resumed" in status["message"]
+    [summary] = runs.list_runs(run_dir.parent)
+    assert summary["status"] == "interrupted"
+    assert_metrics_file_valid(run_dir)
+    assert_model_loads(run_dir)
+    before = epochs_logged(run_dir)
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tlcore", "resume", str(run_dir), "--epochs", "2", "--json"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert result["status"] == "completed"
+    epochs = [row["epoch"] for row in runs.epoch_rows(run_dir)]
+    assert epochs[-1] == before + 2, "resumed epochs continue the numbering"
+    assert runs.read_status(run_dir)["state"] == "completed"
+
+
+def test_second_run_is_refused_while_one_trains(running_training, tiny_dataset, tmp_path):
+    from tlcore.errors import RunBusyError
+    from tlcore.training import start_training
+
+    _, run_dir = running_training
+    from conftest import make_tiny_config
+
+    with pytest.raises(RunBusyError) as caught:
+        start_training(make_tiny_config(tiny_dataset), runs_dir=tmp_path / "other")
+    assert run_dir.name in str(caught.value)
+    second = subprocess.run(
+        [sys.executable, "-m", "tlcore", "train", str(tiny_dataset), "--runs-dir", str(tmp_path / "other"), *LONG_TRAINING],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert second.returncode == 2
+    error_lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(error_lines) == 1 and error_lines[0].startswith("error: another training run is in progress")
+    assert "Traceback" not in second.stderr
+
+
+def test_resume_refuses_a_running_run(running_training):
+    _, run_dir = running_training
+    resumed = subprocess.run([sys.executable, "-m", "tlcore", "resume", str(run_dir)], capture_output=True, text=True, timeout=60)
+    assert resumed.returncode == 2
+    assert resumed.stderr.startswith("error: run") and "still running" in resumed.stderr
+
+
+def test_nan_loss_fails_with_advice_and_keeps_best(tiny_dataset, tiny_config, tmp_path, monkeypatch):
+    import keras
+
+    from tlcore import session
+    from tlcore.training import train
+
+    calls = {"epochs": 0}
+
+    class NanAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            calls["epochs"] += 1
+            for weight in self.model.trainable_weights:
+                weight.assign(keras.ops.full(weight.shape, float("nan")))
+
+    original = session.TrainingSession._callbacks
+    monkeypatch.setattr(session.TrainingSession, "_callbacks", lambda self, *a: original(self, *a) + [NanAfterFirstEpoch()])
+    result = train(tiny_config(tiny_dataset, epochs=5), runs_dir=tmp_path / "runs")
+    assert result.status == "failed"
+    assert "NaN" in result.message and "learning rate" in result.message
+    assert runs.read_status(result.run_dir)["state"] == "failed"
+    assert calls["epochs"] < 5
+    assert_model_loads(pathlib.Path(result.run_dir))
+
+
+def test_out_of_memory_suggests_smaller_batch(tiny_dataset, tiny_config, tmp_path, monkeypatch):
+    from tlcore import session
+    from tlcore.errors import TrainingFailedError
+    from tlcore.training import train
+
+    def run_out_of_memory(self):
+        raise MemoryError()
+
+    monkeypatch.setattr(session.TrainingSession, "run", run_out_of_memory)
+    with pytest.raises(TrainingFailedError) as caught:
+        train(tiny_config(tiny_dataset), runs_dir=tmp_path / "runs")
+    assert "smaller batch size" in str(caught.value)
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed" and "smaller batch size" in status["message"]
+
+
+def test_disk_full_while_saving_keeps_previous_model(tiny_dataset, tiny_config, tmp_path, monkeypatch):
+    from tlcore import callbacks
+    from tlcore.errors import TrainingFailedError
+    from tlcore.training import train
+
+    monkeypatch.setattr(callbacks, "SAVE_INTERVAL_S", 0.0)
+    saves = {"count": 0}
+    original = callbacks.save_model_atomic
+
+    def save_then_fill_disk(model, path):
+        saves["count"] += 1
+        if saves["count"] == 1:
+            return original(model, path)
+        partial = pathlib.Path(path).with_name(".model.partial.keras")
+        partial.write_bytes(b"half a model")
+        partial.unlink()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(callbacks, "save_model_atomic", save_then_fill_disk)
+    config = tiny_config(tiny_dataset, epochs=6)
+    with pytest.raises(TrainingFailedError):
+        train(config, runs_dir=tmp_path / "runs")
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed"
+    assert "disk is full" in status["message"]
+    assert_model_loads(run_dir)
+    assert not list(run_dir.glob(".*.partial.keras"))
+
+
+def test_save_model_atomic_removes_partial_file_on_failure(tmp_path):
+    from tlcore.callbacks import save_model_atomic
+
+    class FailingModel:
+        def save(self, path):
+            pathlib.Path(path).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "model.keras"
+    target.write_bytes(b"previous model")
+    with pytest.raises(OSError):
+        save_model_atomic(FailingModel(), target)
+    assert target.read_bytes() == b"previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
