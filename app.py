@@ -1,6 +1,89 @@
-"""Placeholder landing page; the app issue fills the pages."""
+"""The app's entry point: the menu of pages and the landing page.
+
+Run it with `streamlit run app.py`. Each step of the journey is a page in
+pages/; this file only lists them and says where things stand.
+"""
+
+import pathlib
+import sys
 
 import streamlit as st
 
-st.title("Teach a computer to recognise your pictures")
-st.write("The app is being built; use the `tlcore` command meanwhile.")
+PAGES_DIR = pathlib.Path(__file__).resolve().parent / "pages"
+if str(PAGES_DIR) not in sys.path:
+    sys.path.insert(0, str(PAGES_DIR))
+
+import common  # noqa: E402  (needs the line above)
+
+import tlcore  # noqa: E402
+
+STEPS = (
+    ("pages/data.py", "Data", "bring your pictures: one folder per kind of thing (or try the demo shapes)."),
+    ("pages/model.py", "Model", "pick a pretrained model, which already knows how to see, and how much of it may change."),
+    ("pages/train.py", "Train", "teach it your classes and watch it learn, live."),
+    ("pages/evaluate.py", "Evaluate", "see how often it is right, and which pictures fool it."),
+    ("pages/predict.py", "Predict", "try it on new pictures or your camera."),
+    ("pages/export.py", "Export", "download the model for a phone, a Raspberry Pi or your own Python code."),
+)
+
+
+def landing() -> None:
+    st.title("Teach a computer to recognise your pictures")
+    st.markdown(
+        "Give the app a few dozen pictures of each kind of thing you want recognised, sorted into one folder per kind. "
+        "It starts from a model that has already learned to see from over a million photos, and teaches it **your** "
+        "kinds in minutes, even on a laptop. Then you can test it, see its mistakes, and take it with you."
+    )
+    if st.button("Use demo dataset", key="home_use_demo", type="primary",
+                 help="160 drawn pictures of circles, squares, triangles and stars, made on this computer."):
+        try:
+            common.set_dataset(tlcore.ensure_demo_dataset())
+        except tlcore.TlcoreError as error:
+            common.fail(error)
+        common.go_to("pages/data.py")
+
+    st.subheader("The steps")
+    for number, (page, label, text) in enumerate(STEPS, start=1):
+        columns = st.columns([1, 6], vertical_alignment="center")
+        with columns[0]:
+            common.link(page, f"{number}. {label}")
+        columns[1].write(text)
+
+    st.subheader("Where you are")
+    show_where_things_stand()
+
+
+def show_where_things_stand() -> None:
+    data = common.dataset_path()
+    if data:
+        st.markdown(f"**Pictures:** {common.dataset_name(data)}")
+        try:
+            audit = common.audit(data)
+            st.caption(f"{len(audit.class_names)} classes ({', '.join(audit.class_names)}), {len(audit.records)} pictures.")
+        except tlcore.TlcoreError as error:
+            st.caption(f"There is a problem with these pictures: {error}")
+    else:
+        st.markdown("**Pictures:** not chosen yet. Start on the Data page, or press *Use demo dataset*.")
+    choice = common.model_choice()
+    st.markdown(f"**Model:** {common.backbone_title(choice['backbone'])}, "
+                + ("only its new last layer learns." if choice["freeze"] == "all" else f"learning blocks: {choice['freeze']}."))
+    running = common.training_run()
+    if running is not None:
+        status = tlcore.read_status(running)
+        st.markdown(f"**Training now:** {status.get('message', '')}.")
+        common.link("pages/train.py", "Watch the training")
+        return
+    run_dir = common.remembered_run()
+    if run_dir is None:
+        st.markdown("**Training:** nothing trained yet.")
+        return
+    summary = tlcore.run_summary(run_dir)
+    st.markdown(f"**Last training:** {common.describe_run(summary)}.")
+
+
+pages = [
+    st.Page(landing, title="Start", default=True),
+    *[st.Page(page, title=label) for page, label, _ in STEPS],
+]
+st.set_page_config(page_title="Picture trainer", layout="wide")
+st.navigation(pages).run()

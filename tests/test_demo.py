@@ -214,3 +214,14 @@ def test_ensure_demo_dataset_draws_once_at_the_default_path(tmp_path, monkeypatc
     marker_written = (folder / MARKER_FILENAME).stat().st_mtime_ns
     assert ensure_demo_dataset() == folder
     assert (folder / MARKER_FILENAME).stat().st_mtime_ns == marker_written
+
+
+def test_default_demo_has_a_clean_audit(tmp_path):
+    """The built-in example must not greet a first-time user with duplicate warnings."""
+    from tlcore.data import audit_dataset
+    from tlcore.demo import generate_demo_dataset
+
+    audit = audit_dataset(generate_demo_dataset(tmp_path / "shapes"))
+    assert audit.duplicates == []
+    assert audit.warnings == []
+    assert len(audit.records) == 160

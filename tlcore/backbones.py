@@ -12,14 +12,20 @@ server and `tlcore backbones` stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
+import socket
 from dataclasses import dataclass, field
 
 from tlcore.errors import InputError, WeightsUnavailableError
 
 DEFAULT_BACKBONE = "mobilenetv2_035"
+DOWNLOAD_TIMEOUT_S = 30
+# Keras downloads weights with urllib and no timeout, so a network that drops
+# packets (a classroom firewall) would leave training waiting forever. This
+# bounds each connect and each read; a slow but working download still finishes.
 
 
 @dataclass(frozen=True)
@@ -389,9 +395,21 @@ def build_backbone(name: str, image_size: int, weights: str | None = "imagenet")
         backbone.load_weights(str(cached))
         return backbone
     try:
-        return constructor(weights="imagenet", **kwargs)
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            return constructor(weights="imagenet", **kwargs)
     except Exception as error:  # Keras raises plain Exceptions for failed downloads
         raise WeightsUnavailableError(weights_missing_message(name, image_size)) from error
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """Give sockets opened without a timeout (urllib's) this one, for the duration."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def validate_image_size(spec: BackboneSpec, image_size: int) -> None:

@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     _tolerate_unprintable_names()
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "train":
+            _train_config(args)  # reject bad options before paying for the TensorFlow import
         if args.command in NEEDS_TENSORFLOW:
             import_tensorflow_quietly()
         return COMMANDS[args.command](args) or EXIT_OK

@@ -21,6 +21,9 @@ DEFAULT_EPOCHS = 30
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_BATCH_SIZE = 32
 AUGMENT_PRESETS = ("none", "light", "strong")
+# With augmentation on and the bottom of the network frozen, this many augmented
+# views of each training image are computed once and cached (see features.py).
+AUGMENTED_VIEWS = 4
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,9 @@ class TrainConfig:
     excluded_files: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "excluded_files", tuple(self.excluded_files))
+        excluded = self.excluded_files
+        # One path given as a string must not become a tuple of its characters.
+        object.__setattr__(self, "excluded_files", (excluded,) if isinstance(excluded, str) else tuple(excluded))
         spec = get_backbone(self.backbone)
         if self.image_size:
             validate_image_size(spec, self.image_size)

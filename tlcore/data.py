@@ -9,6 +9,9 @@ Layouts understood:
 - `DATA/<class>/...`: a stratified, seeded validation split is made.
 - `DATA/train/<class>` + `DATA/val/<class>` (or `validation/`), optional `test/`.
 - a `.zip` of either, extracted safely into a cache first.
+
+After the split, the audit looks for duplicates (`tlcore.duplicates`) and lists
+what is worth a look before training (`tlcore.findings`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from tlcore import archive, images, paths
+from tlcore import duplicates as duplicate_search
+from tlcore.duplicates import DuplicateGroup, suggested_exclusions
 from tlcore.errors import InputError
+from tlcore.findings import EXCLUDED_REASON, IMBALANCE_RATIO, SMALL_CLASS_IMAGES, Finding, dataset_findings
 
 SPLITS = ("train", "val", "test")
 _VAL_FOLDER_NAMES = ("val", "validation", "valid")
-MIN_IMAGES_PER_CLASS_WARNING = 10
-IMBALANCE_RATIO_WARNING = 3.0
+MIN_IMAGES_PER_CLASS_WARNING = SMALL_CLASS_IMAGES
+IMBALANCE_RATIO_WARNING = IMBALANCE_RATIO
+VAL_SPLIT_RANGE = (0.05, 0.5)  # the same range `TrainConfig` accepts
+_LINKED_FOLDER_REASON = "a link to a folder, which is not followed; copy the pictures into the dataset instead"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class ImageRecord:
     width: int
     height: int
     needs_conversion: bool
+    frames: int = 1  # more than 1 for an animated GIF or WebP; training uses the first frame
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class SkippedFile:
 
 @dataclass
 class DatasetAudit:
-    """What the audit found: classes, images per split, skipped files, warnings."""
+    """What the audit found: classes, images per split, skipped files, findings, duplicates."""
 
     source: str  # what the user gave (folder or zip)
     root: str  # the folder the images are in (the extraction folder for a zip)
@@ -61,7 +70,11 @@ class DatasetAudit:
     class_names: list[str]
     records: list[ImageRecord]
     skipped: list[SkippedFile] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # short sentences, kept for older callers
+    findings: list[Finding] = field(default_factory=list)  # each with kind, severity, files, message
+    duplicates: list[DuplicateGroup] = field(default_factory=list)
+    duplicates_checked: bool = False  # False when the audit was asked not to look for duplicates
+    excluded_files: list[str] = field(default_factory=list)  # as the user asked, normalised
 
     def split_records(self, split: str) -> list[ImageRecord]:
         return [record for record in self.records if record.split == split]
@@ -85,6 +98,11 @@ class DatasetAudit:
             "formats": dict(Counter(record.format for record in self.records)),
             "skipped": [asdict(item) for item in self.skipped],
             "warnings": self.warnings,
+            "findings": [finding.to_dict() for finding in self.findings],
+            "duplicates_checked": self.duplicates_checked,
+            "duplicates": [group.to_dict() for group in self.duplicates],
+            "suggested_exclusions": suggested_exclusions(self),
+            "excluded_files": self.excluded_files,
             "records": [asdict(record) for record in self.records],
         }
 
@@ -94,25 +112,41 @@ def audit_dataset(
     val_split: float = 0.2,
     seed: int = 42,
     excluded_files: tuple[str, ...] = (),
+    find_duplicates: bool = True,
 ) -> DatasetAudit:
-    """Audit a dataset folder or zip and split it.
+    """Audit a dataset folder or zip, split it, and list what is worth a look.
 
     Args:
         source: a folder (class folders, or train/val[/test] folders) or a .zip.
-        val_split: fraction of each class held out when there is no val/ folder.
-        seed: makes the split repeatable.
-        excluded_files: relative paths the user chose to leave out.
+        val_split: fraction of each class held out when there is no val/ folder,
+            from 0.05 to 0.5. Defaults to 0.2.
+        seed: makes the split repeatable. Defaults to 42.
+        excluded_files: relative paths the user chose to leave out; they are
+            skipped before anything else, so an excluded duplicate is no longer
+            reported. The files themselves are never touched.
+        find_duplicates: look for exact and near duplicates (about a second
+            per few hundred photos); training can turn it off. Defaults to True.
 
     Returns:
-        A `DatasetAudit` with every usable image and every skipped file.
+        A `DatasetAudit` with every usable image, every skipped file, the
+        findings and (when looked for) the duplicate groups.
 
     Raises:
         InputError: the path is missing, is not a folder or zip, or holds fewer
-            than two classes with images.
+            than two classes with images; or `val_split` is out of range.
+
+    Example:
+        audit = audit_dataset("photos/")
+        for finding in audit.findings:
+            print(finding.severity, finding.message)
+        config = TrainConfig(data="photos/", excluded_files=tuple(suggested_exclusions(audit)))
     """
+    _check_val_split(val_split)
+    if isinstance(excluded_files, (str, os.PathLike)):
+        excluded_files = (excluded_files,)  # one path, not a sequence of characters
     root, skipped = _resolve_root(source)
-    layout, class_dirs = _find_layout(root)
-    excluded = {_normalise_relative(name) for name in excluded_files}
+    layout, class_dirs = _find_layout(root, shown=str(source))
+    excluded = {_normalise_relative(os.fspath(name)) for name in excluded_files}
     candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
     skipped += skipped_walk
     records, skipped_bad = _check_candidates(candidates)
@@ -128,14 +162,34 @@ def audit_dataset(
         class_names=class_names,
         records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
         skipped=sorted(skipped, key=lambda s: s.relative),
+        excluded_files=sorted(excluded),
     )
     _drop_empty_classes(audit)
     _validate_trainable(audit)
     audit.warnings.extend(dataset_warnings(audit))
+    if find_duplicates:
+        audit.duplicates = duplicate_search.find_duplicates(audit.records)
+        audit.duplicates_checked = True
+    audit.findings = dataset_findings(audit)
     return audit
 
 
+def _check_val_split(val_split: float) -> None:
+    low, high = VAL_SPLIT_RANGE
+    if isinstance(val_split, bool) or not isinstance(val_split, (int, float)) or not low <= val_split <= high:
+        raise InputError(
+            f"val_split must be a number from {low} to {high} (the fraction of each class kept for "
+            f"validation), got {val_split!r}; e.g. 0.2."
+        )
+
+
 def _resolve_root(source: str | os.PathLike) -> tuple[pathlib.Path, list[SkippedFile]]:
+    if source is None or not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip():
+        # An empty path would silently mean the current folder.
+        raise InputError(
+            f"no dataset given (got {source!r}); expected the path of a folder that holds one folder per class, "
+            "or a .zip of such a folder."
+        )
     path = pathlib.Path(source).expanduser()
     if not path.exists():
         raise InputError(
@@ -163,8 +217,12 @@ def _visible_subdirs(folder: pathlib.Path) -> list[pathlib.Path]:
     return [entry for entry in entries if entry.is_dir() and not entry.is_symlink() and not images.is_ignored_name(entry.name)]
 
 
-def _find_layout(root: pathlib.Path) -> tuple[str, dict[str, list[tuple[str, pathlib.Path]]]]:
-    """Decide the layout; return {split: [(class name, folder), ...]}."""
+def _find_layout(root: pathlib.Path, shown: str) -> tuple[str, dict[str, list[tuple[str, pathlib.Path]]]]:
+    """Decide the layout; return {split: [(class name, folder), ...]}.
+
+    `shown` is what the user gave (their folder or zip), named in errors
+    rather than the cache folder a zip was unpacked into.
+    """
     subdirs = {entry.name.lower(): entry for entry in _visible_subdirs(root)}
     val_name = next((name for name in _VAL_FOLDER_NAMES if name in subdirs), None)
     if "train" in subdirs and val_name:
@@ -176,13 +234,13 @@ def _find_layout(root: pathlib.Path) -> tuple[str, dict[str, list[tuple[str, pat
         return "split_folders", class_dirs
     if "train" in subdirs and not val_name and len(subdirs) <= 2:
         raise InputError(
-            f"{str(root)!r} has a train/ folder but no val/ folder; add val/ with the same class folders, "
+            f"{shown!r} has a train/ folder but no val/ folder; add val/ with the same class folders, "
             "or move the class folders up so tlcore makes the validation split itself."
         )
     classes = [(entry.name, entry) for entry in _visible_subdirs(root)]
     if not classes:
         raise InputError(
-            f"no class folders found in {str(root)!r}; expected one sub-folder per class with its images inside "
+            f"no class folders found in {shown!r}; expected one sub-folder per class with its images inside "
             "(e.g. photos/cats/*.jpg and photos/dogs/*.jpg)."
         )
     return "class_folders", {"train": classes}
@@ -206,25 +264,66 @@ def _normalise_relative(name: str) -> str:
 def _collect_candidates(
     root: pathlib.Path, class_dirs: dict[str, list[tuple[str, pathlib.Path]]], excluded: set[str]
 ) -> tuple[list[tuple[pathlib.Path, str, str, str]], list[SkippedFile]]:
-    """Walk each class folder: (path, relative, label, split) for every visible file."""
+    """Walk each class folder: (path, relative, label, split) for every visible file.
+
+    Links to folders are not followed (a link back up would loop forever) and,
+    like unreadable folders, are reported as skipped rather than passed over.
+    """
     candidates, skipped = [], []
+
+    def report_unreadable(error: OSError) -> None:
+        relative = pathlib.Path(error.filename or root).relative_to(root).as_posix()
+        skipped.append(SkippedFile(relative, f"folder cannot be read ({error.strerror or error}); its files were left out"))
+
     for split, classes in class_dirs.items():
         for label, folder in classes:
-            for directory, subdirs, files in os.walk(folder, followlinks=False):
-                subdirs[:] = sorted(d for d in subdirs if not images.is_ignored_name(d))
+            for directory, subdirs, files in os.walk(folder, followlinks=False, onerror=report_unreadable):
+                for linked in sorted(d for d in subdirs if (pathlib.Path(directory) / d).is_symlink()):
+                    relative = (pathlib.Path(directory) / linked).relative_to(root).as_posix()
+                    skipped.append(SkippedFile(relative, _LINKED_FOLDER_REASON))
+                subdirs[:] = sorted(
+                    d for d in subdirs if not images.is_ignored_name(d) and not (pathlib.Path(directory) / d).is_symlink()
+                )
                 for file_name in sorted(files):
                     if images.is_ignored_name(file_name):
                         continue
                     path = pathlib.Path(directory) / file_name
                     relative = path.relative_to(root).as_posix()
-                    if relative in excluded:
-                        skipped.append(SkippedFile(relative, "excluded by you"))
+                    if path.is_symlink() and not _inside(path, root):
+                        # A link must not let a dataset read files from elsewhere on
+                        # the server (the app's server-path feature relies on this).
+                        skipped.append(SkippedFile(relative, "a link to a file outside the dataset folder (not followed)"))
+                    elif relative in excluded:
+                        skipped.append(SkippedFile(relative, EXCLUDED_REASON))
                     else:
                         candidates.append((path, relative, label, split))
-    for loose in sorted(root.iterdir()) if root.is_dir() else []:
-        if loose.is_file() and not images.is_ignored_name(loose.name) and loose.suffix.lower() != ".zip":
-            skipped.append(SkippedFile(loose.name, "not inside a class folder, so it has no class"))
+    holders = {root} | {folder.parent for classes in class_dirs.values() for _, folder in classes}
+    for holder in sorted(holders):
+        skipped += _loose_entries(holder, root)
     return candidates, skipped
+
+
+def _inside(path: pathlib.Path, root: pathlib.Path) -> bool:
+    """True when a (linked) path really lies inside root."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def _loose_entries(folder: pathlib.Path, root: pathlib.Path) -> list[SkippedFile]:
+    """Files beside the class folders (they have no class), and links to class folders."""
+    skipped = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if images.is_ignored_name(entry.name):
+            continue
+        relative = entry.relative_to(root).as_posix()
+        if entry.is_symlink() and entry.is_dir():
+            skipped.append(SkippedFile(relative, _LINKED_FOLDER_REASON))
+        elif entry.is_file() and entry.suffix.lower() != ".zip":
+            skipped.append(SkippedFile(relative, "not inside a class folder, so it has no class"))
+    return skipped
 
 
 def _check_candidates(candidates) -> tuple[list[ImageRecord], list[SkippedFile]]:
@@ -246,6 +345,7 @@ def _check_candidates(candidates) -> tuple[list[ImageRecord], list[SkippedFile]]
                 width=check.width or 0,
                 height=check.height or 0,
                 needs_conversion=check.needs_conversion,
+                frames=check.frames,
             )
         )
     return records, skipped

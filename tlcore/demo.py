@@ -42,6 +42,9 @@ from tlcore.errors import InputError
 DEMO_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 
 MARKER_FILENAME = ".tlcore-demo-complete"
+# The first seed whose 4x40 drawing has no near-duplicate pair (see the docstring
+# of generate_demo_dataset); a test keeps it that way.
+DEMO_SEED = 3
 
 # Bump whenever the drawing changes, so datasets cached by an older tlcore are
 # redrawn instead of silently reused.
@@ -115,9 +118,13 @@ def generate_demo_dataset(
     destination: str | os.PathLike,
     images_per_class: int = 40,
     image_size: int = 160,
-    seed: int = 0,
+    seed: int = DEMO_SEED,
 ) -> pathlib.Path:
     """Draw the demo dataset of shapes into `destination`.
+
+    The default seed (DEMO_SEED) is one whose drawing has no near-duplicate
+    pictures, so the demo's own audit is clean (a first-time user should not
+    be greeted by a duplicate warning on the built-in example).
 
     Images are drawn into a hidden sibling folder that is renamed into place
     when complete, so a half-written dataset never appears, even if the process

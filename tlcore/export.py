@@ -91,12 +91,13 @@ def _export_saved_model(model, target: pathlib.Path) -> None:
 def _export_tflite(model, target: pathlib.Path, run_dir_for_calibration: pathlib.Path | None) -> None:
     import tensorflow as tf
 
+    # Find the calibration images first: a run whose dataset is gone fails at once.
+    samples = None if run_dir_for_calibration is None else _calibration_images(run_dir_for_calibration, model.input_shape[1])
     with tempfile.TemporaryDirectory() as folder:
         saved = pathlib.Path(folder) / "saved_model"
         _export_saved_model(model, saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        if run_dir_for_calibration is not None:
-            samples = _calibration_images(run_dir_for_calibration, model.input_shape[1])
+        if samples is not None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -129,7 +130,6 @@ def run_exported(path: str | os.PathLike, format: str, batch: np.ndarray) -> np.
     if format == "keras":
         import keras
 
-        import tlcore.model  # noqa: F401  registers the Preprocess layer
 
         return np.asarray(keras.saving.load_model(path, safe_mode=True).predict(batch, verbose=0))
     if format == "savedmodel":

@@ -22,11 +22,12 @@ import keras
 import numpy as np
 
 from tlcore import model as model_module
+from tlcore.config import AUGMENTED_VIEWS
 from tlcore import runs
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1_000_000_000
 DEFAULT_DISK_BUDGET_BYTES = 8_000_000_000
-DEFAULT_AUGMENTED_VIEWS = 4
+DEFAULT_AUGMENTED_VIEWS = AUGMENTED_VIEWS
 
 
 class FeaturePassStopped(Exception):

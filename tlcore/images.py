@@ -182,7 +182,7 @@ def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -
         return _skipped_check(path_text, str(problem))
 
 
-def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -> Image.Image:
+def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, *, preview: bool = False) -> Image.Image:
     """Decode an image the way training sees it: upright, 8-bit RGB, first frame.
 
     EXIF orientation is applied, as `ImageOps.exif_transpose` would. 16-bit
@@ -195,6 +195,10 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -> I
         path: The image file.
         max_pixels: Largest width x height accepted. Defaults to
             `MAX_PIXELS_DEFAULT`.
+        preview: Decode JPEGs at a reduced scale (down to about 256 px a
+            side), as `check_image` does: enough for thumbnails and
+            perceptual hashes, and several times faster on camera photos.
+            Defaults to False (full resolution, as training needs).
 
     Returns:
         A loaded `PIL.Image.Image` in mode 'RGB', independent of the file.
@@ -208,7 +212,7 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -> I
         with _open_regular_file(path_text) as file, _bomb_warnings_silenced():
             header = _read_header(file)
             with _open_image(file, header, max_pixels) as image:
-                _decode(image, preview=False)
+                _decode(image, preview=preview)
                 orientation = _exif_orientation(image)
                 rgb_image = _to_rgb(image)
     except _UnusableImage as problem:

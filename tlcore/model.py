@@ -6,7 +6,7 @@ a backbone wants its pixels scaled. Augmentation layers are active only in
 training. The head is the one the Keras transfer-learning guide uses: global
 average pooling, dropout, one dense softmax layer.
 
-Everything here uses Keras layers and `keras.ops` only, so the model builds and
+Everything here uses stock Keras layers and `keras.ops` only, so the model builds and
 trains on the TensorFlow, JAX or PyTorch backend alike.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import ops
 
 from tlcore.backbones import build_backbone, get_backbone
@@ -45,36 +46,41 @@ class ModelParts:
     augmentation: object  # keras.Sequential (empty for "none")
 
 
-@keras.saving.register_keras_serializable(package="tlcore", name="Preprocess")
-class Preprocess(keras.layers.Layer):
-    """Scale raw RGB (0-255) the way a backbone expects.
+def make_preprocessing(mode: str, name: str = PREPROCESS_LAYER):
+    """Built-in Keras layers scaling raw RGB (0-255) the way a backbone expects.
 
     Modes: "tf" (to -1..1), "torch" (0..1, then ImageNet mean and std), "caffe"
-    (RGB to BGR minus the ImageNet mean) and "none" (the backbone scales itself).
-    A registered layer rather than a `Lambda`, so models load with `safe_mode=True`.
+    (RGB to BGR minus the ImageNet mean, as a fixed 1x1 convolution) and "none"
+    (the backbone scales itself). Only stock layers, so an exported .keras file
+    loads with plain Keras (`safe_mode=True`, no tlcore needed) and converts to
+    TFLite without custom ops.
     """
+    layers = keras.layers
+    if mode not in PREPROCESS_MODES:
+        raise InputError(f"unknown preprocessing mode {mode!r}; expected one of {', '.join(PREPROCESS_MODES)}")
+    if mode == "tf":
+        steps = [layers.Rescaling(1 / 127.5, offset=-1.0)]
+    elif mode == "torch":
+        steps = [
+            layers.Rescaling(1 / 255.0),
+            layers.Normalization(mean=list(_IMAGENET_MEAN), variance=[s * s for s in _IMAGENET_STD]),
+        ]
+    elif mode == "caffe":
+        steps = [_rgb_to_bgr_minus_mean()]
+    else:
+        steps = [layers.Identity()]
+    return keras.Sequential(steps, name=name)
 
-    def __init__(self, mode: str = "tf", **kwargs):
-        super().__init__(**kwargs)
-        if mode not in PREPROCESS_MODES:
-            raise InputError(f"unknown preprocessing mode {mode!r}; expected one of {', '.join(PREPROCESS_MODES)}")
-        self.mode = mode
 
-    def call(self, inputs):
-        x = ops.cast(inputs, "float32")
-        if self.mode == "tf":
-            return x / 127.5 - 1.0
-        if self.mode == "torch":
-            return (x / 255.0 - ops.array(_IMAGENET_MEAN)) / ops.array(_IMAGENET_STD)
-        if self.mode == "caffe":
-            return ops.flip(x, axis=-1) - ops.array(_CAFFE_MEAN_BGR)
-        return x
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+def _rgb_to_bgr_minus_mean():
+    """A frozen 1x1 convolution that swaps R and B and subtracts the BGR mean."""
+    conv = keras.layers.Conv2D(3, 1, trainable=False, name="rgb_to_bgr_minus_mean")
+    conv.build((None, None, None, 3))
+    kernel = np.zeros((1, 1, 3, 3), dtype="float32")
+    for source, target in ((0, 2), (1, 1), (2, 0)):
+        kernel[0, 0, source, target] = 1.0
+    conv.set_weights([kernel, -np.array(_CAFFE_MEAN_BGR, dtype="float32")])
+    return conv
 
 
 def make_augmentation(preset: str, seed: int | None = None):
@@ -137,7 +143,7 @@ def build_classifier(
     augmentation = make_augmentation(augment, seed=seed)
     inputs = keras.Input(shape=(size, size, 3), name="image")
     x = augmentation(inputs) if augmentation.layers else inputs
-    x = Preprocess(spec.preprocessing, name=PREPROCESS_LAYER)(x)
+    x = make_preprocessing(spec.preprocessing)(x)
     # training=False keeps BatchNormalization in inference mode even when the
     # blocks around it are unfrozen for fine-tuning.
     x = backbone(x, training=False)

@@ -11,6 +11,7 @@ code use Keras only, so they also run on the JAX and PyTorch backends.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -76,7 +77,8 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices(list(file_paths))
+    # Bytes, not str: a file name that is not valid UTF-8 must still load.
+    dataset = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in file_paths])
     if labels is not None:
         dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype="int32")))
     else:

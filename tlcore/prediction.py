@@ -26,7 +26,6 @@ def load_run_model(run_dir: str | os.PathLike):
     """Load a run's model.keras safely (no arbitrary code) with its labels."""
     import keras
 
-    import tlcore.model  # noqa: F401  registers the Preprocess layer
 
     path = runs.require_run_dir(run_dir)
     model_path = path / runs.MODEL_FILE

@@ -55,8 +55,13 @@ def write_json_atomic(path: pathlib.Path, data) -> None:
     """Write JSON so readers see the old file or the new one, never a mix."""
     path = pathlib.Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name that is not valid UTF-8: \u escapes load back the same
+        text = json.dumps(data, indent=2, ensure_ascii=True, default=str)
     with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)

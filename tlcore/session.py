@@ -87,6 +87,7 @@ class TrainingSession:
         self.cached: dict | None = None  # per split features when the current phase trains on features
         self.plan: features_module.FeaturePlan | None = None
         self.feature_cache_note = "off"
+        self._unshuffled: dict = {}
 
     def _scope(self):
         """Build and compile inside the distribution strategy, if there is one."""
@@ -116,7 +117,11 @@ class TrainingSession:
         return dataset
 
     def _image_batches(self, split: str):
-        return (images.numpy() for images, _ in self._image_dataset(split, shuffle=False, one_hot=False))
+        """Unshuffled image batches; the dataset is made once per split, so its
+        in-memory cache decodes each file once however many passes read it."""
+        if split not in self._unshuffled:
+            self._unshuffled[split] = self._image_dataset(split, shuffle=False, one_hot=False)
+        return (images.numpy() for images, _ in self._unshuffled[split])
 
     # ------------------------------------------------------------ phases
 
@@ -284,6 +289,13 @@ class TrainingSession:
                                                    "images": count, "images_per_s": rate})
             result[split] = array
         return result
+
+    def cleanup(self) -> None:
+        """Drop cached features, so the run folder holds the same files either way."""
+        self.cached = None
+        self._unshuffled.clear()
+        for path in self.run_dir.glob("features_*.npy"):
+            path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ evaluation
 

@@ -184,7 +184,8 @@ def _train_in_run_dir(config: TrainConfig, run_dir: pathlib.Path, started: float
     from tlcore import data
     from tlcore.session import TrainingSession
 
-    audit = data.audit_dataset(config.data, config.val_split, config.seed, config.excluded_files)
+    # Duplicate search is for the audit screen; training only needs the usable files.
+    audit = data.audit_dataset(config.data, config.val_split, config.seed, config.excluded_files, find_duplicates=False)
     runs.write_json_atomic(run_dir / runs.LABELS_FILE, audit.class_names)
     runs.write_json_atomic(run_dir / "audit.json", {k: v for k, v in audit.to_dict().items() if k != "records"})
     runs.write_json_atomic(
@@ -193,22 +194,28 @@ def _train_in_run_dir(config: TrainConfig, run_dir: pathlib.Path, started: float
     )
     runs.write_status(run_dir, "running", "building the model", classes=len(audit.class_names))
     session = TrainingSession(config, run_dir, audit, echo=echo, resume=resume)
-    outcome = session.run()
-    reports = session.evaluate()
+    try:
+        outcome = session.run()
+        # A run stopped before its first epoch has no model to evaluate.
+        reports = session.evaluate() if (run_dir / runs.MODEL_FILE).exists() else {}
+    finally:
+        session.cleanup()
     from tlcore.evaluation import write_evaluation
 
-    write_evaluation(run_dir, reports)
+    if reports:
+        write_evaluation(run_dir, reports)
+    val_accuracy = reports.get("val", {}).get("accuracy")
     epochs = runs.epoch_rows(run_dir)
     best = max((row["val_accuracy"] for row in epochs if row.get("val_accuracy") is not None), default=None)
     ended = time.time()
     runs.write_status(run_dir, outcome.state, outcome.message, ended_at=ended, eta_s=0,
-                      val_accuracy=reports["val"]["accuracy"], feature_cache=outcome.feature_cache)
+                      val_accuracy=val_accuracy, feature_cache=outcome.feature_cache)
     return RunResult(
         run_dir=str(run_dir),
         status=outcome.state,
         message=outcome.message,
         epochs_run=len(epochs),
-        val_accuracy=reports["val"]["accuracy"],
+        val_accuracy=val_accuracy,
         best_val_accuracy=best,
         test_accuracy=reports.get("test", {}).get("accuracy"),
         wall_s=ended - started,

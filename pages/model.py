@@ -1,0 +1,247 @@
+"""Model: pick the pretrained model (backbone), the new last layer, and what may change (freezing)."""
+
+
+import common
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import tlcore
+from tlcore import uploads
+
+PRESETS = {
+    "all": "Only the new last layer learns (feature extraction): fastest, best for small datasets",
+    "top": "The new last layer and the top blocks learn (fine-tuning)",
+    "none": "Everything learns (full fine-tuning): slowest, needs many pictures",
+    "custom": "Let me pick the blocks",
+}
+
+BLOCK_COLUMNS = {
+    "learns": st.column_config.CheckboxColumn(help="Ticked: this block may change while learning (unfrozen)."),
+    "parameters": st.column_config.NumberColumn(format="localized"),
+}
+
+st.title("Model: start from a model that already knows how to see")
+st.markdown(
+    "Nobody teaches a computer to see from scratch with a few pictures. The app starts from a **pretrained model** "
+    "(experts say *backbone*) that learned edges, textures and shapes from 1.2 million photos (ImageNet), "
+    "adds a new last layer for your classes, and trains that. Smaller models learn faster; bigger ones can be more accurate."
+)
+
+choice = common.model_choice()
+rows = tlcore.list_backbones()
+by_name = {row["name"]: row for row in rows}
+
+
+def backbone_table() -> None:
+    table = pd.DataFrame(
+        [
+            {
+                "model": row["title"],
+                "speed": row["speed_hint"],
+                "size (million parameters)": round(row["params"] / 1e6, 1),
+                "ImageNet accuracy": row["imagenet_top1"] / 100,
+                "picture size (pixels)": row["input_size"],
+                "ready on this computer": bool(row["available_offline"]),
+            }
+            for row in rows
+        ]
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="model_backbone_table",
+        height="content",
+        column_config={
+            "ready on this computer": st.column_config.CheckboxColumn(
+                help="Ticked: its pretrained weights are on this computer. Otherwise training downloads them."
+            ),
+            "ImageNet accuracy": st.column_config.ProgressColumn(
+                format="percent", min_value=0, max_value=1,
+                help="How often it named the right one of 1000 everyday things (ImageNet top-1).",
+            ),
+            "size (million parameters)": st.column_config.NumberColumn(
+                help="Parameters are the numbers a model learns; more means slower, and often more accurate."
+            ),
+        },
+    )
+
+
+def pick_backbone() -> str:
+    names = [row["name"] for row in rows]
+    name = st.selectbox(
+        "Pretrained model",
+        names,
+        index=names.index(choice["backbone"]),
+        key="model_backbone",
+        format_func=lambda n: f"{by_name[n]['title']} — {by_name[n]['speed_hint']}"
+        + ("" if by_name[n]["available_offline"] else " (needs download)"),
+        help="Start with the default: it learns the demo in seconds on any laptop.",
+    )
+    st.caption("Not sure? Keep MobileNetV2 (width 0.35): it is small, ready on this computer, and learns the demo "
+               "in seconds. Try a bigger model once your pictures work.")
+    if "model_imported" in st.session_state:
+        st.success(st.session_state.pop("model_imported"))
+    if not by_name[name]["available_offline"]:
+        offer_weights_import(name)
+    return name
+
+
+def offer_weights_import(name: str) -> None:
+    row = by_name[name]
+    st.warning(
+        f"The pretrained knowledge (weights) of {row['title']} is not on this computer yet. Training downloads it "
+        f"from the internet ({row['weights_file']}). Without internet, get that file elsewhere and import it here."
+    )
+    file = st.file_uploader("Import a weights file (.h5)", type=["h5"], key="model_weights_upload")
+    if file is not None and st.button("Import weights", key="model_import_weights"):
+        try:
+            saved = uploads.save_uploaded_file(file.name, file)
+            with st.spinner("Checking the weights file…"):
+                tlcore.import_weights(saved)
+        except tlcore.TlcoreError as error:
+            common.fail(error)
+        st.session_state["model_imported"] = f"Imported {file.name}: {row['title']} is ready on this computer."
+        st.rerun()
+
+
+def head_options(backbone: str) -> dict:
+    st.subheader("The new last layer")
+    st.markdown(
+        "The new last layer turns what the pretrained model sees into your classes. *Dropout* makes it ignore a random "
+        "part of that while learning, so it cannot just memorise a small set of pictures."
+    )
+    dropout = st.slider("Dropout", 0.0, 0.7, float(choice["dropout"]), 0.05, key="model_dropout",
+                        help="0.2 is a good default; raise it if the model does much better on training than on validation pictures.")
+    with st.expander("More options for experts"):
+        smoothing = st.slider("Label smoothing", 0.0, 0.3, float(choice["label_smoothing"]), 0.05, key="model_label_smoothing",
+                              help="Softens the targets a little; helps when some pictures are in the wrong folder.")
+        native = by_name[backbone]["input_size"]
+        sizes = sorted({size for size in (96, 128, 160, 192, 224, native) if size <= native})
+        current = choice["image_size"] or native
+        size = st.select_slider("Picture size (pixels)", sizes, value=current if current in sizes else native,
+                                key="model_image_size",
+                                help=f"Pictures are resized to this square size. {native} is what this model was trained on; smaller is faster.")
+    return {"dropout": dropout, "label_smoothing": smoothing, "image_size": 0 if size == native else size}
+
+
+def freeze_string(trainable: list[str], names: list[str]) -> str:
+    """The TrainConfig `freeze` option for a set of trainable blocks."""
+    if not trainable:
+        return "all"
+    if len(trainable) == len(names):
+        return "none"
+    count = len(trainable)
+    if trainable == names[-count:]:
+        return f"top:{count}"
+    return ",".join(trainable)
+
+
+def trainable_blocks_of(freeze: str, names: list[str]) -> list[str]:
+    if freeze == "all":
+        return []
+    if freeze == "none":
+        return list(names)
+    if freeze.startswith("top:") and freeze[4:].isdigit():
+        count = min(int(freeze[4:]), len(names))
+        return names[len(names) - count:] if count else []
+    picked = set(freeze.split(","))
+    return [name for name in names if name in picked]
+
+
+def preset_of(freeze: str) -> str:
+    if freeze in ("all", "none"):
+        return freeze
+    return "top" if freeze.startswith("top:") else "custom"
+
+
+def freezing_map(backbone: str) -> str:
+    st.subheader("What may change while learning (freezing)")
+    st.markdown(
+        "The pretrained model is a stack of **blocks**: the first ones see edges and colours, the last ones see whole "
+        "shapes and objects. A **frozen** block keeps what it knows. Keep everything frozen at first: it is fast, and "
+        "with a few dozen pictures per class it is usually best. Let the top blocks learn (unfreeze them) when you have "
+        "hundreds of pictures per class, or pictures unlike everyday photos (drawings, X-rays, microscope images); "
+        "use a small learning rate then."
+    )
+    blocks = tlcore.block_table(backbone)
+    names = [block["name"] for block in blocks]
+    remembered = choice["freeze"] if choice["backbone"] == backbone else "all"
+    try:
+        remembered_blocks = trainable_blocks_of(remembered, names)
+    except ValueError:
+        remembered_blocks = []
+    preset = st.radio("How much may learn?", list(PRESETS), index=list(PRESETS).index(preset_of(remembered)),
+                      format_func=PRESETS.get, key="model_freeze_preset")
+    if preset == "top":
+        start = len(remembered_blocks) if preset_of(remembered) == "top" else 2
+        count = st.slider("How many top blocks learn", 1, len(names), min(max(start, 1), len(names)),
+                          key="model_top_blocks", help="Counted from the top (the output end) of the model.")
+        trainable = names[len(names) - count:]
+    elif preset == "all":
+        trainable = []
+    elif preset == "none":
+        trainable = list(names)
+    else:
+        base = st.session_state.get("model_custom_base")
+        trainable = base["blocks"] if base and base["backbone"] == backbone else remembered_blocks
+    st.session_state["model_custom_base"] = {"backbone": backbone, "blocks": trainable}
+    table = pd.DataFrame(
+        {
+            "learns": [name in trainable for name in names],
+            "block": names,
+            "layers": [block["layers"] for block in blocks],
+            "parameters": [block["params"] for block in blocks],
+        }
+    )
+    if preset == "custom":
+        st.caption("Tick the blocks that may learn. The list goes from the input (top of the table) to the output.")
+        edited = st.data_editor(table, hide_index=True, disabled=["block", "layers", "parameters"],
+                                key=f"model_blocks_{backbone}", height=300, column_config=BLOCK_COLUMNS)
+        trainable = [name for name, learns in zip(edited["block"], edited["learns"], strict=True) if learns]
+    else:
+        st.dataframe(table, hide_index=True, key="model_blocks_view", height=300, column_config=BLOCK_COLUMNS)
+    return freeze_string(trainable, names)
+
+
+def show_counts(backbone: str, freeze: str) -> None:
+    classes = _class_count()
+    try:
+        summary = tlcore.trainable_summary(backbone, freeze, classes)
+    except tlcore.TlcoreError as error:
+        common.fail(error)
+    trainable, frozen = summary["trainable_params"], summary["frozen_params"]
+    columns = st.columns(3)
+    columns[0].metric("Numbers that learn", f"{trainable:,}",
+                      help="Trainable parameters, including the new last layer for your classes.")
+    columns[1].metric("Numbers kept as they are", f"{frozen:,}", help="Frozen parameters.")
+    columns[2].metric("Share that learns", f"{trainable / (trainable + frozen):.1%}")
+    figure = go.Figure()
+    figure.add_trace(go.Bar(y=["parameters"], x=[trainable], name="learn", orientation="h", marker_color=common.VAL_COLOUR))
+    figure.add_trace(go.Bar(y=["parameters"], x=[frozen], name="frozen", orientation="h", marker_color="#c7c7c7"))
+    figure.update_layout(barmode="stack", height=140, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                         legend={"orientation": "h"}, xaxis_title="parameters")
+    st.plotly_chart(figure, key="model_counts_chart", config={"displayModeBar": False})
+    if freeze == "all":
+        st.caption("With everything frozen, the app shows each picture to the pretrained model once and reuses what it "
+                   "saw, so each epoch takes a moment (a feature cache).")
+    st.caption(f"Counted for {classes} classes" + ("" if common.dataset_path() else " (choose your pictures for the real number)") + ".")
+
+
+def _class_count() -> int:
+    path = common.dataset_path()
+    if path:
+        try:
+            return len(common.audit(path).class_names)
+        except tlcore.TlcoreError:
+            pass
+    return 2
+
+
+backbone_table()
+backbone = pick_backbone()
+head = head_options(backbone)
+freeze = freezing_map(backbone)
+show_counts(backbone, freeze)
+common.set_model_choice({"backbone": backbone, "freeze": freeze, **head})
+common.link("pages/train.py", "Next: Train →")

@@ -1,0 +1,319 @@
+"""Train: the settings, "Start training" (its own process), then live curves, progress and "Stop".
+
+Training never runs inside this script: `tlcore.start_training` starts a separate
+process and returns its run folder at once. The page keeps the run's name in the
+address bar (`?run=...`) and polls the run folder every second, so the curves
+keep coming after a page switch or a reload.
+"""
+
+import pathlib
+import statistics
+
+import common
+import streamlit as st
+
+import tlcore
+from tlcore import config as config_defaults
+from tlcore import runs as run_files
+
+LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+BATCH_SIZES = [8, 16, 32, 64, 128]
+AUGMENT = {
+    "none": "None: the pictures as they are",
+    "light": "Light: small flips, turns and zooms",
+    "strong": "Strong: bigger changes, for few pictures",
+}
+AUGMENTED_VIEWS = 4  # tlcore.features.DEFAULT_AUGMENTED_VIEWS (not imported: it loads Keras)
+POLL_SECONDS = 1.0
+
+st.title("Train: teach the model your classes")
+
+
+# ----------------------------------------------------------------- what to train on
+
+
+def require_data():
+    path = common.dataset_path()
+    if path is None:
+        st.info("First choose your pictures on the Data page (or press **Use demo dataset** there).")
+        common.link("pages/data.py", "Go to Data")
+        st.stop()
+    try:
+        return path, common.audit(path, excluded=common.excluded_files(path))
+    except tlcore.TlcoreError as error:
+        common.fail(error)
+
+
+def describe_plan(path: str, audit, model: dict) -> None:
+    offline = {row["name"]: row["available_offline"] for row in tlcore.list_backbones()}
+    learns = "only the new last layer learns" if model["freeze"] == "all" else f"these blocks also learn: {model['freeze']}"
+    st.markdown(
+        f"**Pictures:** {common.dataset_name(path)}, {len(audit.class_names)} classes, "
+        f"{len(audit.split_records('train'))} for learning and {len(audit.split_records('val'))} for checking.  \n"
+        f"**Model:** {common.backbone_title(model['backbone'])}; {learns}. "
+    )
+    excluded = common.excluded_files(path)
+    if excluded:
+        st.caption(f"{len(excluded)} exact duplicate copies are left out, as chosen on the Data page.")
+    if not offline.get(model["backbone"], True):
+        st.warning("This pretrained model's weights are not on this computer: training will try to download them. "
+                   "Without internet, import them on the Model page or pick a model marked ready.")
+
+
+# ----------------------------------------------------------------- settings
+
+
+def settings(path: str, audit, model: dict):
+    """The hyperparameter widgets; returns a TrainConfig, or None after showing why it is not valid."""
+    saved = common.train_choice()
+    left, middle, right = st.columns(3)
+    epochs = left.number_input(
+        "Epochs", 1, 500, int(saved.get("epochs", config_defaults.DEFAULT_EPOCHS)), key="train_epochs",
+        help="One epoch is one pass over all the training pictures. With early stopping on, training ends by "
+        "itself once it stops improving.",
+    )
+    learning_rate = middle.select_slider(
+        "Learning rate", LEARNING_RATES, value=saved.get("learning_rate", config_defaults.DEFAULT_LEARNING_RATE),
+        format_func=lambda value: f"{value:g}", key="train_learning_rate",
+        help="How big a step the model takes each time it corrects itself. Too big and it jumps around; too small "
+        "and it learns slowly. 0.001 suits a frozen model; use 0.0001 or less when blocks learn too.",
+    )
+    batch_size = right.select_slider(
+        "Batch size", BATCH_SIZES, value=saved.get("batch_size", config_defaults.DEFAULT_BATCH_SIZE),
+        key="train_batch_size", help="Pictures looked at before each correction. Lower it if the computer runs out of memory.",
+    )
+    augment = st.radio(
+        "Augmentation", list(AUGMENT), index=list(AUGMENT).index(saved.get("augment", "none")), format_func=AUGMENT.get,
+        horizontal=True, key="train_augment",
+        help="Random changes to the training pictures, so the model learns the thing and not the exact picture. "
+        "Helps with few pictures; makes getting ready slower.",
+    )
+    left, right = st.columns(2)
+    early = left.toggle("Stop by itself when it stops improving (early stopping)", value=saved.get("early_stopping", True),
+                        key="train_early_stopping")
+    patience = left.number_input("…after this many epochs without improvement", 1, 50, int(saved.get("patience", 5)),
+                                 key="train_patience", disabled=not early)
+    imbalanced = any("imbalanced" in warning for warning in audit.warnings)
+    class_weights = right.toggle("Balance the classes", value=saved.get("class_weights", imbalanced), key="train_class_weights",
+                                 help="Counts the pictures of small classes more, when some classes have far fewer pictures.")
+    two_phase = right.toggle(
+        "Two phases: first the new layer alone, then the unfrozen blocks too", value=saved.get("two_phase", False),
+        key="train_two_phase", disabled=model["freeze"] == "all",
+        help="Safer fine-tuning: the new layer learns first, so the unfrozen blocks are not disturbed by its early "
+        "big mistakes. Needs some blocks unfrozen on the Model page.",
+    ) and model["freeze"] != "all"
+    head_epochs, fine_tune_rate = int(saved.get("head_epochs", 5)), saved.get("fine_tune_learning_rate", 1e-5)
+    if two_phase:
+        head_epochs = right.number_input("Epochs of the first phase", 1, 100, head_epochs, key="train_head_epochs")
+        fine_tune_rate = right.select_slider("Learning rate of the second phase", LEARNING_RATES, value=fine_tune_rate,
+                                             format_func=lambda value: f"{value:g}", key="train_fine_tune_rate")
+    common.set_train_choice(
+        {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size, "augment": augment,
+         "early_stopping": early, "patience": patience, "class_weights": class_weights, "two_phase": two_phase,
+         "head_epochs": head_epochs, "fine_tune_learning_rate": fine_tune_rate}
+    )
+    try:
+        return tlcore.TrainConfig(
+            data=path, backbone=model["backbone"], image_size=model["image_size"], epochs=int(epochs),
+            batch_size=batch_size, learning_rate=learning_rate, freeze=model["freeze"], augment=augment,
+            dropout=model["dropout"], label_smoothing=model["label_smoothing"], val_split=common.val_split(),
+            early_stopping_patience=int(patience) if early else 0, class_weights=class_weights, two_phase=two_phase,
+            head_epochs=int(head_epochs), fine_tune_learning_rate=fine_tune_rate,
+            excluded_files=tuple(common.excluded_files(path)),
+        )
+    except tlcore.TlcoreError as error:
+        st.error(str(error))
+        return None
+
+
+# ----------------------------------------------------------------- time estimate
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def measured_speed(backbone: str, freeze: str) -> dict:
+    """Pictures per second and seconds per epoch measured on this machine's recent runs."""
+    speeds, epoch_seconds = [], []
+    for row in [r for r in tlcore.list_runs() if r.get("backbone") == backbone][:10]:
+        config = run_files.read_json(pathlib.Path(row["run_dir"]) / run_files.CONFIG_FILE, {}) or {}
+        train_images = len((run_files.read_json(pathlib.Path(row["run_dir"]) / run_files.SPLIT_FILE, {}) or {}).get("train", []))
+        for metric in tlcore.read_metrics(row["run_dir"]):
+            if metric.get("type") == "feature_pass" and metric.get("images_per_s"):
+                speeds.append(metric["images_per_s"])
+            if metric.get("type") == "epoch" and metric.get("epoch_s") and config.get("freeze") == freeze and train_images:
+                epoch_seconds.append(metric["epoch_s"] / train_images)
+    return {
+        "images_per_s": statistics.median(speeds) if speeds else None,
+        "epoch_s_per_image": statistics.median(epoch_seconds) if epoch_seconds else None,
+    }
+
+
+def estimate(config, audit) -> str:
+    """A rough time estimate in words, from earlier runs when there are some."""
+    spec = {row["name"]: row for row in tlcore.list_backbones()}[config.backbone]
+    n_train, n_val = len(audit.split_records("train")), len(audit.split_records("val"))
+    measured = measured_speed(config.backbone, config.freeze)
+    # Without a measurement: the default model looks at ~45 pictures/s on a 2-core laptop; bigger ones are slower.
+    size_factor = (spec["input_size"] / config.resolved_image_size) ** 2
+    speed = measured["images_per_s"] or 45 * (410_208 / spec["params"]) ** 0.5 * size_factor
+    views = 1 if config.augment == "none" else AUGMENTED_VIEWS
+    source = "measured on your earlier runs" if measured["images_per_s"] else "a rough guess until your first run"
+    if config.freeze == "all":
+        ready = (n_train * views + n_val) / speed
+        per_epoch = (measured["epoch_s_per_image"] or 0.012) * n_train
+        text = f"about {common.format_duration(ready)} to get ready, then about {common.format_duration(max(per_epoch, 1))} per epoch"
+        total = ready + per_epoch * config.epochs
+    else:
+        per_epoch = (measured["epoch_s_per_image"] or 3 / speed) * n_train + n_val / speed
+        text = f"about {common.format_duration(per_epoch)} per epoch"
+        total = per_epoch * config.epochs
+    return f"Time: {text}; at most about {common.format_duration(total)} in all ({source})."
+
+
+# ----------------------------------------------------------------- starting
+
+
+def start(config) -> None:
+    try:
+        run_dir = tlcore.start_training(config)
+    except tlcore.RunBusyError as error:
+        st.error(f"Only one training can run at a time on this computer: {error}")
+        running = common.training_run()
+        if running is not None and st.button("Watch that training", key="train_watch_busy"):
+            common.attach_run(running)
+            st.rerun()
+        st.stop()
+    except tlcore.TlcoreError as error:
+        common.fail(error)
+    common.attach_run(run_dir)
+    st.rerun()
+
+
+# ----------------------------------------------------------------- watching a run
+
+
+def attached_run() -> pathlib.Path | None:
+    """The run in the address bar, else this session's, else the one training on this machine."""
+    name = st.query_params.get(common.RUN_PARAM)
+    if name:
+        run_dir = common.run_dir_for(name)
+        if run_dir is not None:
+            common.attach_run(run_dir)
+            return run_dir
+        st.warning(f"There is no training called {name!r} (it may have been deleted).")
+        del st.query_params[common.RUN_PARAM]
+    run_dir = common.run_dir_for(st.session_state.get("run_name"))
+    if run_dir is None:
+        run_dir = common.training_run()
+    if run_dir is not None:
+        common.attach_run(run_dir)
+    return run_dir
+
+
+def progress(status: dict, rows: list[dict]) -> tuple[float, str]:
+    """How far the run is (0..1) and a line saying so in words."""
+    if status.get("state") == "queued":
+        return 0.0, "Starting the training process…"
+    last = rows[-1] if rows else {}
+    if last.get("phase") == "features" and last.get("type") == "progress":
+        done, total = last.get("done", 0), max(1, last.get("total", 1))
+        which = {"train": "training", "val": "checking", "test": "test"}.get(last.get("split"), "")
+        fraction = int(status.get("epoch") or 0) / max(1, int(status.get("epochs") or 1))
+        return fraction, f"Getting ready: the pretrained model looks at each {which} picture once ({done} of {total})."
+    epochs = max(1, int(status.get("epochs") or 1))
+    epoch = int(status.get("epoch") or 0)
+    batch, batches = int(status.get("batch") or 0), max(1, int(status.get("batches") or 1))
+    if last.get("type") == "progress" and batch:
+        fraction = ((epoch - 1) + batch / batches) / epochs
+        text = f"Epoch {epoch} of {epochs}, batch {batch} of {batches}"
+    elif epoch:
+        fraction, text = epoch / epochs, f"Finished epoch {epoch} of {epochs}"
+    else:
+        message = str(status.get("message") or "preparing…")
+        return 0.0, message[:1].upper() + message[1:]
+    eta = status.get("eta_s")
+    if eta is not None:
+        text += f" · about {common.format_duration(eta)} left at most"
+    return min(1.0, max(0.0, fraction)), text
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def live_panel(run_dir: pathlib.Path) -> None:
+    status = tlcore.read_status(run_dir)
+    if status.get("state") not in run_files.ACTIVE_STATES:
+        st.rerun()  # the whole page: show the finished run
+    rows = tlcore.read_metrics(run_dir)
+    fraction, text = progress(status, rows)
+    st.progress(fraction, text=text)
+    if run_files.stop_requested(run_dir):
+        st.info("Stopping at the next step; the best model so far is kept.")
+    elif st.button("Stop", key="train_stop", help="Ends training soon; the best model so far is kept and can be used."):
+        tlcore.request_stop(run_dir)
+        st.rerun(scope="fragment")
+    epochs = [row for row in rows if row.get("type") == "epoch"]
+    if epochs:
+        common.show_curves(epochs, key="train_live", planned_epochs=status.get("epochs"))
+    else:
+        st.caption("The curves appear after the first epoch.")
+
+
+def finished_panel(run_dir: pathlib.Path, status: dict) -> None:
+    summary = tlcore.run_summary(run_dir)
+    best, state = summary["best_val_accuracy"], status.get("state")
+    score = f" Best result: {common.percent(best)} of the checking pictures right." if best is not None else ""
+    if state == "completed":
+        st.success(f"Training finished after {summary['epochs_run']} epoch(s).{score}")
+    elif state == "stopped":
+        st.info(f"Training stopped after {summary['epochs_run']} epoch(s): {status.get('message', '')}{score}")
+    elif state == "failed":
+        st.error(f"Training failed: {status.get('message', '')}")
+    else:
+        st.warning(f"Training {common.STATE_WORDS.get(state, state)}: {status.get('message', '')}")
+    epochs = tlcore.epoch_rows(run_dir)
+    if epochs:
+        common.show_curves(epochs, key="train_final")
+    if summary["has_model"]:
+        left, right = st.columns(2)
+        with left:
+            common.link("pages/evaluate.py", "Next: see its mistakes on Evaluate →")
+        with right:
+            common.link("pages/predict.py", "Try it on new pictures on Predict →")
+
+
+def run_details(run_dir: pathlib.Path, status: dict) -> None:
+    with st.expander("Details for experts"):
+        st.markdown(f"Run folder: `{run_dir}`  \nFeature cache: {status.get('feature_cache', 'not decided yet')}")
+        epochs = tlcore.epoch_rows(run_dir)
+        if epochs:
+            st.dataframe(
+                [{k: row.get(k) for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_s")}
+                 for row in epochs], hide_index=True, key="train_epoch_table",
+            )
+        st.json(run_files.read_json(run_dir / run_files.CONFIG_FILE, {}), expanded=False)
+
+
+def show_run(run_dir: pathlib.Path) -> None:
+    status = tlcore.read_status(run_dir)
+    st.subheader(f"Training {common.describe_run(tlcore.run_summary(run_dir), with_outcome=False)}")
+    st.caption("Blue: the pictures it learns from. Orange: the pictures kept aside for checking. When orange stops "
+               "getting better while blue still does, the model has started to memorise its training pictures.")
+    if status.get("state") in run_files.ACTIVE_STATES:
+        live_panel(run_dir)
+    else:
+        finished_panel(run_dir, status)
+    run_details(run_dir, status)
+
+
+run_dir = attached_run()
+if run_dir is not None:
+    show_run(run_dir)
+    st.divider()
+with st.expander("Settings for a new training") if run_dir is not None else st.container():
+    path, audit = require_data()
+    model = common.model_choice()
+    describe_plan(path, audit, model)
+    common.link("pages/model.py", "Change the model")
+    config = settings(path, audit, model)
+    if config is not None:
+        st.caption(estimate(config, audit))
+    if st.button("Start training", key="train_start", type="primary", disabled=config is None):
+        start(config)

@@ -1,0 +1,235 @@
+"""Shared fixtures: isolated home folders, a tiny synthetic dataset, the shared weights and photos.
+
+No test may touch the user's `~/.tlcore` or `~/.keras`. Keras reads `KERAS_HOME`
+once, when it is imported (for its download cache), and test modules import
+Keras while they are collected, so `pytest_configure` points both variables at a
+session folder before anything is imported; the autouse fixture then gives every
+test its own, fresh pair.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import tempfile
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared"
+SHARED_WEIGHTS_DIR = SHARED_DIR / "keras-weights"
+SHARED_DATASETS_DIR = SHARED_DIR / "datasets"
+
+# Three classes a tiny random-weight network can tell apart: each has its own
+# dominant colour and its own stripe direction, so colour alone suffices.
+TINY_CLASSES = ("circles", "stripes", "squares")
+_CLASS_COLOURS = {"circles": (220, 40, 40), "stripes": (40, 200, 40), "squares": (40, 60, 220)}
+
+_session_home: pathlib.Path | None = None
+
+
+def pytest_configure(config):
+    global _session_home
+    _session_home = pathlib.Path(tempfile.mkdtemp(prefix="tlcore-tests-"))
+    os.environ["TLCORE_HOME"] = str(_session_home / "tlcore")
+    os.environ["KERAS_HOME"] = str(_session_home / "keras")
+
+
+def pytest_unconfigure(config):
+    if _session_home is not None:
+        shutil.rmtree(_session_home, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def isolated_homes(tmp_path_factory, monkeypatch):
+    """Give each test its own empty TLCORE_HOME and KERAS_HOME."""
+    root = tmp_path_factory.mktemp("homes")
+    monkeypatch.setenv("TLCORE_HOME", str(root / "tlcore"))
+    monkeypatch.setenv("KERAS_HOME", str(root / "keras"))
+    return root
+
+
+# ----------------------------------------------------------------- synthetic images
+
+
+def draw_tiny_image(label: str, index: int, size: int = 32) -> Image.Image:
+    """One image of a tiny class: its colour, its pattern, a little seeded noise."""
+    rng = np.random.default_rng(zlib.crc32(f"{label}:{index}".encode()))
+    colour = np.array(_CLASS_COLOURS.get(label, (128, 128, 128)), dtype=float)
+    pixels = np.full((size, size, 3), 30.0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    if label == "circles":
+        mask = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 3) ** 2
+    elif label == "stripes":
+        mask = (yy // 4) % 2 == 0
+    else:
+        mask = (abs(yy - size / 2) < size / 3) & (abs(xx - size / 2) < size / 3)
+    pixels[mask] = colour
+    pixels += rng.normal(0, 12, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype("uint8"), "RGB")
+
+
+def write_class_folders(root: pathlib.Path, counts: dict[str, int], size: int = 32) -> pathlib.Path:
+    """Write `root/<class>/<class>_NN.{png,jpg}`; every other image is a JPEG."""
+    for label, count in counts.items():
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            image = draw_tiny_image(label, index, size)
+            if index % 2:
+                image.save(folder / f"{label}_{index:02d}.jpg", quality=95)
+            else:
+                image.save(folder / f"{label}_{index:02d}.png")
+    return root
+
+
+def make_tiny_dataset(root: pathlib.Path, per_class: int = 8) -> pathlib.Path:
+    return write_class_folders(root, dict.fromkeys(TINY_CLASSES, per_class))
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> pathlib.Path:
+    """3 classes x 8 images of 32x32 pixels (PNG and JPEG) in class folders."""
+    return make_tiny_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def shared_tiny_dataset(tmp_path_factory) -> pathlib.Path:
+    """The same tiny dataset, made once per session for module-scoped runs; do not modify it."""
+    return make_tiny_dataset(tmp_path_factory.mktemp("shared") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def image_writer():
+    """`write(root, {class: count}, size=32)`: class folders of synthetic images."""
+    return write_class_folders
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """`tiny_config(data, **overrides)`: a `TrainConfig` that trains in seconds."""
+    return make_tiny_config
+
+
+def make_tiny_config(data, **overrides):
+    """A `TrainConfig` that trains in seconds: random weights, 32 px, small batches."""
+    from tlcore.config import TrainConfig
+
+    options = dict(
+        data=str(data),
+        backbone="mobilenetv2_035",
+        weights="none",
+        image_size=32,
+        epochs=2,
+        batch_size=8,
+        learning_rate=0.01,
+        early_stopping_patience=0,
+        reduce_lr_patience=0,
+    )
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def tiny_image_batch(per_class: int = 4, size: int = 32) -> np.ndarray:
+    """Raw float32 RGB images (0-255) of the tiny classes, class by class."""
+    return np.stack(
+        [np.asarray(draw_tiny_image(label, index, size)) for label in TINY_CLASSES for index in range(per_class)]
+    ).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_images():
+    """`tiny_images(per_class=4, size=32)`: a raw float32 batch of the tiny classes."""
+    return tiny_image_batch
+
+
+def calibrate_batch_norm(model, images) -> None:
+    """Make a random-weight tlcore classifier's outputs depend on its input.
+
+    With random weights and BatchNormalization in inference mode (moving mean 0,
+    variance 1), activations shrink layer after layer until every image gives
+    the same output, which would make any comparison of outputs pass trivially.
+    One training-mode pass with momentum 0 sets each BatchNormalization's moving
+    statistics to those of `images`, as a real pretrained network's are.
+    """
+    import keras
+
+    from tlcore.model import BACKBONE_LAYER, PREPROCESS_LAYER
+
+    backbone = model.get_layer(BACKBONE_LAYER)
+    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    trainable = backbone.trainable
+    backbone.trainable = True
+    for layer in norms:
+        layer.momentum = 0.0
+    backbone(model.get_layer(PREPROCESS_LAYER)(images), training=True)
+    for layer, momentum in zip(norms, momenta, strict=True):
+        layer.momentum = momentum
+    backbone.trainable = trainable
+
+
+@pytest.fixture(scope="session")
+def batch_norm_calibrator():
+    """`calibrate(model, images)`: see `calibrate_batch_norm`."""
+    return calibrate_batch_norm
+
+
+@pytest.fixture(scope="session")
+def calibrated_classifier():
+    """`calibrated_classifier(backbone, augment="none", seed=0)`: 3-class, 32 px ModelParts with live outputs."""
+
+    def build(backbone_name: str = "mobilenetv2_035", augment: str = "none", seed: int = 0):
+        import keras
+
+        from tlcore.model import build_classifier
+
+        keras.utils.set_random_seed(seed)
+        parts = build_classifier(backbone_name, 3, 32, augment=augment, weights=None, seed=seed)
+        calibrate_batch_norm(parts.model, tiny_image_batch(per_class=4))
+        return parts
+
+    return build
+
+
+# ----------------------------------------------------------------- shared assets
+
+
+def copy_keras_weights(keras_home: pathlib.Path) -> pathlib.Path:
+    """Copy the shared ImageNet weights into `keras_home/models`, or skip when absent."""
+    if not SHARED_WEIGHTS_DIR.is_dir() or not any(SHARED_WEIGHTS_DIR.glob("*.h5")):
+        pytest.skip(f"needs the offline ImageNet weights in {SHARED_WEIGHTS_DIR}, which is absent")
+    models = pathlib.Path(keras_home) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    for source in SHARED_WEIGHTS_DIR.iterdir():
+        if source.is_file() and source.suffix in (".h5", ".json"):
+            shutil.copyfile(source, models / source.name)
+    return models
+
+
+@pytest.fixture(scope="session")
+def install_keras_weights():
+    """`install(keras_home)`: copy the shared weights into `keras_home/models` (skips when absent)."""
+    return copy_keras_weights
+
+
+@pytest.fixture
+def keras_weights_home() -> pathlib.Path:
+    """$KERAS_HOME/models holding the shared ImageNet weights (skips when they are absent)."""
+    return copy_keras_weights(pathlib.Path(os.environ["KERAS_HOME"]))
+
+
+def require_shared_datasets() -> pathlib.Path:
+    if not SHARED_DATASETS_DIR.is_dir():
+        pytest.skip(f"needs the shared photo datasets in {SHARED_DATASETS_DIR}, which is absent")
+    return SHARED_DATASETS_DIR
+
+
+@pytest.fixture
+def shared_datasets() -> pathlib.Path:
+    """The folder of shared real photo datasets (flowers5, weather4); skips when absent."""
+    return require_shared_datasets()

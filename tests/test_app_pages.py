@@ -1,0 +1,414 @@
+"""The Streamlit pages, driven with AppTest: every page renders, empty and with a run; widgets do their job.
+
+No training happens here: a populated state is a small fake run folder written by
+the test, and the calls that would start a process or load TensorFlow are patched.
+"""
+
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import tlcore
+import tlcore.backbones
+import tlcore.demo
+import tlcore.export
+import tlcore.prediction
+import tlcore.runs
+import tlcore.training
+from tlcore.demo import generate_demo_dataset
+from tlcore.evaluation import classification_report
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PAGES = ["app.py", "pages/data.py", "pages/model.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py",
+         "pages/export.py"]
+RUN_NAME = "20261122-120000-mobilenetv2_035-shapes"
+CLASSES = ["circle", "square", "star", "triangle"]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """A fresh TLCORE_HOME (never ~/.tlcore), no shared server folders, no cached results."""
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
+    monkeypatch.chdir(REPO)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def dataset(tmp_path, monkeypatch):
+    """A tiny demo dataset (6 pictures of 64 px per class) standing in for the real one."""
+    folder = generate_demo_dataset(tmp_path / "shapes", images_per_class=6, image_size=64)
+    monkeypatch.setattr(tlcore.demo, "ensure_demo_dataset", lambda: folder)
+    return folder
+
+
+def _remember_dataset(home: pathlib.Path, folder: pathlib.Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "app_state.json").write_text(json.dumps({"dataset_path": str(folder), "last_run": RUN_NAME}))
+
+
+def _write_run(home: pathlib.Path, folder: pathlib.Path, state: str = "completed") -> pathlib.Path:
+    """A finished run folder as training leaves it, without a real model."""
+    run_dir = home / "runs" / RUN_NAME
+    run_dir.mkdir(parents=True)
+    config = tlcore.TrainConfig(data=str(folder), epochs=3)
+    (run_dir / "config.json").write_text(config.to_json())
+    now = time.time()
+    (run_dir / "status.json").write_text(json.dumps(
+        {"state": state, "message": "training finished.", "started_at": now - 30, "ended_at": now, "epoch": 3,
+         "epochs": 3, "feature_cache": "on: after global pooling"}))
+    rows = [{"type": "progress", "phase": "features", "split": "train", "done": 16, "total": 16}]
+    for epoch in (1, 2, 3):
+        rows.append({"type": "progress", "phase": "train", "epoch": epoch, "epochs": 3, "batch": 1, "batches": 1,
+                     "loss": 1.0 / epoch, "eta_s": 3 - epoch})
+        rows.append({"type": "epoch", "phase": "train", "epoch": epoch, "loss": 1.2 / epoch, "accuracy": 0.3 * epoch,
+                     "val_loss": 1.3 / epoch, "val_accuracy": 0.25 * epoch + 0.1, "lr": 0.001, "epoch_s": 0.5})
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (run_dir / "labels.json").write_text(json.dumps(CLASSES))
+    files = [str(path) for name in CLASSES for path in sorted((folder / name).glob("*.jpg"))[:2]]
+    truth = np.repeat(np.arange(4), 2)
+    probabilities = np.full((8, 4), 0.1)
+    probabilities[np.arange(8), truth] = 0.7
+    probabilities[1] = [0.1, 0.1, 0.1, 0.7]  # one circle taken for a triangle
+    report = classification_report(truth, probabilities, CLASSES, files)
+    (run_dir / "evaluation.json").write_text(json.dumps({"val": report}))
+    (run_dir / "split.json").write_text(json.dumps({"train": [], "val": [], "test": []}))
+    (run_dir / "model.keras").write_bytes(b"not a real model")
+    return run_dir
+
+
+@pytest.fixture
+def populated(home, dataset):
+    _remember_dataset(home, dataset)
+    return _write_run(home, dataset)
+
+
+def _run(page: str, **query) -> AppTest:
+    app = AppTest.from_file(str(REPO / page), default_timeout=60)
+    app.query_params.update(query)
+    return app.run()
+
+
+def _texts(app: AppTest) -> str:
+    parts = [element.value for kind in ("markdown", "caption", "info", "success", "warning", "error", "subheader")
+             for element in getattr(app, kind)]
+    return "\n".join(str(part) for part in parts)
+
+
+# ----------------------------------------------------------------- every page renders
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_nothing_chosen_yet(page):
+    app = _run(page)
+
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_a_finished_run(page, populated):
+    app = _run(page)
+
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+
+
+def test_entry_page_says_where_things_stand(populated):
+    app = _run("app.py")
+
+    text = _texts(app)
+    assert "shapes" in text and "4 classes" in text
+    assert "97%" in text or "right" in text
+    assert app.button(key="home_use_demo").label == "Use demo dataset"
+
+
+def test_entry_page_demo_shortcut_chooses_the_demo(dataset, home):
+    app = _run("app.py")
+    app.button(key="home_use_demo").click().run()
+
+    assert not app.exception
+    assert json.loads((home / "app_state.json").read_text())["dataset_path"] == str(dataset)
+
+
+# ----------------------------------------------------------------- Data
+
+
+def test_demo_button_shows_the_audit(dataset, home):
+    app = _run("pages/data.py")
+    assert "No pictures chosen yet" in _texts(app)
+
+    app.button(key="data_use_demo").click().run()
+
+    assert not app.exception
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Classes"] == "4" and metrics["Pictures"] == "24"
+    assert "Ready: 4 classes" in _texts(app)
+    assert json.loads((home / "app_state.json").read_text())["dataset_path"] == str(dataset)
+
+
+def _png(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_folder_upload_becomes_the_dataset(home):
+    app = _run("pages/data.py")
+    files = [(f"pets/{name}/{index}.png", _png(colour), "image/png")
+             for name, colour in (("cats", "red"), ("dogs", "blue")) for index in range(3)]
+    files.append(("../../pets/cats/evil.png", _png("green"), "image/png"))  # stays inside the upload
+
+    app.file_uploader(key="data_folder_upload").set_value(files).run()
+    app.button(key="data_use_folder_upload").click().run()
+
+    assert not app.exception
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Classes"] == "2"
+    dataset = pathlib.Path(app.session_state["dataset_path"])
+    assert dataset.parent == home / "uploads"
+    assert sorted(p.name for p in dataset.iterdir()) == ["cats", "dogs"]
+    assert len(list((dataset / "cats").iterdir())) == 4
+    assert not (home.parent / "pets").exists()
+
+
+def test_server_folder_is_off_unless_the_operator_shares_one(tmp_path, monkeypatch, dataset):
+    app = _run("pages/data.py")
+    assert "turned off" in _texts(app)
+
+    monkeypatch.setenv("TLCORE_DATA_ROOTS", str(dataset))
+    app = _run("pages/data.py")
+    app.text_input(key="data_server_path").set_value(str(tmp_path)).run()
+    app.button(key="data_use_server_path").click().run()
+    assert "outside the folders" in app.error[0].value
+
+    app.text_input(key="data_server_path").set_value("").run()
+    app.selectbox(key="data_server_pick").set_value(str(dataset.resolve() / "star")).run()
+    app.button(key="data_use_server_path").click().run()
+    assert app.session_state["dataset_path"] == str(dataset.resolve() / "star")
+
+
+def test_exact_copies_can_be_left_out_for_training(home, dataset, monkeypatch):
+    (dataset / "star" / "star_copy.jpg").write_bytes((dataset / "star" / "star_000.jpg").read_bytes())
+    _remember_dataset(home, dataset)
+    app = _run("pages/data.py")
+
+    app.toggle(key="data_exclude_duplicates").set_value(True).run()
+
+    assert not app.exception
+    assert app.session_state["excluded_files"]["files"] == ["star/star_copy.jpg"]
+    calls = []
+    monkeypatch.setattr(tlcore.training, "start_training", _fake_start(home, calls))
+    train = _run("pages/train.py")
+    train.button(key="train_start").click().run()
+    assert calls[0].excluded_files == ("star/star_copy.jpg",)
+
+
+# ----------------------------------------------------------------- Model
+
+
+def _learning(app: AppTest) -> int:
+    return int(next(m.value for m in app.metric if m.label == "Numbers that learn").replace(",", ""))
+
+
+def test_freezing_preset_changes_the_trainable_count():
+    app = _run("pages/model.py")
+    head_only = _learning(app)
+
+    app.radio(key="model_freeze_preset").set_value("top").run()
+    top_blocks = _learning(app)
+    app.radio(key="model_freeze_preset").set_value("none").run()
+    everything = _learning(app)
+
+    assert not app.exception
+    assert head_only < top_blocks < everything
+    assert app.session_state["model_choice"]["freeze"] == "none"
+
+
+def test_picking_a_backbone_changes_the_trainable_count():
+    app = _run("pages/model.py")
+    app.radio(key="model_freeze_preset").set_value("none").run()
+    default = _learning(app)
+
+    app.selectbox(key="model_backbone").set_value("mobilenet_025").run()
+
+    assert not app.exception
+    assert _learning(app) != default
+    assert app.session_state["model_choice"]["backbone"] == "mobilenet_025"
+
+
+def test_missing_weights_are_explained_and_can_be_imported(monkeypatch):
+    imported = []
+    monkeypatch.setattr(tlcore.backbones, "import_weights", lambda path, backbone=None: imported.append(pathlib.Path(path)))
+    app = _run("pages/model.py")
+    app.selectbox(key="model_backbone").set_value("resnet50").run()
+    assert "not on this computer" in _texts(app)
+
+    name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    app.file_uploader(key="model_weights_upload").set_value((name, b"HDF", "application/octet-stream")).run()
+    app.button(key="model_import_weights").click().run()
+
+    assert not app.exception
+    assert imported[0].name == name and imported[0].read_bytes() == b"HDF"
+    assert "Imported" in app.success[0].value
+
+
+# ----------------------------------------------------------------- Train
+
+
+def _fake_start(home: pathlib.Path, calls: list):
+    def start_training(config, runs_dir=None):
+        calls.append(config)
+        run_dir = home / "runs" / "20261122-130000-mobilenetv2_035-shapes"
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(config.to_json())
+        # "queued", started by a living process (this one): the page shows it as in progress.
+        (run_dir / "status.json").write_text(json.dumps({"state": "queued", "message": "starting", "queued_at": time.time()}))
+        (run_dir / "worker.pid").write_text(str(os.getpid()))
+        return run_dir
+
+    return start_training
+
+
+def test_start_training_starts_a_run_and_attaches_to_it(home, dataset, monkeypatch):
+    _remember_dataset(home, dataset)
+    calls = []
+    monkeypatch.setattr(tlcore.training, "start_training", _fake_start(home, calls))
+    app = _run("pages/train.py")
+    app.number_input(key="train_epochs").set_value(4).run()
+
+    app.button(key="train_start").click().run()
+
+    assert not app.exception, app.exception
+    assert len(calls) == 1 and calls[0].epochs == 4 and calls[0].data == str(dataset)
+    assert app.query_params["run"] == "20261122-130000-mobilenetv2_035-shapes"
+    assert app.button(key="train_stop").label == "Stop"
+    assert app.get("progress")
+
+    app.button(key="train_stop").click().run()
+    assert (home / "runs" / "20261122-130000-mobilenetv2_035-shapes" / "STOP").is_file()
+
+
+def test_a_busy_machine_says_what_runs_and_when_it_ends(home, dataset, monkeypatch):
+    _remember_dataset(home, dataset)
+
+    def busy(config, runs_dir=None):
+        raise tlcore.RunBusyError("another training run is in progress (x-run); it should finish in about 2 min 05 s.")
+
+    monkeypatch.setattr(tlcore.training, "start_training", busy)
+    app = _run("pages/train.py")
+    app.button(key="train_start").click().run()
+
+    assert not app.exception
+    assert "x-run" in app.error[0].value and "2 min 05 s" in app.error[0].value
+
+
+def test_a_reload_reattaches_to_the_run_in_the_address(populated):
+    app = _run("pages/train.py", run=RUN_NAME)
+
+    assert not app.exception
+    assert "Training finished after 3 epoch(s)" in app.success[0].value
+    assert len(app.get("plotly_chart")) == 2
+
+
+def test_the_page_reattaches_to_the_run_training_on_this_machine(home, monkeypatch):
+    run_dir = _fake_start(home, [])(tlcore.TrainConfig(data="somewhere"))
+    monkeypatch.setattr(tlcore.runs, "current_training_run", lambda: run_dir)
+
+    app = _run("pages/train.py")  # no dataset chosen in this browser, no run in the address
+
+    assert not app.exception
+    assert app.query_params["run"] == run_dir.name
+    assert app.button(key="train_stop").label == "Stop"
+    assert "First choose your pictures" in app.info[0].value
+
+
+def test_a_bad_run_name_in_the_address_is_not_followed(populated):
+    app = _run("pages/train.py", run="../../etc")
+
+    assert not app.exception
+    assert "no training called" in app.warning[0].value
+
+
+# ----------------------------------------------------------------- Evaluate, Predict, Export
+
+
+def test_evaluate_shows_confusion_per_class_and_mistakes(populated):
+    app = _run("pages/evaluate.py")
+
+    assert not app.exception
+    assert "88%" in _texts(app)  # 7 of 8 right
+    assert app.get("plotly_chart")
+    assert app.dataframe
+    assert app.get("image")[0].captions == ["is circle, said triangle (70%)"]
+
+
+def test_predict_shows_the_top_classes_of_an_upload(populated, monkeypatch):
+    monkeypatch.setattr(tlcore.prediction, "load_run_model", lambda run_dir: ("model", CLASSES))
+    monkeypatch.setattr(tlcore.prediction, "predict_bytes",
+                        lambda model, labels, data, top_k=3: [("star", 0.9), ("circle", 0.06), ("square", 0.04)][:top_k])
+    app = _run("pages/predict.py")
+
+    app.file_uploader(key="predict_upload").set_value(("a.png", _png("white"), "image/png")).run()
+
+    assert not app.exception
+    assert "**star** (90% sure)" in _texts(app)
+    assert app.get("plotly_chart")
+    app.toggle(key="predict_use_camera").set_value(True).run()
+    assert app.camera_input(key="predict_camera").label == "Take a picture"
+
+
+def test_export_prepares_a_download_and_deletes_runs(populated, monkeypatch):
+    def export_run(run_dir, format="keras", out=None):
+        pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(out).write_bytes(b"exported")
+        return pathlib.Path(out)
+
+    monkeypatch.setattr(tlcore.export, "export_run", export_run)
+    app = _run("pages/export.py")
+    app.button(key="export_prepare_tflite").click().run()
+
+    assert not app.exception
+    assert app.get("download_button")
+    assert (populated / "export" / "model.tflite").read_bytes() == b"exported"
+
+    app.checkbox(key="export_delete_confirm").check().run()
+    app.button(key="export_delete").click().run()
+    assert not populated.exists()
+    assert "No trainings yet." in _texts(app)
+
+
+# ----------------------------------------------------------------- the web server stays light
+
+_NO_TENSORFLOW_SCRIPT = """
+import sys
+from streamlit.testing.v1 import AppTest
+for page in sys.argv[1:]:
+    app = AppTest.from_file(page, default_timeout=60).run()
+    assert not app.exception, (page, app.exception)
+heavy = sorted(name for name in ("tensorflow", "keras") if name in sys.modules)
+print("heavy modules:", heavy)
+sys.exit(1 if heavy else 0)
+"""
+
+
+def test_pages_without_a_model_never_import_tensorflow(populated, home):
+    pages = [str(REPO / page) for page in ("app.py", "pages/data.py", "pages/model.py", "pages/train.py",
+                                           "pages/evaluate.py", "pages/export.py")]
+    result = subprocess.run([sys.executable, "-c", _NO_TENSORFLOW_SCRIPT, *pages], capture_output=True, text=True,
+                            env=dict(os.environ, TLCORE_HOME=str(home)), timeout=120, cwd=REPO)
+
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]

@@ -1,0 +1,190 @@
+"""The whole journey in a real browser: demo data, model, live training, stop, evaluate, predict.
+
+Starts `streamlit run app.py` on a free port with its own TLCORE_HOME and a
+KERAS_HOME holding the offline ImageNet weights from `<repo>/../shared`, then
+drives Debian's Chromium with Playwright. Screenshots of each page are saved in
+`test-artifacts/` (the README's pictures in assets/ come from there).
+"""
+
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_WEIGHTS = REPO.parent / "shared" / "keras-weights"
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium (`apt-get install chromium`)"),
+    pytest.mark.skipif(not (SHARED_WEIGHTS / WEIGHTS_FILE).is_file(),
+                       reason=f"offline ImageNet weights not found in {SHARED_WEIGHTS} (the shared folder beside the repo)"),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+expect = sync_api.expect
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_health(url: str, process: subprocess.Popen, log: pathlib.Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with code {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not become healthy in {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop_workers(home: pathlib.Path) -> None:
+    """End training processes this test's app started (they run in their own session)."""
+    for pid_file in (home / "runs").glob("*/worker.pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The running app's address and its TLCORE_HOME."""
+    root = tmp_path_factory.mktemp("journey")
+    home, keras_models = root / "tlcore-home", root / "keras" / "models"
+    keras_models.mkdir(parents=True)
+    for weights in list(SHARED_WEIGHTS.glob("*.h5")) + list(SHARED_WEIGHTS.glob("*.json")):
+        shutil.copy(weights, keras_models / weights.name)
+    port = _free_port()
+    log = root / "streamlit.log"
+    env = dict(os.environ, TLCORE_HOME=str(home), KERAS_HOME=str(root / "keras"), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("TLCORE_DATA_ROOTS", None)
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_health(url, process, log)
+        yield url, home
+    finally:
+        _stop_workers(home)
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        _stop_workers(home)
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(app[0])
+        yield page
+        browser.close()
+
+
+def _shot(page, name: str) -> None:
+    """Save the whole page: Streamlit scrolls inside its main area, so grow the window to fit it first."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(1395, 995)  # no tooltip in the picture
+    page.wait_for_timeout(700)  # let charts finish drawing
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height), 5000))})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def _open(page, label: str, heading: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=label, exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile(heading))).to_be_visible()
+
+
+def _chart_points(page) -> int:
+    """Markers drawn in the live accuracy and loss charts."""
+    return page.locator(".js-plotly-plot .scatterlayer .trace .points path").count()
+
+
+def test_journey_from_demo_data_to_prediction(app, page):
+    home = app[1]
+    expect(page.get_by_role("heading", name="Teach a computer to recognise your pictures")).to_be_visible()
+    _shot(page, "00-start")
+    page.get_by_role("button", name="Use demo dataset").click()  # the landing page's shortcut leads to Data
+    expect(page.get_by_role("heading", name="Data: your pictures")).to_be_visible(timeout=60_000)
+
+    _open(page, "Data", "Data: your pictures")
+    page.get_by_role("button", name="Use demo dataset").click()
+    expect(page.get_by_text("Ready: 4 classes")).to_be_visible(timeout=60_000)
+    _shot(page, "01-data")
+
+    _open(page, "Model", "Model:")
+    expect(page.get_by_text("Numbers that learn")).to_be_visible()
+    _shot(page, "02-model")
+
+    _open(page, "Train", "Train:")
+    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs.fill("20")
+    epochs.press("Enter")
+    expect(page.get_by_text(re.compile("^Time: about"))).to_be_visible()
+    _shot(page, "03-train-settings")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=90_000)
+    first = _chart_points(page)
+    page.wait_for_function(
+        "n => document.querySelectorAll('.js-plotly-plot .scatterlayer .trace .points path').length > n",
+        arg=first, timeout=60_000,
+    )
+    assert _chart_points(page) > first
+    # A few epochs for the picture: 4 markers per epoch (2 charts x training and validation).
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot .scatterlayer .trace .points path').length >= 16",
+        timeout=60_000,
+    )
+    _shot(page, "04-train-live")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.get_by_text(re.compile("Training stopped|Training finished"))).to_be_visible(timeout=60_000)
+    _shot(page, "05-train-done")
+
+    _open(page, "Evaluate", "Evaluate:")
+    expect(page.locator(".js-plotly-plot").filter(has_text="Confusion matrix")).to_be_visible(timeout=60_000)
+    _shot(page, "06-evaluate")
+
+    _open(page, "Predict", "Predict:")
+    demo_picture = home / "demo" / "shapes" / "star" / "star_000.jpg"
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(demo_picture))
+    expect(page.get_by_text(re.compile(r"\(\d+% sure\)"))).to_be_visible(timeout=120_000)
+    _shot(page, "07-predict")
+
+    _open(page, "Export", "Export:")
+    expect(page.get_by_role("button", name="Download labels.json")).to_be_visible()
+    _shot(page, "08-export")

@@ -1,0 +1,224 @@
+"""Tests for tlcore.features: cutting the model at the freeze boundary, cached features, same results.
+
+The cut models are checked on a random-weight network whose BatchNormalization
+statistics were calibrated (see conftest), so outputs really depend on the input.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from tlcore import runs
+from tlcore.blocks import apply_freezing, backbone_blocks, parse_freeze
+from tlcore.features import FeatureBatches, FeaturePassStopped, allocate, compute_features, plan_feature_cache
+from tlcore.training import train
+
+
+def _freeze(parts, backbone_name, freeze):
+    found = backbone_blocks(backbone_name, parts.backbone)
+    apply_freezing(parts.backbone, found, parse_freeze(freeze, [block.name for block in found]))
+
+
+def _cached_path(plan, images):
+    """Probabilities through the two halves: what training on cached features computes."""
+    return plan.top.predict(plan.prefix.predict(images, verbose=0), verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("backbone_name", "freeze", "boundary", "feature_shape"),
+    [
+        ("mobilenetv2_035", "all", "after global pooling (whole backbone frozen)", (1280,)),
+        ("mobilenetv2_035", "top:2", "before layer block_16_expand", (1, 1, 56)),
+        ("mobilenetv2_035", "block_14,block_15,block_16,top", "before layer block_14_expand", (1, 1, 56)),
+        ("mobilenet_025", "top:3", "before layer conv_dw_11", (2, 2, 128)),
+    ],
+)
+def test_prefix_then_top_equals_the_whole_model(
+    calibrated_classifier, tiny_images, backbone_name, freeze, boundary, feature_shape
+):
+    parts = calibrated_classifier(backbone_name)
+    _freeze(parts, backbone_name, freeze)
+    images = tiny_images(per_class=3)
+
+    plan = plan_feature_cache(parts)
+
+    assert plan.boundary == boundary
+    assert plan.feature_shape == feature_shape
+    whole = parts.model.predict(images, verbose=0)
+    assert whole.std(axis=0).max() > 1e-3, "the comparison needs outputs that depend on the image"
+    np.testing.assert_allclose(_cached_path(plan, images), whole, atol=1e-5)
+
+
+def test_top_shares_the_trainable_layers_with_the_whole_model(calibrated_classifier):
+    parts = calibrated_classifier("mobilenet_025")
+    _freeze(parts, "mobilenet_025", "top:1")
+
+    plan = plan_feature_cache(parts)
+
+    whole = {id(weight) for weight in parts.model.trainable_weights}
+    assert {id(weight) for weight in plan.top.trainable_weights} == whole
+    assert plan.prefix.trainable_weights == []
+
+
+def test_no_cut_when_a_skip_connection_crosses_the_boundary(calibrated_classifier):
+    # Unfreezing the middle of MobileNetV2's residual block 14 leaves its shortcut
+    # (from block 13) crossing the boundary: there is no single tensor to cache.
+    parts = calibrated_classifier("mobilenetv2_035")
+    _freeze(parts, "mobilenetv2_035", "all")
+    parts.backbone.trainable = True
+    for layer in parts.backbone.layers:
+        layer.trainable = layer.name in ("block_14_project", "block_16_project")
+
+    assert plan_feature_cache(parts) is None
+
+
+# ----------------------------------------------------------------- the feature pass
+
+
+def test_compute_features_fills_the_output_and_logs_progress(calibrated_classifier, tiny_images, tmp_path):
+    parts = calibrated_classifier("mobilenet_025")
+    _freeze(parts, "mobilenet_025", "all")
+    plan = plan_feature_cache(parts)
+    images = tiny_images(per_class=3)
+    output = np.zeros((9, *plan.feature_shape), dtype="float32")
+
+    rate = compute_features(plan, [images[:4], images[4:8], images[8:]], 9, output, tmp_path, "train")
+
+    assert rate > 0
+    np.testing.assert_allclose(output, plan.prefix.predict(images, verbose=0), atol=1e-5)
+    progress = [row for row in runs.read_metrics(tmp_path) if row["type"] == "progress"]
+    assert progress[-1]["done"] == 9 and progress[-1]["total"] == 9 and progress[-1]["split"] == "train"
+
+
+def test_augmented_views_differ_from_the_plain_features(calibrated_classifier, tiny_images, tmp_path):
+    parts = calibrated_classifier("mobilenet_025", augment="strong")
+    _freeze(parts, "mobilenet_025", "all")
+    plan = plan_feature_cache(parts)
+    images = tiny_images(per_class=2)
+    plain = np.zeros((6, *plan.feature_shape), dtype="float32")
+    augmented = np.zeros_like(plain)
+
+    compute_features(plan, [images], 6, plain, tmp_path, "train")
+    compute_features(plan, [images], 6, augmented, tmp_path, "train", augmentation=parts.augmentation)
+
+    assert not np.allclose(plain, augmented)
+
+
+def test_compute_features_stops_when_asked(calibrated_classifier, tiny_images, tmp_path):
+    parts = calibrated_classifier("mobilenet_025")
+    _freeze(parts, "mobilenet_025", "all")
+    plan = plan_feature_cache(parts)
+    (tmp_path / runs.STOP_FILE).write_text("stop")
+
+    with pytest.raises(FeaturePassStopped):
+        compute_features(plan, [tiny_images(per_class=1)], 3, np.zeros((3, 256), "float32"), tmp_path, "val")
+
+
+def test_allocate_uses_memory_within_budget_and_a_file_beyond(tmp_path):
+    in_memory = allocate((4, 8), tmp_path / "small.npy", memory_budget=1024)
+    on_disk = allocate((4, 8), tmp_path / "big.npy", memory_budget=16)
+
+    assert not isinstance(in_memory, np.memmap) and not (tmp_path / "small.npy").exists()
+    assert isinstance(on_disk, np.memmap) and (tmp_path / "big.npy").is_file()
+    on_disk[:] = 1.0
+    assert on_disk.shape == (4, 8) and on_disk.dtype == np.float32
+
+
+# ----------------------------------------------------------------- FeatureBatches
+
+
+def test_feature_batches_give_every_row_once_per_epoch_with_one_hot_labels():
+    data = np.arange(10, dtype="float32")[:, None] * np.ones((1, 3), "float32")
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    batches = FeatureBatches(data, labels, num_classes=3, batch_size=4, shuffle=True, seed=1)
+
+    assert len(batches) == 3
+    seen = []
+    for index in range(len(batches)):
+        x, y = batches[index]
+        rows = x[:, 0].astype(int)
+        np.testing.assert_array_equal(y, np.eye(3)[labels[rows]])
+        seen += list(rows)
+    assert sorted(seen) == list(range(10))
+
+    before = batches.order.copy()
+    batches.on_epoch_end()
+    assert not np.array_equal(before, batches.order)
+    again = FeatureBatches(data, labels, 3, 4, shuffle=True, seed=1)
+    np.testing.assert_array_equal(again.order, before)
+
+
+def test_feature_batches_without_shuffle_keep_order_and_add_sample_weights():
+    data = np.arange(5, dtype="float32")[:, None]
+    labels = np.array([0, 0, 0, 1, 1])
+
+    batches = FeatureBatches(data, labels, 2, 5, shuffle=False, seed=0, sample_weights=np.array([0.5, 2.0], "float32"))
+
+    x, y, weights = batches[0]
+    np.testing.assert_array_equal(x[:, 0], np.arange(5))
+    np.testing.assert_array_equal(weights, [0.5, 0.5, 0.5, 2.0, 2.0])
+
+
+def test_feature_batches_pick_one_augmented_view_per_image():
+    views = np.stack([np.full((6, 1), view, "float32") for view in range(4)])  # (views, N, 1)
+    labels = np.zeros(6, dtype=int)
+
+    batches = FeatureBatches(views, labels, 2, 6, shuffle=False, seed=3, has_views=True)
+
+    x, _ = batches[0]
+    assert x.shape == (6, 1)
+    np.testing.assert_array_equal(x[:, 0], batches.views)
+    assert len(set(batches.views)) > 1
+
+
+# ----------------------------------------------------------------- whole runs: cached vs plain
+
+
+@pytest.fixture(scope="module")
+def cached_and_plain_runs(shared_tiny_dataset, tiny_config, install_keras_weights, tmp_path_factory):
+    """The same run with and without the feature cache.
+
+    With the shared ImageNet weights (when present) the tiny colour classes are
+    learnable, so the accuracies compared mean something; without them both
+    runs use random weights and only the run folders are compared.
+    """
+    keras_home = tmp_path_factory.mktemp("keras_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_HOME", str(keras_home))
+        try:
+            install_keras_weights(keras_home)
+            weights = "imagenet"
+        except pytest.skip.Exception:
+            weights = "none"
+        results = {}
+        for feature_cache in ("auto", "off"):
+            config = tiny_config(shared_tiny_dataset, epochs=3, weights=weights, feature_cache=feature_cache, seed=3)
+            results[feature_cache] = train(config, runs_dir=tmp_path_factory.mktemp(f"runs_{feature_cache}"))
+    return weights, results
+
+
+def test_feature_cache_and_plain_path_leave_the_same_run_folder(cached_and_plain_runs):
+    _, results = cached_and_plain_runs
+    cached, plain = results["auto"], results["off"]
+
+    assert cached.feature_cache.startswith("on") and plain.feature_cache == "off"
+    assert cached.status == plain.status == "completed"
+    assert cached.epochs_run == plain.epochs_run == 3
+    files = {name: sorted(p.name for p in runs.require_run_dir(r.run_dir).iterdir()) for name, r in results.items()}
+    assert files["auto"] == files["off"]
+    for result in (cached, plain):
+        evaluation = json.loads((runs.require_run_dir(result.run_dir) / runs.EVALUATION_FILE).read_text())
+        assert evaluation["val"]["images"] == 6
+
+
+def test_feature_cache_and_plain_path_reach_similar_accuracy(cached_and_plain_runs):
+    weights, results = cached_and_plain_runs
+    cached, plain = results["auto"], results["off"]
+
+    # 6 validation images: allow two of them to differ.
+    assert abs(cached.val_accuracy - plain.val_accuracy) <= 2 / 6 + 1e-9
+    if weights == "imagenet":
+        assert min(cached.val_accuracy, plain.val_accuracy) >= 0.66
+    rows = {name: runs.epoch_rows(r.run_dir) for name, r in results.items()}
+    assert [row["epoch"] for row in rows["auto"]] == [row["epoch"] for row in rows["off"]]
