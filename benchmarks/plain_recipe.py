@@ -37,7 +37,7 @@ def dataset(records, class_names, shuffle):
     labels = [class_names.index(record.label) for record in records]
     data = tf.data.Dataset.from_tensor_slices((paths, labels))
     if shuffle:
-        data = data.shuffle(len(paths), seed=42)
+        data = data.shuffle(len(paths), seed=0)
     return data.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(32).prefetch(tf.data.AUTOTUNE)
 
 
@@ -46,10 +46,11 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--trainable-blocks", type=int, default=0, help="0, or 2 for block_16 + the final conv")
+    parser.add_argument("--seed", type=int, default=42, help="seeds the split (the same as tlcore's) and the model")
     args = parser.parse_args()
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(args.seed)
 
-    audit = audit_dataset(args.data, 0.2, 42)
+    audit = audit_dataset(args.data, 0.2, args.seed, find_duplicates=False)
     train = dataset(audit.split_records("train"), audit.class_names, shuffle=True)
     val = dataset(audit.split_records("val"), audit.class_names, shuffle=False)
 

@@ -19,7 +19,7 @@ from tlcore.backbones import (
     weights_available_offline,
     weights_missing_message,
 )
-from tlcore.errors import InputError
+from tlcore.errors import InputError, WeightsUnavailableError
 
 REQUIRED_NAMES = (
     "mobilenet_025", "mobilenetv2_035", "mobilenetv2_100", "mobilenetv3_small", "mobilenetv3_large",
@@ -184,3 +184,16 @@ def test_import_weights_missing_or_unrecognised_file(tmp_path):
     odd.write_bytes(b"x")
     with pytest.raises(InputError, match="--backbone NAME"):
         import_weights(odd)
+
+
+def test_damaged_cached_weights_file_says_how_to_replace_it():
+    models = backbones.keras_cache_dir()
+    models.mkdir(parents=True)
+    (models / "mobilenet_2_5_224_tf_no_top.h5").write_bytes(b"\x89HDF\r\n cut short by a failed copy")
+
+    with pytest.raises(WeightsUnavailableError) as caught:
+        build_backbone("mobilenet_025", 32, weights="imagenet")
+
+    message = str(caught.value)
+    assert "damaged" in message
+    assert "tlcore weights import mobilenet_2_5_224_tf_no_top.h5" in message

@@ -62,6 +62,24 @@ def test_bad_values_raise_input_error_saying_what_and_what_instead(changes, expe
         assert word in message, f"{word!r} missing from: {message}"
 
 
+@pytest.mark.parametrize("freeze", ["block_99", "top:20", "everything", ""])
+def test_bad_freeze_is_rejected_at_once_listing_the_blocks(freeze):
+    # Checked against the shipped block table, before any model is built.
+    with pytest.raises(InputError) as caught:
+        TrainConfig(data="photos", freeze=freeze)
+
+    message = str(caught.value)
+    assert "block_16" in message or "has only 19" in message
+
+
+def test_freeze_names_the_blocks_of_the_chosen_backbone():
+    assert TrainConfig(data="photos", backbone="mobilenet_025", freeze="block_13,block_12").freeze == "block_13,block_12"
+    with pytest.raises(InputError, match="block_13"):
+        TrainConfig(data="photos", backbone="mobilenet_025", freeze="top")  # MobileNetV2's name, not MobileNet's
+    with pytest.raises(InputError, match="freeze must be text"):
+        TrainConfig(data="photos", freeze=2)
+
+
 def test_input_error_is_a_value_error():
     with pytest.raises(ValueError):
         TrainConfig(data="photos", epochs=0)

@@ -50,11 +50,7 @@ def make_run(shared_tiny_dataset, install_keras_weights, batch_norm_calibrator, 
         keras_home = tmp_path_factory.mktemp("keras_home")
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("KERAS_HOME", str(keras_home))
-            try:
-                install_keras_weights(keras_home)
-                weights = "imagenet"
-            except pytest.skip.Exception:
-                weights = None
+            weights = "imagenet" if install_keras_weights(keras_home) else None
             keras.utils.set_random_seed(4)
             parts = build_classifier(backbone_name, 3, 32, augment="light", weights=weights, seed=4)
         if weights is None:

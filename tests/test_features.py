@@ -12,7 +12,21 @@ import pytest
 from tlcore import runs
 from tlcore.blocks import apply_freezing, backbone_blocks, parse_freeze
 from tlcore.features import FeatureBatches, FeaturePassStopped, allocate, compute_features, plan_feature_cache
+from tlcore.model import make_augmentation
 from tlcore.training import train
+
+
+@pytest.fixture(scope="module")
+def classifier(calibrated_classifier):
+    """`classifier(backbone)`: one calibrated model per backbone, re-frozen by each test."""
+    built = {}
+
+    def get(backbone_name):
+        if backbone_name not in built:
+            built[backbone_name] = calibrated_classifier(backbone_name)
+        return built[backbone_name]
+
+    return get
 
 
 def _freeze(parts, backbone_name, freeze):
@@ -34,10 +48,8 @@ def _cached_path(plan, images):
         ("mobilenet_025", "top:3", "before layer conv_dw_11", (2, 2, 128)),
     ],
 )
-def test_prefix_then_top_equals_the_whole_model(
-    calibrated_classifier, tiny_images, backbone_name, freeze, boundary, feature_shape
-):
-    parts = calibrated_classifier(backbone_name)
+def test_prefix_then_top_equals_the_whole_model(classifier, tiny_images, backbone_name, freeze, boundary, feature_shape):
+    parts = classifier(backbone_name)
     _freeze(parts, backbone_name, freeze)
     images = tiny_images(per_class=3)
 
@@ -50,8 +62,8 @@ def test_prefix_then_top_equals_the_whole_model(
     np.testing.assert_allclose(_cached_path(plan, images), whole, atol=1e-5)
 
 
-def test_top_shares_the_trainable_layers_with_the_whole_model(calibrated_classifier):
-    parts = calibrated_classifier("mobilenet_025")
+def test_top_shares_the_trainable_layers_with_the_whole_model(classifier):
+    parts = classifier("mobilenet_025")
     _freeze(parts, "mobilenet_025", "top:1")
 
     plan = plan_feature_cache(parts)
@@ -61,10 +73,10 @@ def test_top_shares_the_trainable_layers_with_the_whole_model(calibrated_classif
     assert plan.prefix.trainable_weights == []
 
 
-def test_no_cut_when_a_skip_connection_crosses_the_boundary(calibrated_classifier):
+def test_no_cut_when_a_skip_connection_crosses_the_boundary(classifier):
     # Unfreezing the middle of MobileNetV2's residual block 14 leaves its shortcut
     # (from block 13) crossing the boundary: there is no single tensor to cache.
-    parts = calibrated_classifier("mobilenetv2_035")
+    parts = classifier("mobilenetv2_035")
     _freeze(parts, "mobilenetv2_035", "all")
     parts.backbone.trainable = True
     for layer in parts.backbone.layers:
@@ -76,8 +88,8 @@ def test_no_cut_when_a_skip_connection_crosses_the_boundary(calibrated_classifie
 # ----------------------------------------------------------------- the feature pass
 
 
-def test_compute_features_fills_the_output_and_logs_progress(calibrated_classifier, tiny_images, tmp_path):
-    parts = calibrated_classifier("mobilenet_025")
+def test_compute_features_fills_the_output_and_logs_progress(classifier, tiny_images, tmp_path):
+    parts = classifier("mobilenet_025")
     _freeze(parts, "mobilenet_025", "all")
     plan = plan_feature_cache(parts)
     images = tiny_images(per_class=3)
@@ -91,8 +103,8 @@ def test_compute_features_fills_the_output_and_logs_progress(calibrated_classifi
     assert progress[-1]["done"] == 9 and progress[-1]["total"] == 9 and progress[-1]["split"] == "train"
 
 
-def test_augmented_views_differ_from_the_plain_features(calibrated_classifier, tiny_images, tmp_path):
-    parts = calibrated_classifier("mobilenet_025", augment="strong")
+def test_augmented_views_differ_from_the_plain_features(classifier, tiny_images, tmp_path):
+    parts = classifier("mobilenet_025")
     _freeze(parts, "mobilenet_025", "all")
     plan = plan_feature_cache(parts)
     images = tiny_images(per_class=2)
@@ -100,13 +112,13 @@ def test_augmented_views_differ_from_the_plain_features(calibrated_classifier, t
     augmented = np.zeros_like(plain)
 
     compute_features(plan, [images], 6, plain, tmp_path, "train")
-    compute_features(plan, [images], 6, augmented, tmp_path, "train", augmentation=parts.augmentation)
+    compute_features(plan, [images], 6, augmented, tmp_path, "train", augmentation=make_augmentation("strong", seed=1))
 
     assert not np.allclose(plain, augmented)
 
 
-def test_compute_features_stops_when_asked(calibrated_classifier, tiny_images, tmp_path):
-    parts = calibrated_classifier("mobilenet_025")
+def test_compute_features_stops_when_asked(classifier, tiny_images, tmp_path):
+    parts = classifier("mobilenet_025")
     _freeze(parts, "mobilenet_025", "all")
     plan = plan_feature_cache(parts)
     (tmp_path / runs.STOP_FILE).write_text("stop")
@@ -186,11 +198,7 @@ def cached_and_plain_runs(shared_tiny_dataset, tiny_config, install_keras_weight
     keras_home = tmp_path_factory.mktemp("keras_home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KERAS_HOME", str(keras_home))
-        try:
-            install_keras_weights(keras_home)
-            weights = "imagenet"
-        except pytest.skip.Exception:
-            weights = "none"
+        weights = "imagenet" if install_keras_weights(keras_home) else "none"
         results = {}
         for feature_cache in ("auto", "off"):
             config = tiny_config(shared_tiny_dataset, epochs=3, weights=weights, feature_cache=feature_cache, seed=3)

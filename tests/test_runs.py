@@ -134,8 +134,8 @@ def test_interrupted_run_with_a_model_says_the_model_is_kept(run_dir):
 def test_worker_killed_with_sigkill_releases_its_lock(run_dir):
     # The operating system drops the lock of a dead process, however it died.
     code = (
-        "import sys, time; from tlcore import runs; "
-        "lock = runs.FileLock(runs.pathlib.Path(sys.argv[1]) / runs.WORKER_LOCK_FILE); "
+        "import pathlib, sys, time; from tlcore import runs; "
+        "lock = runs.FileLock(pathlib.Path(sys.argv[1]) / runs.WORKER_LOCK_FILE); "
         "assert lock.try_acquire(); print('locked', flush=True); time.sleep(60)"
     )
     runs.write_status(run_dir, "running", "training")

@@ -131,8 +131,12 @@ def test_stop_requested_before_training_ends_the_run_as_stopped_without_a_model(
 
     assert result.status == "stopped"
     assert result.epochs_run == 0
-    assert runs.read_status(run_dir)["state"] == "stopped"
+    assert result.val_accuracy is None
+    status = runs.read_status(run_dir)
+    assert status["state"] == "stopped"
+    assert "no model" in status["message"]
     assert not (run_dir / runs.MODEL_FILE).exists()
+    assert not (run_dir / runs.EVALUATION_FILE).exists()
 
 
 def test_stop_requested_while_training_keeps_the_best_model(tiny_dataset, tiny_config, tmp_path):

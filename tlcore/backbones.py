@@ -392,7 +392,14 @@ def build_backbone(name: str, image_size: int, weights: str | None = "imagenet")
     cached = cached_weights_path(name, image_size)
     if cached is not None:
         backbone = constructor(weights=None, **kwargs)
-        backbone.load_weights(str(cached))
+        try:
+            backbone.load_weights(str(cached))
+        except Exception as error:  # h5py/Keras raise plain errors for a damaged or foreign file
+            raise WeightsUnavailableError(
+                f"the cached ImageNet weights file {cached} for backbone {name!r} is damaged or is not for this "
+                f"backbone ({type(error).__name__}); get a good copy of {cached.name} and run "
+                f"`tlcore weights import {cached.name}`, which replaces it."
+            ) from error
         return backbone
     try:
         with _socket_timeout(DOWNLOAD_TIMEOUT_S):

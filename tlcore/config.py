@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from tlcore.backbones import DEFAULT_BACKBONE, get_backbone, validate_image_size
+from tlcore.blocks import block_table, parse_freeze
 from tlcore.errors import InputError
 
 # Defaults were tuned on real photo datasets (flowers5, weather4); see README.
@@ -103,6 +104,10 @@ class TrainConfig:
         _check_choice("augment", self.augment, AUGMENT_PRESETS)
         _check_choice("feature_cache", self.feature_cache, ("auto", "off"))
         _check_choice("weights", self.weights, ("imagenet", "none"))
+        if not isinstance(self.freeze, str):
+            raise InputError(f"freeze must be text such as 'all', 'none' or 'top:2', got {self.freeze!r}.")
+        # Checked against the shipped block table: a typo fails here, not after the model is built.
+        parse_freeze(self.freeze, [row["name"] for row in block_table(self.backbone)])
         if self.two_phase and self.freeze.strip() == "all":
             raise InputError(
                 "two_phase is on but freeze is 'all', so there is nothing to fine-tune in phase two; "

@@ -304,10 +304,16 @@ def _collect_candidates(
 
 
 def _inside(path: pathlib.Path, root: pathlib.Path) -> bool:
-    """True when a (linked) path really lies inside root."""
+    """True when a (linked) path really lies inside root.
+
+    A link that loops cannot be resolved; it counts as inside, so the image
+    check reports it as unreadable rather than as pointing elsewhere.
+    """
     try:
         path.resolve().relative_to(root.resolve())
-    except (ValueError, OSError, RuntimeError):
+    except (OSError, RuntimeError):
+        return True
+    except ValueError:
         return False
     return True
 

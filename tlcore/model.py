@@ -144,8 +144,12 @@ def build_classifier(
     inputs = keras.Input(shape=(size, size, 3), name="image")
     x = augmentation(inputs) if augmentation.layers else inputs
     x = make_preprocessing(spec.preprocessing)(x)
-    # training=False keeps BatchNormalization in inference mode even when the
-    # blocks around it are unfrozen for fine-tuning.
+    # BatchNormalization stays in inference mode: its layers are frozen here and
+    # by every freezing choice (a frozen BatchNormalization layer always runs in
+    # inference mode in Keras 3, whatever `training` the outer call passes).
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     x = backbone(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(x)
     x = keras.layers.Dropout(dropout, seed=seed, name=DROPOUT_LAYER)(x)

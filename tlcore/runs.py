@@ -24,6 +24,7 @@ import json
 import os
 import pathlib
 import re
+import threading
 import time
 
 from tlcore import paths
@@ -54,7 +55,7 @@ FINAL_STATES = ("completed", "stopped", "failed", "interrupted")
 def write_json_atomic(path: pathlib.Path, data) -> None:
     """Write JSON so readers see the old file or the new one, never a mix."""
     path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     try:
         text.encode("utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import keras
@@ -20,7 +21,7 @@ from tlcore import callbacks as callbacks_module
 from tlcore import features as features_module
 from tlcore import pipeline, runs
 from tlcore.config import TrainConfig
-from tlcore.data import DatasetAudit
+from tlcore.data import SPLITS, DatasetAudit
 from tlcore.evaluation import classification_report
 from tlcore.model import build_classifier
 
@@ -63,6 +64,10 @@ class TrainingSession:
         self.class_names = audit.class_names
         self.image_size = config.resolved_image_size
         keras.utils.set_random_seed(config.seed)
+        self.splits = {split: self._split_data(split) for split in SPLITS}
+        # Decoding every image once runs in the background while the model is
+        # built, when the decoded images fit the memory budget.
+        self._decoding = self._start_decoding()
         self.accelerator = accelerator.plan_accelerator()
         accelerator.apply_precision(self.accelerator)
         self.strategy = accelerator.make_strategy(self.accelerator)
@@ -78,7 +83,6 @@ class TrainingSession:
             )
         self.blocks = blocks_module.backbone_blocks(config.backbone, self.parts.backbone)
         self.trainable_blocks = blocks_module.parse_freeze(config.freeze, [b.name for b in self.blocks])
-        self.splits = {split: self._split_data(split) for split in ("train", "val", "test")}
         self.keeper = callbacks_module.BestModelKeeper(self.parts.model, self.run_dir / runs.MODEL_FILE)
         if resume is not None:
             # Continue from the best model so far; only a better epoch replaces it.
@@ -87,7 +91,6 @@ class TrainingSession:
         self.cached: dict | None = None  # per split features when the current phase trains on features
         self.plan: features_module.FeaturePlan | None = None
         self.feature_cache_note = "off"
-        self._unshuffled: dict = {}
 
     def _scope(self):
         """Build and compile inside the distribution strategy, if there is one."""
@@ -104,24 +107,52 @@ class TrainingSession:
             "labels": np.array([index[r.label] for r in records], dtype=int),
         }
 
+    def _start_decoding(self):
+        """Decode all images once in a background thread, if they fit in memory."""
+        files = [path for split in SPLITS for path in self.splits[split]["files"]]
+        if pipeline.decoded_bytes(len(files), self.image_size) > pipeline.DEFAULT_DECODE_CACHE_BYTES:
+            return None
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-decode")
+        future = executor.submit(pipeline.decode_images, files, self.image_size)
+        executor.shutdown(wait=False)
+        return future
+
+    def _decoded(self, split: str) -> np.ndarray | None:
+        """The split's decoded uint8 images, or None when streaming from files."""
+        if self._decoding is None:
+            return None
+        everything = self._decoding.result()
+        start = sum(len(self.splits[name]["files"]) for name in SPLITS[: SPLITS.index(split)])
+        return everything[start : start + len(self.splits[split]["files"])]
+
     def _image_dataset(self, split: str, shuffle: bool, one_hot: bool = True):
+        """Batches of (float32 image, label) for `fit`: from memory, or streamed from files."""
         import tensorflow as tf
 
         data = self.splits[split]
-        dataset = pipeline.make_dataset(
-            data["files"], data["labels"], self.image_size, self.config.batch_size, shuffle=shuffle, seed=self.config.seed
-        )
+        decoded = self._decoded(split)
+        if decoded is None:
+            dataset = pipeline.make_dataset(
+                data["files"], data["labels"], self.image_size, self.config.batch_size, shuffle=shuffle, seed=self.config.seed
+            )
+        else:
+            dataset = tf.data.Dataset.from_tensor_slices((decoded, data["labels"].astype("int32")))
+            if shuffle:
+                dataset = dataset.shuffle(len(decoded), seed=self.config.seed, reshuffle_each_iteration=True)
+            dataset = dataset.batch(self.config.batch_size).map(lambda image, label: (tf.cast(image, tf.float32), label))
+            dataset = dataset.prefetch(tf.data.AUTOTUNE)
         if one_hot:
             depth = len(self.class_names)
             dataset = dataset.map(lambda image, label: (image, tf.one_hot(label, depth)))
         return dataset
 
     def _image_batches(self, split: str):
-        """Unshuffled image batches; the dataset is made once per split, so its
-        in-memory cache decodes each file once however many passes read it."""
-        if split not in self._unshuffled:
-            self._unshuffled[split] = self._image_dataset(split, shuffle=False, one_hot=False)
-        return (images.numpy() for images, _ in self._unshuffled[split])
+        """Unshuffled float32 image batches for the feature pass."""
+        decoded = self._decoded(split)
+        if decoded is None:
+            return (images.numpy() for images, _ in self._image_dataset(split, shuffle=False, one_hot=False))
+        size = 64
+        return (decoded[i : i + size].astype("float32") for i in range(0, len(decoded), size))
 
     # ------------------------------------------------------------ phases
 
@@ -254,12 +285,12 @@ class TrainingSession:
         train = self.cached["train"]
         return (
             plan.top,
-            features_module.FeatureBatches(
+            features_module.feature_batches(
                 train, self.splits["train"]["labels"], len(self.class_names), self.config.batch_size,
                 shuffle=True, seed=self.config.seed, has_views=views > 1,
                 sample_weights=self._sample_weight_table(),
             ),
-            features_module.FeatureBatches(
+            features_module.feature_batches(
                 self.cached["val"], self.splits["val"]["labels"], len(self.class_names), self.config.batch_size,
                 shuffle=False, seed=self.config.seed,
             ),
@@ -272,7 +303,7 @@ class TrainingSession:
     def _compute_all_features(self, plan, views: int) -> dict:
         memory_budget = features_module.DEFAULT_MEMORY_BUDGET_BYTES
         result = {}
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             count = len(self.splits[split]["labels"])
             if not count:
                 continue
@@ -293,7 +324,7 @@ class TrainingSession:
     def cleanup(self) -> None:
         """Drop cached features, so the run folder holds the same files either way."""
         self.cached = None
-        self._unshuffled.clear()
+        self._decoding = None
         for path in self.run_dir.glob("features_*.npy"):
             path.unlink(missing_ok=True)
 

@@ -66,8 +66,11 @@ def train(
         TrainingFailedError: NaN loss or out of memory, with what to change.
     """
     started = time.time()
+    audit = None
     if run_dir is None:
-        runs.ensure_slot_free()  # refuse before leaving an empty run folder behind
+        # Refuse a busy machine or unusable data before leaving a run folder behind.
+        runs.ensure_slot_free()
+        audit = _audit_for_training(config)
     run_dir = pathlib.Path(run_dir) if run_dir else runs.new_run_dir(runs_dir, config.backbone, config.data)
     resume = _resume_point(run_dir, config, resume_epochs) if resume_epochs else None
     if resume is not None:
@@ -85,7 +88,7 @@ def train(
     slot.write_owner(str(run_dir.resolve()))
     runs.write_status(run_dir, "running", "checking the images", pid=os.getpid(), started_at=started)
     try:
-        return _train_in_run_dir(config, run_dir, started, echo, resume)
+        return _train_in_run_dir(config, run_dir, started, echo, resume, audit)
     except TlcoreError as error:
         runs.write_status(run_dir, "failed", str(error), ended_at=time.time())
         raise
@@ -180,12 +183,20 @@ def resume(run_dir: str | os.PathLike, epochs: int, echo=None) -> RunResult:
     return train(config, run_dir=run_dir, echo=echo, resume_epochs=epochs)
 
 
-def _train_in_run_dir(config: TrainConfig, run_dir: pathlib.Path, started: float, echo=None, resume=None) -> RunResult:
+def _audit_for_training(config: TrainConfig):
+    from tlcore import data
+
+    # Duplicate search is for the audit screen; training only needs the usable files.
+    return data.audit_dataset(config.data, config.val_split, config.seed, config.excluded_files, find_duplicates=False)
+
+
+def _train_in_run_dir(
+    config: TrainConfig, run_dir: pathlib.Path, started: float, echo=None, resume=None, audit=None
+) -> RunResult:
     from tlcore import data
     from tlcore.session import TrainingSession
 
-    # Duplicate search is for the audit screen; training only needs the usable files.
-    audit = data.audit_dataset(config.data, config.val_split, config.seed, config.excluded_files, find_duplicates=False)
+    audit = audit or _audit_for_training(config)
     runs.write_json_atomic(run_dir / runs.LABELS_FILE, audit.class_names)
     runs.write_json_atomic(run_dir / "audit.json", {k: v for k, v in audit.to_dict().items() if k != "records"})
     runs.write_json_atomic(

@@ -1,0 +1,116 @@
+"""With the real ImageNet weights on real photos: accuracy, TFLite agreement, missing weights.
+
+Needs `../shared/keras-weights` and `../shared/datasets/flowers5` (skips with the
+reason when they are absent). The weights are copied into a temporary KERAS_HOME,
+so nothing is downloaded and nothing in `~/.keras` is touched.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import urllib.error
+
+import numpy as np
+import pytest
+
+from tlcore import runs
+from tlcore.backbones import build_backbone, get_backbone
+from tlcore.config import TrainConfig
+from tlcore.errors import WeightsUnavailableError
+from tlcore.export import export_run, run_exported
+from tlcore.prediction import load_run_model, prepare_images
+from tlcore.training import train
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# A proxy on a closed local port: any download attempt fails at once, with or without internet.
+OFFLINE_PROXY = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="module")
+def flowers_run(shared_datasets, install_keras_weights, tmp_path_factory):
+    """A short run with the default settings on flowers5 (5 classes x 60 photos)."""
+    flowers = shared_datasets / "flowers5"
+    if not flowers.is_dir():
+        pytest.skip(f"needs the flowers5 photos in {flowers}, which are absent")
+    keras_home = tmp_path_factory.mktemp("keras_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_HOME", str(keras_home))
+        patch.setenv("TLCORE_HOME", str(tmp_path_factory.mktemp("tlcore_home")))
+        if install_keras_weights(keras_home) is None:
+            pytest.skip("needs the offline ImageNet weights in <repo>/../shared/keras-weights, which are absent")
+        config = TrainConfig(data=str(flowers), epochs=5)
+        result = train(config, runs_dir=tmp_path_factory.mktemp("runs"))
+    return config, result
+
+
+@pytest.mark.timeout(600)
+def test_short_default_run_on_real_photos_is_accurate(flowers_run):
+    config, result = flowers_run
+
+    assert config.backbone == "mobilenetv2_035" and config.weights == "imagenet"
+    assert result.status == "completed"
+    assert result.epochs_run >= 3
+    assert result.val_accuracy >= 0.7, f"validation accuracy {result.val_accuracy:.0%} after {result.epochs_run} epochs"
+    assert runs.read_status(result.run_dir)["state"] == "completed"
+
+
+@pytest.mark.timeout(600)
+def test_exported_tflite_agrees_with_the_keras_model(flowers_run, tmp_path):
+    _, result = flowers_run
+    model, labels = load_run_model(result.run_dir)
+    split = runs.read_json(pathlib.Path(result.run_dir) / runs.SPLIT_FILE)
+    images = prepare_images([entry[2] for entry in split["val"]], model.input_shape[1])
+    expected = model.predict(images, verbose=0)
+
+    path = export_run(result.run_dir, "tflite", tmp_path / "flowers.tflite")
+
+    outputs = run_exported(path, "tflite", images)
+    assert len(images) == 60 and len(labels) == 5
+    agreement = np.mean(outputs.argmax(axis=1) == expected.argmax(axis=1))
+    assert agreement >= 0.95, f"TFLite agrees on the top class for only {agreement:.0%} of the validation images"
+    np.testing.assert_allclose(outputs, expected, atol=1e-3)
+
+
+# ----------------------------------------------------------------- weights that are not available offline
+
+
+@pytest.mark.timeout(120)
+def test_backbone_without_offline_weights_says_which_file_to_import(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network (simulated by the test)")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    expected_file = get_backbone("efficientnetb0").weights_file_for(224)
+
+    with pytest.raises(WeightsUnavailableError) as caught:
+        build_backbone("efficientnetb0", 224, weights="imagenet")
+
+    message = str(caught.value)
+    assert expected_file == "efficientnetb0_notop.h5"
+    assert expected_file in message
+    assert f"tlcore weights import {expected_file}" in message
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.timeout(180)
+def test_cli_train_without_offline_weights_exits_2_naming_the_file(tiny_dataset, tmp_path):
+    env = {key: value for key, value in os.environ.items() if key.lower() != "no_proxy"}
+    env.update({name: OFFLINE_PROXY for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")})
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tlcore", "train", str(tiny_dataset), "--backbone", "efficientnetb0",
+         "--image-size", "32", "--epochs", "1", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=150,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "efficientnetb0_notop.h5" in lines[0]
+    assert "tlcore weights import efficientnetb0_notop.h5" in lines[0]
