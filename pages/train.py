@@ -23,7 +23,7 @@ AUGMENT = {
     "light": "Light: small flips, turns and zooms",
     "strong": "Strong: bigger changes, for few pictures",
 }
-AUGMENTED_VIEWS = 4  # tlcore.features.DEFAULT_AUGMENTED_VIEWS (not imported: it loads Keras)
+AUGMENTED_VIEWS = config_defaults.AUGMENTED_VIEWS
 POLL_SECONDS = 1.0
 
 st.title("Train: teach the model your classes")
@@ -277,6 +277,24 @@ def finished_panel(run_dir: pathlib.Path, status: dict) -> None:
             common.link("pages/evaluate.py", "Next: see its mistakes on Evaluate →")
         with right:
             common.link("pages/predict.py", "Try it on new pictures on Predict →")
+        continue_training(run_dir)
+
+
+def continue_training(run_dir: pathlib.Path) -> None:
+    """Resume a finished, stopped or interrupted run from its best model."""
+    with st.expander("Continue this training"):
+        st.caption("Trains more epochs starting from the best model so far; the curves continue where they ended. "
+                   "The saved model is only replaced by a better one.")
+        extra = st.number_input("More epochs", 1, 500, 5, key="train_resume_epochs")
+        if st.button("Continue training", key="train_resume"):
+            try:
+                tlcore.start_training(None, resume_run=run_dir, resume_epochs=int(extra))
+            except tlcore.RunBusyError as error:
+                st.error(str(error))
+                st.stop()
+            except tlcore.TlcoreError as error:
+                common.fail(error)
+            st.rerun()
 
 
 def run_details(run_dir: pathlib.Path, status: dict) -> None:

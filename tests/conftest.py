@@ -162,13 +162,17 @@ def calibrate_batch_norm(model, images) -> None:
     backbone = model.get_layer(BACKBONE_LAYER)
     norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
+    flags = [layer.trainable for layer in norms]
     trainable = backbone.trainable
     backbone.trainable = True
     for layer in norms:
+        # tlcore freezes BatchNormalization at build; a frozen one never updates its statistics.
+        layer.trainable = True
         layer.momentum = 0.0
     backbone(model.get_layer(PREPROCESS_LAYER)(images), training=True)
-    for layer, momentum in zip(norms, momenta, strict=True):
+    for layer, momentum, flag in zip(norms, momenta, flags, strict=True):
         layer.momentum = momentum
+        layer.trainable = flag
     backbone.trainable = trainable
 
 

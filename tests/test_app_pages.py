@@ -412,3 +412,20 @@ def test_pages_without_a_model_never_import_tensorflow(populated, home):
                             env=dict(os.environ, TLCORE_HOME=str(home)), timeout=120, cwd=REPO)
 
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+def test_a_finished_run_can_be_continued(populated, monkeypatch):
+    calls = []
+
+    def start_training(config, runs_dir=None, resume_run=None, resume_epochs=5):
+        calls.append((config, pathlib.Path(resume_run).name, resume_epochs))
+        return pathlib.Path(resume_run)
+
+    monkeypatch.setattr(tlcore.training, "start_training", start_training)
+    app = _run("pages/train.py", run=RUN_NAME)
+    app.number_input(key="train_resume_epochs").set_value(7).run()
+
+    app.button(key="train_resume").click().run()
+
+    assert not app.exception, app.exception
+    assert calls == [(None, RUN_NAME, 7)]

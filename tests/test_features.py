@@ -230,3 +230,39 @@ def test_feature_cache_and_plain_path_reach_similar_accuracy(cached_and_plain_ru
         assert min(cached.val_accuracy, plain.val_accuracy) >= 0.66
     rows = {name: runs.epoch_rows(r.run_dir) for name, r in results.items()}
     assert [row["epoch"] for row in rows["auto"]] == [row["epoch"] for row in rows["off"]]
+
+
+def test_features_beyond_the_memory_budget_go_to_a_file_that_is_removed_afterwards(
+    shared_tiny_dataset, tiny_config, tmp_path, monkeypatch
+):
+    from tlcore import features
+
+    monkeypatch.setattr(features, "DEFAULT_MEMORY_BUDGET_BYTES", 1)
+    seen = []
+    original = features.allocate
+    monkeypatch.setattr(features, "allocate", lambda *a: seen.append(original(*a)) or seen[-1])
+    result = train(tiny_config(shared_tiny_dataset, epochs=2), runs_dir=tmp_path / "runs")
+    assert result.status == "completed"
+    assert "on disk" in result.feature_cache
+    assert seen and all(isinstance(array, np.memmap) for array in seen)
+    assert not list(runs.require_run_dir(result.run_dir).glob("features_*.npy"))
+
+
+def test_features_beyond_the_disk_budget_fall_back_to_the_plain_path_and_say_so(
+    shared_tiny_dataset, tiny_config, tmp_path, monkeypatch
+):
+    from tlcore import features
+
+    monkeypatch.setattr(features, "DEFAULT_DISK_BUDGET_BYTES", 1)
+    result = train(tiny_config(shared_tiny_dataset, epochs=2), runs_dir=tmp_path / "runs")
+    assert result.status == "completed"
+    assert result.feature_cache.startswith("off (features would need")
+    assert runs.read_status(result.run_dir)["feature_cache"] == result.feature_cache
+
+
+def test_images_beyond_the_decode_budget_stream_from_files(shared_tiny_dataset, tiny_config, tmp_path, monkeypatch):
+    from tlcore import pipeline
+
+    monkeypatch.setattr(pipeline, "DEFAULT_DECODE_CACHE_BYTES", 0)
+    result = train(tiny_config(shared_tiny_dataset, epochs=2, feature_cache="off"), runs_dir=tmp_path / "runs")
+    assert result.status == "completed" and result.epochs_run == 2

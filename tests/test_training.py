@@ -181,12 +181,26 @@ def test_two_phase_run_fine_tunes_at_the_lower_learning_rate(image_writer, tiny_
 # ----------------------------------------------------------------- failures
 
 
-def test_unusable_data_fails_the_run_with_the_reason(image_writer, tiny_config, tmp_path):
+def test_unusable_data_is_refused_before_a_run_folder_is_made(image_writer, tiny_config, tmp_path):
     data = image_writer(tmp_path / "one", {"cats": 4})
     config = tiny_config(data)
 
     with pytest.raises(InputError, match="at least 2 classes"):
         train(config, runs_dir=tmp_path / "runs")
+
+    assert runs.list_runs(tmp_path / "runs") == []
+    assert runs.current_training_run() is None
+
+
+def test_data_gone_when_a_started_run_begins_fails_that_run_with_the_reason(image_writer, tiny_config, tmp_path):
+    """The app's worker audits again in its own run folder; a failure there is recorded in it."""
+    data = image_writer(tmp_path / "one", {"cats": 4})
+    config = tiny_config(data)
+    run_dir = runs.new_run_dir(tmp_path / "runs", config.backbone, config.data)
+    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, config.to_dict())
+
+    with pytest.raises(InputError, match="at least 2 classes"):
+        train(config, run_dir=run_dir)
 
     (row,) = runs.list_runs(tmp_path / "runs")
     assert row["status"] == "failed"

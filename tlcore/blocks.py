@@ -57,7 +57,7 @@ def group_layers(backbone_name: str, layer_names: list[str]) -> list[tuple[str, 
     matches = [pattern.search(name) for name in names]
     last_block_index = max((i for i, match in enumerate(matches) if match), default=-1)
     assigned: list[str | None] = []
-    for index, (name, match) in enumerate(zip(names, matches)):
+    for index, (name, match) in enumerate(zip(names, matches, strict=False)):
         if match:
             assigned.append(rule.name_format.format(block_name_for_match(match)))
         elif top_pattern and index > last_block_index and top_pattern.search(name):
@@ -81,7 +81,7 @@ def _fill_unassigned(assigned: list[str | None], mode: str) -> None:
 
 def _runs_of_equal_names(names: list[str], assigned: list[str]) -> list[tuple[str, list[str]]]:
     blocks: list[tuple[str, list[str]]] = []
-    for name, block in zip(names, assigned):
+    for name, block in zip(names, assigned, strict=False):
         if blocks and blocks[-1][0] == block:
             blocks[-1][1].append(name)
         else:

@@ -297,7 +297,7 @@ def _cmd_evaluate(args) -> None:
         for row in report["per_class"]:
             print(f"  {row['class']:<24} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} {row['support']:>7}")
         print("  confusion (rows: true, columns: predicted):")
-        for name, counts in zip(report["class_names"], report["confusion"]):
+        for name, counts in zip(report["class_names"], report["confusion"], strict=False):
             print(f"  {name:<24} " + " ".join(f"{c:>4}" for c in counts))
 
 

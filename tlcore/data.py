@@ -337,7 +337,7 @@ def _check_candidates(candidates) -> tuple[list[ImageRecord], list[SkippedFile]]
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         checks = list(pool.map(lambda item: images.check_image(item[0]), candidates))
     records, skipped = [], []
-    for (path, relative, label, split), check in zip(candidates, checks):
+    for (path, relative, label, split), check in zip(candidates, checks, strict=False):
         if not check.ok:
             skipped.append(SkippedFile(relative, check.reason or "not a readable image"))
             continue

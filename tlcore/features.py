@@ -22,8 +22,8 @@ import keras
 import numpy as np
 
 from tlcore import model as model_module
-from tlcore.config import AUGMENTED_VIEWS
 from tlcore import runs
+from tlcore.config import AUGMENTED_VIEWS
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1_000_000_000
 DEFAULT_DISK_BUDGET_BYTES = 8_000_000_000

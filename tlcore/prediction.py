@@ -83,7 +83,7 @@ def predict_files(run_dir: str | os.PathLike, files: list[str | os.PathLike], to
         raise InputError("no images given; name one or more image files to classify.")
     model, labels = load_run_model(run_dir)
     batch = prepare_images(files, model.input_shape[1])
-    return [Prediction(str(file), top) for file, top in zip(files, predict_arrays(model, labels, batch, top_k))]
+    return [Prediction(str(file), top) for file, top in zip(files, predict_arrays(model, labels, batch, top_k), strict=False)]
 
 
 def predict_bytes(model, labels: list[str], data: bytes, top_k: int = 3) -> list[tuple[str, float]]:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from tlcore import accelerator
+from tlcore import accelerator, pipeline, runs
 from tlcore import blocks as blocks_module
 from tlcore import callbacks as callbacks_module
 from tlcore import features as features_module
-from tlcore import pipeline, runs
 from tlcore.config import TrainConfig
 from tlcore.data import SPLITS, DatasetAudit
 from tlcore.evaluation import classification_report
@@ -279,8 +278,8 @@ class TrainingSession:
             return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
         self.plan = plan
         self.cached = self._compute_all_features(plan, views)
-        where = "memory" if total <= features_module.DEFAULT_MEMORY_BUDGET_BYTES else "disk"
-        self.feature_cache_note = f"on: {plan.boundary}, {views} view(s) per training image, in {where}"
+        where = "in memory" if total <= features_module.DEFAULT_MEMORY_BUDGET_BYTES else "on disk (memory-mapped)"
+        self.feature_cache_note = f"on: {plan.boundary}, {views} view(s) per training image, {where}"
         runs.write_status(self.run_dir, "running", "features cached; training", feature_cache=self.feature_cache_note)
         train = self.cached["train"]
         return (
