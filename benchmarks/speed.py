@@ -67,8 +67,14 @@ def tlcore_train(data: str, epochs: int, freeze: str, runs_dir: str, env: dict) 
     rows = [json.loads(line) for line in pathlib.Path(result["run_dir"], "metrics.jsonl").read_text().splitlines() if line.strip()]
     passes = [row for row in rows if row.get("type") == "feature_pass"]
     total_images = sum(row["images"] for row in passes)
-    total_time = sum(row["images"] / row["images_per_s"] for row in passes)
+    total_time = sum(row["seconds"] for row in passes)
     result["feature_images_per_s"] = total_images / total_time if total_time else None
+    # After each pass's first batch, which also traces the forward function once.
+    steady = [row for row in passes if row.get("steady_images_per_s")]
+    steady_images = sum(row["images"] for row in steady)
+    result["feature_steady_images_per_s"] = (
+        steady_images / sum(row["images"] / row["steady_images_per_s"] for row in steady) if steady else None
+    )
     return result
 
 
@@ -98,14 +104,16 @@ def main() -> None:
         ("4a. plain recipe, top 2 blocks trainable", plain_top2),
         ("4b. tlcore, --freeze top:2", ours_top2),
     ]:
-        rate = row.get("feature_images_per_s")
-        rate_text = f"{rate:.0f} (feature pass)" if rate else ""
+        rate, steady = row.get("feature_images_per_s"), row.get("feature_steady_images_per_s")
+        rate_text = f"{rate:.0f} feature pass ({steady:.0f} after its first batch)" if rate and steady else ""
         print(f"| {name} | {row['wall_s']:.1f} | {row['val_accuracy']:.3f} | {rate_text} | {row['peak_mib']:.0f} |")
     print()
     print(f"- (3) / (2) wall time: {ours['wall_s'] / plain['wall_s']:.2f}x (target <= 0.25x); "
           f"accuracy difference {100 * (ours['val_accuracy'] - plain['val_accuracy']):+.1f} points (target within 1)")
     if ours.get("feature_images_per_s"):
-        print(f"- feature pass / hardware limit: {ours['feature_images_per_s'] / limit['images_per_s']:.0%} (target >= 80%)")
+        print(f"- feature pass / hardware limit: {ours['feature_images_per_s'] / limit['images_per_s']:.0%} whole pass, "
+              f"{(ours['feature_steady_images_per_s'] or 0) / limit['images_per_s']:.0%} after the first batch "
+              "(which also traces the graph once) (target >= 80%)")
     print(f"- (4b) speed-up over (4a): {plain_top2['wall_s'] / ours_top2['wall_s']:.1f}x (target >= 2x)")
 
 

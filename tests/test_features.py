@@ -95,9 +95,10 @@ def test_compute_features_fills_the_output_and_logs_progress(classifier, tiny_im
     images = tiny_images(per_class=3)
     output = np.zeros((9, *plan.feature_shape), dtype="float32")
 
-    rate = compute_features(plan, [images[:4], images[4:8], images[8:]], 9, output, tmp_path, "train")
+    timing = compute_features(plan, [images[:4], images[4:8], images[8:]], 9, output, tmp_path, "train")
 
-    assert rate > 0
+    assert timing.images == 9 and timing.images_per_s > 0
+    assert timing.steady_images_per_s > 0 and 0 < timing.first_batch_s <= timing.seconds
     np.testing.assert_allclose(output, plan.prefix.predict(images, verbose=0), atol=1e-5)
     progress = [row for row in runs.read_metrics(tmp_path) if row["type"] == "progress"]
     assert progress[-1]["done"] == 9 and progress[-1]["total"] == 9 and progress[-1]["split"] == "train"

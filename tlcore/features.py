@@ -115,12 +115,14 @@ def compute_features(
         augmentation: layers applied in training mode first (augmented views).
 
     Returns:
-        Images per second of the pass.
+        A `PassTiming`: images per second of the whole pass, and of the pass
+        after its first batch (which also pays the one-time graph tracing).
 
     Raises:
         FeaturePassStopped: a stop was requested between two batches.
     """
     started = time.monotonic()
+    first_batch_done = None
     position = 0
     last_report = 0.0
     if plan.forward is None:
@@ -135,6 +137,8 @@ def compute_features(
         output[position : position + len(values)] = keras.ops.convert_to_numpy(values)
         position += len(values)
         now = time.monotonic()
+        if first_batch_done is None:
+            first_batch_done = (now, position)
         if now - last_report > 0.5 or position >= count:
             last_report = now
             runs.append_metrics(
@@ -142,8 +146,35 @@ def compute_features(
                 {"type": "progress", "phase": "features", "split": label, "done": position, "total": count, "time": time.time()},
             )
             runs.write_status(run_dir, "running", f"computing features of {label} images ({position}/{count})")
-    elapsed = max(time.monotonic() - started, 1e-9)
-    return position / elapsed
+    ended = time.monotonic()
+    return PassTiming.measure(started, first_batch_done, ended, position)
+
+
+@dataclass(frozen=True)
+class PassTiming:
+    """How fast a feature pass went."""
+
+    images: int
+    seconds: float
+    first_batch_s: float  # includes tracing the forward function once
+    steady_images_per_s: float | None  # after the first batch; None for a one-batch pass
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / max(self.seconds, 1e-9)
+
+    @classmethod
+    def measure(cls, started: float, first_batch_done, ended: float, images: int) -> "PassTiming":
+        if first_batch_done is None:
+            return cls(images, ended - started, ended - started, None)
+        first_time, first_images = first_batch_done
+        rest = images - first_images
+        steady = rest / (ended - first_time) if rest and ended > first_time else None
+        return cls(images, ended - started, first_time - started, steady)
+
+    def to_dict(self) -> dict:
+        return {"images": self.images, "seconds": self.seconds, "images_per_s": self.images_per_s,
+                "first_batch_s": self.first_batch_s, "steady_images_per_s": self.steady_images_per_s}
 
 
 def _forward_function(prefix):

@@ -312,11 +312,10 @@ class TrainingSession:
             augmentation = self.parts.augmentation if split_views > 1 else None
             for view in range(split_views):
                 target = array[view] if split_views > 1 else array
-                rate = features_module.compute_features(
+                timing = features_module.compute_features(
                     plan, self._image_batches(split), count, target, self.run_dir, split, augmentation
                 )
-                runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view,
-                                                   "images": count, "images_per_s": rate})
+                runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view, **timing.to_dict()})
             result[split] = array
         return result
 
