@@ -36,10 +36,7 @@ def landing() -> None:
     )
     if st.button("Use demo dataset", key="home_use_demo", type="primary",
                  help="160 drawn pictures of circles, squares, triangles and stars, made on this computer."):
-        try:
-            common.set_dataset(tlcore.ensure_demo_dataset())
-        except tlcore.TlcoreError as error:
-            common.fail(error)
+        common.choose_demo_dataset()
         common.go_to("pages/data.py")
 
     st.subheader("The steps")

@@ -125,6 +125,14 @@ def dataset_path() -> str | None:
     return None
 
 
+def choose_demo_dataset() -> None:
+    """Draw (or reuse) the built-in demo dataset and make it the chosen one."""
+    try:
+        set_dataset(tlcore.ensure_demo_dataset())
+    except tlcore.TlcoreError as error:
+        fail(error)
+
+
 def set_dataset(path: str | os.PathLike) -> None:
     st.session_state["dataset_path"] = str(path)
     st.session_state.pop("upload_skipped", None)

@@ -24,10 +24,7 @@ st.markdown(
 def use_demo() -> None:
     if st.button("Use demo dataset", key="data_use_demo", type="primary",
                  help="Draws 160 pictures of circles, squares, triangles and stars on this computer (a few seconds)."):
-        try:
-            common.set_dataset(tlcore.ensure_demo_dataset())
-        except tlcore.TlcoreError as error:
-            common.fail(error)
+        common.choose_demo_dataset()
     st.caption("No pictures at hand? The demo has 4 classes of drawn shapes on busy backgrounds, 40 pictures each.")
 
 
