@@ -182,17 +182,18 @@ class TrainingSession:
             except features_module.FeaturePassStopped:
                 stopper.stopped = True
                 break
+            # Inside the strategy's scope: the optimizer creates its variables at the first step.
             with self._scope():
                 self._compile(model, phase.learning_rate)
-            history = model.fit(
-                train_data,
-                validation_data=val_data,
-                epochs=phase.epochs,
-                callbacks=self._callbacks(clock, phase, stopper, nan_guard),
-                class_weight=self._class_weights() if not self.cached else None,
-                shuffle=False,  # the data shuffles itself, seeded
-                verbose=0,
-            )
+                history = model.fit(
+                    train_data,
+                    validation_data=val_data,
+                    epochs=phase.epochs,
+                    callbacks=self._callbacks(clock, phase, stopper, nan_guard),
+                    class_weight=self._class_weights() if not self.cached else None,
+                    shuffle=False,  # the data shuffles itself, seeded
+                    verbose=0,
+                )
             clock.epoch_offset += len(history.epoch)
             if stopper.stopped or nan_guard.triggered:
                 break

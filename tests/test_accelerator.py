@@ -1,0 +1,48 @@
+"""The GPU switches (mixed precision, XLA, MirroredStrategy), checked for correctness on the CPU.
+
+CI has no GPU, so each switch is forced on through its environment override and
+a tiny run must still train, save a loadable model and leave the process as it
+found it.
+"""
+
+import keras
+import pytest
+
+from tlcore import accelerator
+from tlcore.prediction import load_run_model
+from tlcore.training import train
+
+
+def test_cpu_plan_turns_everything_off(monkeypatch):
+    for name in ("TLCORE_MIXED_PRECISION", "TLCORE_XLA", "TLCORE_MIRRORED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(accelerator, "visible_gpus", lambda: 0)
+
+    plan = accelerator.plan_accelerator()
+
+    assert (plan.mixed_precision, plan.jit_compile, plan.mirrored) == (False, False, False)
+    assert plan.describe() == "CPU"
+
+
+def test_gpu_plan_turns_on_mixed_precision_and_xla_and_mirrors_several(monkeypatch):
+    for name in ("TLCORE_MIXED_PRECISION", "TLCORE_XLA", "TLCORE_MIRRORED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(accelerator, "visible_gpus", lambda: 2)
+
+    plan = accelerator.plan_accelerator()
+
+    assert (plan.mixed_precision, plan.jit_compile, plan.mirrored) == (True, True, True)
+    assert "mixed precision" in plan.describe() and "MirroredStrategy" in plan.describe()
+
+
+@pytest.mark.parametrize("switch", ["TLCORE_MIXED_PRECISION", "TLCORE_XLA", "TLCORE_MIRRORED"])
+def test_each_switch_trains_correctly_on_the_cpu(switch, shared_tiny_dataset, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv(switch, "1")
+
+    result = train(tiny_config(shared_tiny_dataset, epochs=2), runs_dir=tmp_path / "runs")
+
+    assert result.status == "completed" and result.epochs_run == 2
+    assert result.val_accuracy is not None
+    model, labels = load_run_model(result.run_dir)
+    assert model.get_layer("classifier").dtype_policy.compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32", "the process is left in float32"
