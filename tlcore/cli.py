@@ -68,7 +68,7 @@ def _number(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tlcore", description="Fine-tune a pretrained image classifier on a folder of pictures.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
     backbones = commands.add_parser("backbones", help="list the pretrained backbones")
     backbones.add_argument("--json", action="store_true")
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-dir")
     train.add_argument("--json", action="store_true")
 
-    worker = commands.add_parser("worker", help=argparse.SUPPRESS)
+    worker = commands.add_parser("worker")  # internal: the app's training process; not listed in --help
     worker.add_argument("run_dir")
     worker.add_argument("--resume-epochs", type=_positive_int)
 
