@@ -177,6 +177,17 @@ class PassTiming:
                 "first_batch_s": self.first_batch_s, "steady_images_per_s": self.steady_images_per_s}
 
 
+def warm_up(plan: FeaturePlan) -> None:
+    """Compile the prefix's forward function now, on a one-image batch.
+
+    Called before waiting for the background decoding, so the one-time graph
+    trace (most of a second) overlaps decoding instead of delaying the pass.
+    """
+    if plan.forward is None:
+        plan.forward = _forward_function(plan.prefix)
+    plan.forward(np.zeros((1, *plan.prefix.input_shape[1:]), dtype="float32"))
+
+
 def _forward_function(prefix):
     """The prefix's inference call, compiled once for any batch size.
 

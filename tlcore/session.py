@@ -302,6 +302,7 @@ class TrainingSession:
 
     def _compute_all_features(self, plan, views: int) -> dict:
         memory_budget = features_module.DEFAULT_MEMORY_BUDGET_BYTES
+        features_module.warm_up(plan)  # while the images may still be decoding
         result = {}
         for split in SPLITS:
             count = len(self.splits[split]["labels"])
