@@ -329,3 +329,21 @@ def test_load_images_matches_the_training_pipeline(tiny_dataset):
     from PIL import Image
 
     np.testing.assert_array_equal(loaded[0], np.asarray(Image.open(files[0])).astype("float32"))
+
+
+def test_exact_copies_stay_on_the_same_side_of_the_split(tmp_path, image_writer):
+    """A copy in validation of a training picture would inflate the accuracy."""
+    import shutil
+
+    from tlcore.data import audit_dataset
+
+    root = image_writer(tmp_path / "data", {"circles": 10, "squares": 10})
+    for index in range(3):
+        shutil.copyfile(root / "circles" / "circles_00.png", root / "circles" / f"copy_{index}.png")
+    for seed in range(12):
+        audit = audit_dataset(root, val_split=0.3, seed=seed, find_duplicates=False)
+        splits = {r.split for r in audit.records if r.relative.endswith(("circles_00.png", ".png")) and
+                  (r.relative.startswith("circles/copy_") or r.relative == "circles/circles_00.png")}
+        assert len(splits) == 1, f"seed {seed}: copies split across {splits}"
+        circles = [r for r in audit.records if r.label == "circles"]
+        assert any(r.split == "val" for r in circles) and any(r.split == "train" for r in circles)
