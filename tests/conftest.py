@@ -86,6 +86,20 @@ def write_class_folders(root: pathlib.Path, counts: dict[str, int], size: int = 
     return root
 
 
+def smooth_picture(seed: int, size: tuple[int, int] = (64, 48)) -> Image.Image:
+    """A smooth random picture; different seeds give unrelated pictures (no accidental duplicates)."""
+    coarse = np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+
+
+def save_image(root: pathlib.Path, relative: str, image: Image.Image, **options) -> pathlib.Path:
+    """Save `image` as `root/relative`, making its folders."""
+    path = pathlib.Path(root) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **options)
+    return path
+
+
 def make_tiny_dataset(root: pathlib.Path, per_class: int = 8) -> pathlib.Path:
     return write_class_folders(root, dict.fromkeys(TINY_CLASSES, per_class))
 

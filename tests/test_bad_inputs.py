@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import save_image, smooth_picture
 from PIL import Image
 
 from tlcore import archive, cli
@@ -48,17 +49,8 @@ TRAIN_TIMEOUT_S = 150  # TensorFlow's import, plus a failing weights download on
 # ----------------------------------------------------------------- making files
 
 
-def picture(seed, size=(64, 48)):
-    """A smooth random picture; different seeds give unrelated pictures (no accidental duplicates)."""
-    coarse = np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
-
-
-def save(root, relative, image, **options):
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, **options)
-    return path
+picture = smooth_picture
+save = save_image
 
 
 def write_bytes(root, relative, data):

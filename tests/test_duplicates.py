@@ -4,11 +4,12 @@ Every picture is generated here: smooth random colour fields, so two seeds give
 unrelated pictures and a resized, re-saved copy keeps its perceptual hash.
 """
 
+import functools
 import shutil
 import time
 
-import numpy as np
 import pytest
+from conftest import save_image, smooth_picture
 from PIL import Image
 
 from tlcore.data import ImageRecord, audit_dataset
@@ -24,18 +25,8 @@ from tlcore.duplicates import (
 )
 from tlcore.errors import InputError
 
-
-def picture(seed, size=(96, 72)):
-    """A smooth random picture: a few random colours blended over the frame."""
-    coarse = np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
-
-
-def write(root, relative, image, **options):
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, **options)
-    return path
+picture = functools.partial(smooth_picture, size=(96, 72))
+write = save_image
 
 
 def copy(root, source_relative, relative):

@@ -1,21 +1,12 @@
 """Tests for tlcore.findings through the audit: each finding names its files and says why it matters."""
 
-import numpy as np
-from PIL import Image
+
+from conftest import save_image, smooth_picture
 
 from tlcore.data import audit_dataset
 
-
-def picture(seed, size=(64, 48)):
-    coarse = np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
-
-
-def write(root, relative, image, **options):
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, **options)
-    return path
+picture = smooth_picture
+write = save_image
 
 
 def dataset(root, counts, extension="jpg"):
