@@ -17,13 +17,12 @@ FORMATS = {
         "file": "model.keras",
         "snippet": '''import json, keras, numpy as np
 from PIL import Image
-# The model expects RGB pixels 0-255 at its own size; scaling is inside the model.
-# (Models exported by this app contain a small custom layer: `pip install tlcore`, then `import tlcore.model`.)
-import tlcore.model
+# The model expects RGB pixels 0-255 at its own size; scaling is inside the model,
+# built from stock Keras layers, so plain Keras loads it.
 model = keras.saving.load_model("model.keras")
 labels = json.load(open("labels.json"))
 size = model.input_shape[1]
-image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size)), dtype="float32")
+image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size), Image.Resampling.BOX), dtype="float32")
 probabilities = model.predict(image[None])[0]
 print(labels[int(probabilities.argmax())], probabilities.max())''',
     },
@@ -36,7 +35,7 @@ from PIL import Image
 model = tf.saved_model.load("saved_model")          # the unzipped folder
 labels = json.load(open("saved_model/labels.json"))
 size = 224                                          # the run's picture size
-image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size)), dtype="float32")
+image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size), Image.Resampling.BOX), dtype="float32")
 probabilities = model.serve(tf.constant(image[None])).numpy()[0]
 print(labels[int(probabilities.argmax())], probabilities.max())''',
     },
@@ -51,7 +50,7 @@ interpreter = Interpreter(model_path="model.tflite")
 interpreter.allocate_tensors()
 given, result = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 size = given["shape"][1]
-image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size)), dtype="float32")
+image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size), Image.Resampling.BOX), dtype="float32")
 interpreter.set_tensor(given["index"], image[None])
 interpreter.invoke()
 probabilities = interpreter.get_tensor(result["index"])[0]
