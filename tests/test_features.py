@@ -11,7 +11,14 @@ import pytest
 
 from tlcore import runs
 from tlcore.blocks import apply_freezing, backbone_blocks, parse_freeze
-from tlcore.features import FeatureBatches, FeaturePassStopped, allocate, compute_features, plan_feature_cache
+from tlcore.features import (
+    FeatureBatches,
+    FeaturePassStopped,
+    allocate,
+    compute_features,
+    feature_batches,
+    plan_feature_cache,
+)
 from tlcore.model import make_augmentation
 from tlcore.training import train
 
@@ -183,6 +190,53 @@ def test_feature_batches_pick_one_augmented_view_per_image():
     assert x.shape == (6, 1)
     np.testing.assert_array_equal(x[:, 0], batches.views)
     assert len(set(batches.views)) > 1
+
+
+def _epoch(dataset):
+    """One pass over a tf.data feature dataset, as numpy tuples per batch."""
+    return [tuple(np.asarray(part) for part in batch) for batch in dataset]
+
+
+def test_in_memory_feature_batches_give_every_row_once_per_epoch_reshuffled_and_seeded():
+    data = np.arange(10, dtype="float32")[:, None] * np.ones((1, 3), "float32")
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+
+    dataset = feature_batches(data, labels, num_classes=3, batch_size=4, shuffle=True, seed=1)
+
+    orders = []
+    for _ in range(2):
+        batches = _epoch(dataset)
+        assert [len(x) for x, _ in batches] == [4, 4, 2]
+        rows = np.concatenate([x[:, 0] for x, _ in batches]).astype(int)
+        targets = np.concatenate([y for _, y in batches])
+        np.testing.assert_array_equal(targets, np.eye(3)[labels[rows]])
+        assert sorted(rows) == list(range(10))
+        orders.append(list(rows))
+    assert orders[0] != orders[1]
+    again = feature_batches(data, labels, 3, 4, shuffle=True, seed=1)
+    assert list(np.concatenate([x[:, 0] for x, _ in _epoch(again)]).astype(int)) == orders[0]
+
+
+def test_in_memory_feature_batches_pick_a_fresh_view_per_image_each_epoch():
+    count, views = 6, 4
+    # (views, N, 1): the value tells both the image (tens) and the view (units).
+    data = np.stack([np.arange(count, dtype="float32")[:, None] * 10 + view for view in range(views)])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+
+    dataset = feature_batches(data, labels, 2, 6, shuffle=False, seed=3, sample_weights=np.array([0.5, 2.0]),
+                              has_views=True)
+
+    picked = []
+    for _ in range(3):
+        ((x, y, weights),) = _epoch(dataset)
+        assert x.shape == (count, 1)
+        np.testing.assert_array_equal(x[:, 0] // 10, np.arange(count))  # every image once, in order
+        np.testing.assert_array_equal(weights, [0.5, 0.5, 0.5, 2.0, 2.0, 2.0])
+        np.testing.assert_array_equal(y, np.eye(2)[labels])
+        picked.append(tuple((x[:, 0] % 10).astype(int)))
+    assert all(0 <= view < views for views_seen in picked for view in views_seen)
+    assert len(set(picked)) > 1, "every epoch picked the same views"
+    assert len(set(picked[0])) > 1, "every image got the same view"
 
 
 # ----------------------------------------------------------------- whole runs: cached vs plain

@@ -58,6 +58,20 @@ def test_short_default_run_on_real_photos_is_accurate(flowers_run):
 
 
 @pytest.mark.timeout(600)
+def test_the_feature_cache_gives_the_same_quality_as_training_through_the_backbone(flowers_run, keras_weights_home, tmp_path):
+    config, cached = flowers_run
+
+    plain = train(config.replace(feature_cache="off"), runs_dir=tmp_path / "runs")
+
+    assert cached.feature_cache.startswith("on") and plain.feature_cache == "off"
+    assert plain.status == "completed" and plain.epochs_run == cached.epochs_run
+    # 60 validation photos: the two paths differ only in dropout and shuffling draws; allow 3 photos.
+    assert abs(cached.val_accuracy - plain.val_accuracy) <= 3 / 60 + 1e-9, (cached.val_accuracy, plain.val_accuracy)
+    losses = [runs.read_json(pathlib.Path(r.run_dir) / runs.EVALUATION_FILE)["val"]["loss"] for r in (cached, plain)]
+    assert abs(losses[0] - losses[1]) <= 0.1, losses
+
+
+@pytest.mark.timeout(600)
 def test_exported_tflite_agrees_with_the_keras_model(flowers_run, tmp_path):
     _, result = flowers_run
     model, labels = load_run_model(result.run_dir)

@@ -1,8 +1,6 @@
 """`python -m tlcore ...`: the same as the `tlcore` command."""
 
-import sys
-
-from tlcore.cli import main
+from tlcore.cli import exit_process, main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from tlcore import paths, runs
@@ -46,6 +47,7 @@ def train(
     run_dir: str | os.PathLike | None = None,
     echo=None,
     resume_epochs: int | None = None,
+    audit_future: Future | None = None,
 ) -> RunResult:
     """Train a classifier as described by `config`, in this process.
 
@@ -56,6 +58,8 @@ def train(
         echo: called with each epoch's metrics row (the CLI prints them).
         resume_epochs: continue the stopped or interrupted run in `run_dir`
             from its best model for this many more epochs.
+        audit_future: the data's audit already under way (`audit_in_background`),
+            so that it could overlap the TensorFlow import.
 
     Returns:
         A `RunResult`; the run folder holds the model, metrics and evaluation.
@@ -70,7 +74,7 @@ def train(
     if run_dir is None:
         # Refuse a busy machine or unusable data before leaving a run folder behind.
         runs.ensure_slot_free()
-        audit = _audit_for_training(config)
+        audit = _audit_for_training(config, audit_future)
     run_dir = pathlib.Path(run_dir) if run_dir else runs.new_run_dir(runs_dir, config.backbone, config.data)
     resume = _resume_point(run_dir, config, resume_epochs) if resume_epochs else None
     if resume is not None:
@@ -88,7 +92,8 @@ def train(
     slot.write_owner(str(run_dir.resolve()))
     runs.write_status(run_dir, "running", "checking the images", pid=os.getpid(), started_at=started)
     try:
-        return _train_in_run_dir(config, run_dir, started, echo, resume, audit)
+        audit = audit or _audit_for_training(config, audit_future)
+        return _train_in_run_dir(config, run_dir, started, audit, echo, resume)
     except TlcoreError as error:
         runs.write_status(run_dir, "failed", str(error), ended_at=time.time())
         raise
@@ -168,7 +173,7 @@ def _resume_point(run_dir: pathlib.Path, config: TrainConfig, epochs: int):
     )
 
 
-def resume(run_dir: str | os.PathLike, epochs: int, echo=None) -> RunResult:
+def resume(run_dir: str | os.PathLike, epochs: int, echo=None, audit_future: Future | None = None) -> RunResult:
     """Continue a stopped or interrupted run from its best model, in this process.
 
     Args:
@@ -180,23 +185,38 @@ def resume(run_dir: str | os.PathLike, epochs: int, echo=None) -> RunResult:
     """
     run_dir = runs.require_run_dir(run_dir)
     config = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {}))
-    return train(config, run_dir=run_dir, echo=echo, resume_epochs=epochs)
+    return train(config, run_dir=run_dir, echo=echo, resume_epochs=epochs, audit_future=audit_future)
 
 
-def _audit_for_training(config: TrainConfig):
+def _audit_for_training(config: TrainConfig, audit_future: Future | None = None):
+    if audit_future is not None:
+        return audit_future.result()
     from tlcore import data
 
     # Duplicate search is for the audit screen; training only needs the usable files.
     return data.audit_dataset(config.data, config.val_split, config.seed, config.excluded_files, find_duplicates=False)
 
 
+def audit_in_background(config: TrainConfig) -> Future:
+    """Start the audit that training needs in a thread; pass the future to `train`.
+
+    The audit needs no TensorFlow, and importing TensorFlow (about 3 s on a
+    2-core laptop) keeps one core busy, so the CLI and the app's worker start
+    the audit first and import TensorFlow while it runs. Its errors (bad data)
+    come out of `train` as if it had audited itself.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-audit")
+    future = executor.submit(_audit_for_training, config)
+    executor.shutdown(wait=False)
+    return future
+
+
 def _train_in_run_dir(
-    config: TrainConfig, run_dir: pathlib.Path, started: float, echo=None, resume=None, audit=None
+    config: TrainConfig, run_dir: pathlib.Path, started: float, audit, echo=None, resume=None
 ) -> RunResult:
     from tlcore import data
     from tlcore.session import TrainingSession
 
-    audit = audit or _audit_for_training(config)
     runs.write_json_atomic(run_dir / runs.LABELS_FILE, audit.class_names)
     runs.write_json_atomic(run_dir / "audit.json", {k: v for k, v in audit.to_dict().items() if k != "records"})
     runs.write_json_atomic(
@@ -278,13 +298,13 @@ def start_training(
     return run_dir
 
 
-def run_worker(run_dir: str | os.PathLike, resume_epochs: int | None = None) -> RunResult:
+def run_worker(run_dir: str | os.PathLike, resume_epochs: int | None = None, audit_future: Future | None = None) -> RunResult:
     """Train the run whose config.json is already in `run_dir` (the worker process)."""
     run_dir = runs.require_run_dir(run_dir)
     if resume_epochs:
-        return resume(run_dir, resume_epochs)
+        return resume(run_dir, resume_epochs, audit_future=audit_future)
     config = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {}))
-    return train(config, run_dir=run_dir)
+    return train(config, run_dir=run_dir, audit_future=audit_future)
 
 
 __all__ = ["RunResult", "train", "resume", "start_training", "run_worker"]
