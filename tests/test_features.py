@@ -135,6 +135,27 @@ def test_compute_features_stops_when_asked(classifier, tiny_images, tmp_path):
         compute_features(plan, [tiny_images(per_class=1)], 3, np.zeros((3, 256), "float32"), tmp_path, "val")
 
 
+def test_fixed_size_batches_give_the_same_features_for_any_count(classifier, tiny_images):
+    from tlcore.features import _in_fixed_batches
+
+    parts = classifier("mobilenetv2_035")
+    _freeze(parts, "mobilenetv2_035", "all")
+    plan = plan_feature_cache(parts)
+    calls = []
+
+    def predict(batch):
+        calls.append(int(batch.shape[0]))
+        return plan.prefix.predict_on_batch(batch)
+
+    forward = _in_fixed_batches(predict, size=4)
+    images = tiny_images()  # 12 images
+    expected = plan.prefix.predict(images, verbose=0)
+
+    for count in (1, 4, 10):
+        np.testing.assert_allclose(forward(images[:count]), expected[:count], rtol=1e-3, atol=1e-4)
+    assert set(calls) == {4}, "every forward call should see one batch shape"
+
+
 def test_allocate_uses_memory_within_budget_and_a_file_beyond(tmp_path):
     in_memory = allocate((4, 8), tmp_path / "small.npy", memory_budget=1024)
     on_disk = allocate((4, 8), tmp_path / "big.npy", memory_budget=16)

@@ -28,6 +28,7 @@ from tlcore.config import AUGMENTED_VIEWS
 DEFAULT_MEMORY_BUDGET_BYTES = 1_000_000_000
 DEFAULT_DISK_BUDGET_BYTES = 8_000_000_000
 DEFAULT_AUGMENTED_VIEWS = AUGMENTED_VIEWS
+PASS_BATCH_SIZE = 64  # images per forward call of the feature pass
 
 
 class FeaturePassStopped(Exception):
@@ -196,16 +197,39 @@ def _forward_function(prefix):
     more than the whole pass on a small dataset. Autograph is off: a Keras
     model's call has no Python control flow to convert, and converting it
     anyway adds a tenth of a second to the trace. Other backends use
-    `predict_on_batch`.
+    `predict_on_batch` on batches of one fixed size, since JAX compiles
+    anew for every batch shape.
     """
     if keras.backend.backend() != "tensorflow":
-        return prefix.predict_on_batch
+        return _in_fixed_batches(prefix.predict_on_batch, PASS_BATCH_SIZE)
     import tensorflow as tf
 
     signature = [tf.TensorSpec((None, *prefix.input_shape[1:]), tf.float32)]
     return tf.function(
         lambda batch: prefix(batch, training=False), input_signature=signature, reduce_retracing=True, autograph=False
     )
+
+
+def _in_fixed_batches(predict, size: int):
+    """`predict` applied to batches of exactly `size` images (the last one padded with zeros).
+
+    On JAX each new input shape means a new XLA compilation, which costs more
+    than the forward pass itself on a small dataset; one shape compiles once,
+    in `warm_up`.
+    """
+
+    def forward(batch):
+        count = int(keras.ops.shape(batch)[0])
+        outputs = []
+        for start in range(0, count, size):
+            chunk = batch[start : start + size]
+            missing = size - int(keras.ops.shape(chunk)[0])
+            if missing:
+                chunk = keras.ops.concatenate([chunk, keras.ops.zeros((missing, *chunk.shape[1:]), dtype=chunk.dtype)])
+            outputs.append(keras.ops.convert_to_numpy(predict(chunk))[: size - missing])
+        return np.concatenate(outputs)
+
+    return forward
 
 
 class FeatureBatches(keras.utils.PyDataset):

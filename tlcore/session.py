@@ -150,7 +150,7 @@ class TrainingSession:
         decoded = self._decoded(split)
         if decoded is None:
             return (images.numpy() for images, _ in self._image_dataset(split, shuffle=False, one_hot=False))
-        size = 64
+        size = features_module.PASS_BATCH_SIZE
         return (decoded[i : i + size].astype("float32") for i in range(0, len(decoded), size))
 
     # ------------------------------------------------------------ phases
