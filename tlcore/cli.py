@@ -382,8 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     _tolerate_unprintable_names()
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "train":
-            _train_config(args)  # reject bad options before paying for the TensorFlow import
+        # For training, this also rejects bad options before paying for the TensorFlow import.
         args.audit_future = _start_audit_early(args)
         if args.command in NEEDS_TENSORFLOW:
             import_tensorflow_quietly()
