@@ -333,5 +333,6 @@ with st.expander("Settings for a new training") if run_dir is not None else st.c
     config = settings(path, audit, model)
     if config is not None:
         st.caption(estimate(config, audit))
+        tlcore.ensure_spare()  # a training process gets TensorFlow ready now, so Start begins at once
     if st.button("Start training", key="train_start", type="primary", disabled=config is None):
         start(config)

@@ -36,6 +36,8 @@ def pytest_configure(config):
     _session_home = pathlib.Path(tempfile.mkdtemp(prefix="tlcore-tests-"))
     os.environ["TLCORE_HOME"] = str(_session_home / "tlcore")
     os.environ["KERAS_HOME"] = str(_session_home / "keras")
+    # No spare training processes (tlcore.spare) but in the tests that start them on purpose.
+    os.environ["TLCORE_SPARE"] = "0"
 
 
 def pytest_unconfigure(config):

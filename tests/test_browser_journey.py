@@ -78,7 +78,9 @@ def app(tmp_path_factory):
         shutil.copy(weights, keras_models / weights.name)
     port = _free_port()
     log = root / "streamlit.log"
-    env = dict(os.environ, TLCORE_HOME=str(home), KERAS_HOME=str(root / "keras"), TF_CPP_MIN_LOG_LEVEL="3")
+    # With spares on, as for a user: the Train page readies a training process before Start is clicked.
+    env = dict(os.environ, TLCORE_HOME=str(home), KERAS_HOME=str(root / "keras"), TF_CPP_MIN_LOG_LEVEL="3",
+               TLCORE_SPARE="1")
     env.pop("TLCORE_DATA_ROOTS", None)
     with open(log, "wb") as output:
         process = subprocess.Popen(

@@ -104,6 +104,65 @@ def test_keeper_ignores_epochs_without_validation_or_with_nan_loss(tmp_path, sav
     assert marker(model) == 1
 
 
+def two_layer_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="bottom"), keras.layers.Dense(2, name="top")])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def fill_layer(model, name, value):
+    layer = model.get_layer(name)
+    layer.set_weights([np.full_like(weight, value) for weight in layer.get_weights()])
+
+
+def layer_marker(model, name):
+    return float(model.get_layer(name).get_weights()[0].flat[0])
+
+
+def test_keeper_restores_every_layer_after_a_later_phase_unfroze_more(tmp_path, save_every_time):
+    """Phase 1 trains the top only; phase 2 also the bottom but never does better."""
+    model = two_layer_model()
+    fill_layer(model, "bottom", 1)
+    keeper = BestModelKeeper(model, tmp_path / "model.keras")
+    keeper.set_model(model)
+
+    model.get_layer("bottom").trainable = False
+    keeper.on_train_begin()
+    for epoch, accuracy in enumerate([0.5, 0.7]):
+        fill_layer(model, "top", 10 + epoch)
+        keeper.on_epoch_end(epoch, {"val_accuracy": accuracy, "val_loss": 0.5})
+    model.get_layer("bottom").trainable = True
+    keeper.on_train_begin()
+    for epoch in range(2):
+        fill_layer(model, "bottom", 20 + epoch)
+        fill_layer(model, "top", 30 + epoch)
+        keeper.on_epoch_end(2 + epoch, {"val_accuracy": 0.6, "val_loss": 0.5})
+
+    assert keeper.restore_best() is True
+    assert (layer_marker(model, "bottom"), layer_marker(model, "top")) == (1, 11)
+    saved = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert (layer_marker(saved, "bottom"), layer_marker(saved, "top")) == (1, 11)
+
+
+def test_keeper_saving_midway_puts_the_current_weights_back(tmp_path, save_every_time):
+    model = two_layer_model()
+    keeper = BestModelKeeper(model, tmp_path / "model.keras")
+    keeper.set_model(model)
+    keeper.on_train_begin()
+    fill_layer(model, "bottom", 1)
+    fill_layer(model, "top", 2)
+    keeper.on_epoch_end(0, {"val_accuracy": 0.9, "val_loss": 0.1})
+    fill_layer(model, "top", 3)
+    keeper.on_epoch_end(1, {"val_accuracy": 0.95, "val_loss": 0.1})  # saves, then training goes on
+
+    assert layer_marker(saved := keras.saving.load_model(tmp_path / "model.keras", compile=False), "top") == 3
+    assert layer_marker(saved, "bottom") == 1
+    fill_layer(model, "top", 4)
+    keeper.on_epoch_end(2, {"val_accuracy": 0.5, "val_loss": 0.1})
+    keeper.save_best()
+    assert layer_marker(model, "top") == 4, "the model keeps training from where it was"
+
+
 def test_keeper_without_a_measured_epoch_restores_nothing_and_saves_nothing(tmp_path):
     model = tiny_model()
     fill(model, 7)

@@ -37,6 +37,7 @@ _PUBLIC = {
     "trainable_summary": "tlcore.blocks",
     "train": "tlcore.training",
     "start_training": "tlcore.training",
+    "ensure_spare": "tlcore.spare",
     "RunResult": "tlcore.training",
     "read_status": "tlcore.runs",
     "read_metrics": "tlcore.runs",

@@ -167,6 +167,11 @@ class BestModelKeeper(keras.callbacks.Callback):
     validation loss. `self.model` may be a smaller model that shares layers with
     `full_model` (training on cached features); the weights are shared, so saving
     `full_model` saves what was just learned.
+
+    The best weights are copied in full once; after that only the variables
+    that some training phase could change (those trainable in any `fit` so far)
+    are copied again. With a frozen backbone that is the head's two arrays
+    instead of the whole network, at every better epoch.
     """
 
     def __init__(self, full_model, model_path: pathlib.Path, state: dict | None = None):
@@ -174,9 +179,13 @@ class BestModelKeeper(keras.callbacks.Callback):
         self.full_model = full_model
         self.model_path = pathlib.Path(model_path)
         self.state = state if state is not None else {"best_key": None, "best_epoch": None}
-        self._best_weights = None
+        self._best_weights: list | None = None
+        self._changing: set[int] = set()  # ids of variables trainable in some fit so far
         self._dirty = False
         self._last_save = time.monotonic()
+
+    def on_train_begin(self, logs=None):
+        self._changing.update(id(variable) for variable in self.full_model.trainable_weights)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -186,10 +195,29 @@ class BestModelKeeper(keras.callbacks.Callback):
         key = (float(accuracy), -float(loss))
         if self.state["best_key"] is None or key > tuple(self.state["best_key"]):
             self.state.update(best_key=key, best_epoch=epoch, best_val_accuracy=float(accuracy), best_val_loss=float(loss))
-            self._best_weights = self.full_model.get_weights()
+            self._best_weights = self._current_weights(self._best_weights)
             self._dirty = True
             if time.monotonic() - self._last_save >= SAVE_INTERVAL_S:
                 self.save_best()
+
+    def _current_weights(self, previous: list | None) -> list:
+        """The model's weights as arrays, reusing `previous` for those no fit can have changed."""
+        if previous is None or not self._changing:
+            return self.full_model.get_weights()
+        result = list(previous)
+        for index, variable in enumerate(self.full_model.weights):
+            if id(variable) in self._changing:
+                result[index] = keras.ops.convert_to_numpy(variable)
+        return result
+
+    def _assign(self, values: list) -> None:
+        """Put `values` into the model, skipping the variables no fit can have changed."""
+        if not self._changing:
+            self.full_model.set_weights(values)
+            return
+        for variable, value in zip(self.full_model.weights, values, strict=True):
+            if id(variable) in self._changing:
+                variable.assign(value)
 
     def save_best(self, keep_best_loaded: bool = False) -> None:
         """Write the best weights seen so far as model.keras (atomically).
@@ -200,14 +228,14 @@ class BestModelKeeper(keras.callbacks.Callback):
         """
         if self._best_weights is None:
             return
-        current = None if keep_best_loaded else self.full_model.get_weights()
-        self.full_model.set_weights(self._best_weights)
+        current = None if keep_best_loaded else self._current_weights(self._best_weights)
+        self._assign(self._best_weights)
         if self._dirty:
             save_model_atomic(self.full_model, self.model_path)
             self._dirty = False
             self._last_save = time.monotonic()
         if current is not None:
-            self.full_model.set_weights(current)
+            self._assign(current)
 
     def restore_best(self) -> bool:
         """Load the best weights into the model and make sure they are saved.

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("run_dir")
     worker.add_argument("--resume-epochs", type=_positive_int)
 
+    spare = commands.add_parser("spare")  # internal: a worker started ahead of time (tlcore.spare)
+    spare.add_argument("directory")
+    spare.add_argument("--parent", type=int, required=True)
+
     resume = commands.add_parser("resume", help="continue a stopped or interrupted run from its best model")
     resume.add_argument("run_dir")
     resume.add_argument("--epochs", type=_positive_int, default=5, help="how many more epochs (default 5)")
@@ -279,6 +283,12 @@ def _cmd_worker(args) -> int:
     return EXIT_OK
 
 
+def _cmd_spare(args) -> int:
+    from tlcore.spare import serve
+
+    return serve(args.directory, args.parent)
+
+
 def _cmd_resume(args) -> int:
     from tlcore.training import resume
 
@@ -366,6 +376,7 @@ COMMANDS = {
     "audit": _cmd_audit,
     "train": _cmd_train,
     "worker": _cmd_worker,
+    "spare": _cmd_spare,  # imports TensorFlow itself, after starting to watch for a run
     "resume": _cmd_resume,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,

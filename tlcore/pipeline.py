@@ -99,11 +99,15 @@ def make_dataset(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def decode_images(file_paths: list[str], image_size: int, batch_size: int = 64) -> np.ndarray:
+def decode_images(file_paths: list[str], image_size: int, batch_size: int = 64, stop=None) -> np.ndarray | None:
     """Decode and resize files once into one uint8 array (N, size, size, 3).
 
     Parallel decoding by tf.data; uint8 keeps the array a quarter of float32's
     size, so a few thousand images fit comfortably in memory.
+
+    Args:
+        stop: a `threading.Event`; once set, decoding ends after the current
+            batch and the result is None (the images turned out not to be needed).
     """
     import tensorflow as tf
 
@@ -116,6 +120,8 @@ def decode_images(file_paths: list[str], image_size: int, batch_size: int = 64) 
     )
     position = 0
     for batch in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        if stop is not None and stop.is_set():
+            return None
         output[position : position + len(batch)] = batch.numpy()
         position += len(batch)
     return output

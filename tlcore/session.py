@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from tlcore import accelerator, pipeline, runs
+from tlcore import accelerator, feature_store, pipeline, runs
 from tlcore import blocks as blocks_module
 from tlcore import callbacks as callbacks_module
 from tlcore import features as features_module
@@ -108,19 +110,28 @@ class TrainingSession:
 
     def _start_decoding(self):
         """Decode all images once in a background thread, if they fit in memory."""
+        self._decoding_stop = threading.Event()
         files = [path for split in SPLITS for path in self.splits[split]["files"]]
         if pipeline.decoded_bytes(len(files), self.image_size) > pipeline.DEFAULT_DECODE_CACHE_BYTES:
             return None
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-decode")
-        future = executor.submit(pipeline.decode_images, files, self.image_size)
+        future = executor.submit(pipeline.decode_images, files, self.image_size, stop=self._decoding_stop)
         executor.shutdown(wait=False)
         return future
+
+    def _stop_decoding(self) -> None:
+        """The images are not needed after all (their features were stored): free the CPU for training."""
+        self._decoding_stop.set()
+        self._decoding = None
 
     def _decoded(self, split: str) -> np.ndarray | None:
         """The split's decoded uint8 images, or None when streaming from files."""
         if self._decoding is None:
             return None
         everything = self._decoding.result()
+        if everything is None:  # stopped early: stream from the files instead
+            self._decoding = None
+            return None
         start = sum(len(self.splits[name]["files"]) for name in SPLITS[: SPLITS.index(split)])
         return everything[start : start + len(self.splits[split]["files"])]
 
@@ -278,9 +289,11 @@ class TrainingSession:
             self.feature_cache_note = f"off (features would need {total / 1e9:.1f} GB)"
             return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
         self.plan = plan
-        self.cached = self._compute_all_features(plan, views)
+        self.cached, reused = self._compute_all_features(plan, views)
         where = "in memory" if total <= features_module.DEFAULT_MEMORY_BUDGET_BYTES else "on disk (memory-mapped)"
         self.feature_cache_note = f"on: {plan.boundary}, {views} view(s) per training image, {where}"
+        if reused:
+            self.feature_cache_note += f"; features of {reused} images reused from an earlier run"
         runs.write_status(self.run_dir, "running", "features cached; training", feature_cache=self.feature_cache_note)
         train = self.cached["train"]
         return (
@@ -300,26 +313,75 @@ class TrainingSession:
         weights = self._class_weights()
         return None if weights is None else np.array([weights[i] for i in range(len(self.class_names))], dtype="float32")
 
-    def _compute_all_features(self, plan, views: int) -> dict:
-        memory_budget = features_module.DEFAULT_MEMORY_BUDGET_BYTES
-        features_module.warm_up(plan)  # while the images may still be decoding
+    def _compute_all_features(self, plan, views: int) -> tuple[dict, int]:
+        """Features of every split: from the store of earlier runs, or computed now.
+
+        Returns:
+            The features per split, and how many images' features were reused.
+        """
+        store, identities = self._open_store(plan)
+        reused = {}
+        for split, split_identities in identities.items():
+            if split != "train" or views == 1:  # augmented views are random per run: never reused
+                found = store.lookup(split_identities)
+                if found is not None:
+                    reused[split] = found
+        to_compute = [split for split in SPLITS if len(self.splits[split]["labels"]) and split not in reused]
+        if not to_compute and len(self.phases()) == 1:
+            self._stop_decoding()  # no image needs decoding in this run any more
+        if to_compute:
+            features_module.warm_up(plan)  # while the images may still be decoding
         result = {}
         for split in SPLITS:
             count = len(self.splits[split]["labels"])
-            if not count:
-                continue
-            split_views = views if split == "train" else 1
-            shape = ((split_views,) if split_views > 1 else ()) + (count, *plan.feature_shape)
-            array = features_module.allocate(shape, self.run_dir / f"features_{split}.npy", memory_budget)
-            augmentation = self.parts.augmentation if split_views > 1 else None
-            for view in range(split_views):
-                target = array[view] if split_views > 1 else array
-                timing = features_module.compute_features(
-                    plan, self._image_batches(split), count, target, self.run_dir, split, augmentation
-                )
-                runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view, **timing.to_dict()})
-            result[split] = array
-        return result
+            if split in reused:
+                result[split] = reused[split]
+                runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": 0, "images": count,
+                                                   "reused": True, "time": time.time()})
+            elif count:
+                result[split] = self._compute_split_features(plan, split, views if split == "train" else 1)
+        if store is not None:
+            self._keep_features(store, identities, result, views, reused)
+        return result, sum(len(found) for found in reused.values())
+
+    def _compute_split_features(self, plan, split: str, views: int) -> np.ndarray:
+        count = len(self.splits[split]["labels"])
+        shape = ((views,) if views > 1 else ()) + (count, *plan.feature_shape)
+        array = features_module.allocate(shape, self.run_dir / f"features_{split}.npy", features_module.DEFAULT_MEMORY_BUDGET_BYTES)
+        augmentation = self.parts.augmentation if views > 1 else None
+        for view in range(views):
+            target = array[view] if views > 1 else array
+            timing = features_module.compute_features(
+                plan, self._image_batches(split), count, target, self.run_dir, split, augmentation
+            )
+            runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view, **timing.to_dict()})
+        return array
+
+    def _open_store(self, plan) -> tuple:
+        """The store for this frozen part and each split's image identities; (None, {}) when not worth it.
+
+        A frozen part without weights (nothing frozen but the pixel scaling)
+        gives features that are only the decoded images, large and cheap to
+        make again, so they are not kept.
+        """
+        if not plan.prefix.weights:
+            return None, {}
+        try:
+            key = feature_store.prefix_key(plan.prefix, self.config.backbone, plan.boundary)
+            identities = {
+                split: [feature_store.image_identity(record.path) for record in self.splits[split]["records"]]
+                for split in SPLITS if len(self.splits[split]["labels"])
+            }
+        except OSError:  # a file vanished since the audit: the pass will say which
+            return None, {}
+        return feature_store.FeatureStore(key), identities
+
+    def _keep_features(self, store, identities: dict, result: dict, views: int, reused: dict) -> None:
+        """Add the newly computed, unaugmented features to the store for the next run."""
+        new = [split for split in identities if split not in reused and (split != "train" or views == 1)]
+        # Checked before concatenating: large features are a memory-mapped file, not to be read into memory.
+        if new and sum(result[split].nbytes for split in new) <= store.budget_bytes:
+            store.add([item for split in new for item in identities[split]], np.concatenate([result[split] for split in new]))
 
     def cleanup(self) -> None:
         """Drop cached features, so the run folder holds the same files either way."""

@@ -263,7 +263,9 @@ def start_training(
     The app calls this: training must not run inside a Streamlit script run
     (a thread there dies with the script and leaks memory; forking after
     TensorFlow is loaded deadlocks). The new process is `python -m tlcore
-    worker RUN_DIR`, in its own session so it outlives a browser reload.
+    worker RUN_DIR`, in its own session so it outlives a browser reload; or,
+    when one is waiting, the spare started ahead of time (`tlcore.spare`),
+    which has already imported TensorFlow and serves this one run.
 
     With `resume_run`, that run continues for `resume_epochs` more epochs
     instead of a new run starting (`config` is then ignored).
@@ -282,20 +284,38 @@ def start_training(
         runs.write_json_atomic(run_dir / runs.CONFIG_FILE, config.to_dict())
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     runs.write_status(run_dir, "queued", "starting the training process", queued_at=time.time())
-    log = open(run_dir / runs.LOG_FILE, "ab")
-    process = subprocess.Popen(
-        command + [str(run_dir)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "TLCORE_HOME": str(paths.tlcore_home())},
-    )
-    log.close()
-    (run_dir / runs.PID_FILE).write_text(str(process.pid))
-    # Reap the child when it exits, so a dead worker is not a zombie that looks alive.
-    threading.Thread(target=process.wait, daemon=True).start()
+    from tlcore import spare
+
+    # A spare process that has already imported TensorFlow starts the run at once.
+    pid = spare.hand_over(run_dir, resume_epochs if resume_run is not None else None)
+    if pid is None:
+        pid = _start_worker(command + [str(run_dir)], run_dir)
+    (run_dir / runs.PID_FILE).write_text(str(pid))
     return run_dir
+
+
+def _start_worker(command: list[str], run_dir: pathlib.Path) -> int:
+    """Start `python -m tlcore worker ...` in its own session; its output goes to the run's log."""
+    with open(run_dir / runs.LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "TLCORE_HOME": str(paths.tlcore_home())},
+        )
+    threading.Thread(target=_reap_worker, args=(process,), daemon=True, name="tlcore-worker-reaper").start()
+    return process.pid
+
+
+def _reap_worker(process: subprocess.Popen) -> None:
+    """Reap the worker when it exits (a dead worker must not be a zombie that looks alive),
+    then have a spare ready for the next run."""
+    from tlcore import spare
+
+    process.wait()
+    spare.after_run()
 
 
 def run_worker(run_dir: str | os.PathLike, resume_epochs: int | None = None, audit_future: Future | None = None) -> RunResult:

@@ -1,0 +1,183 @@
+"""The store of frozen-layer features between runs: exact reuse, never stale, bounded, never fatal."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from tlcore import feature_store, runs
+from tlcore.feature_store import FeatureStore, evict_least_recently_used, image_identity, prefix_key
+from tlcore.training import train
+
+
+def rows(*values, width=3):
+    return np.array([[value] * width for value in values], dtype="float32")
+
+
+# ----------------------------------------------------------------- the store itself
+
+
+def test_lookup_gives_the_rows_in_the_order_asked_and_only_when_all_are_stored(tmp_path):
+    store = FeatureStore("key", tmp_path)
+    assert store.add(["a", "b", "c"], rows(1, 2, 3))
+
+    again = FeatureStore("key", tmp_path)  # a later run reads it from disk
+    np.testing.assert_array_equal(again.lookup(["c", "a"]), rows(3, 1))
+    assert again.lookup(["a", "d"]) is None
+    assert again.lookup([]) is None
+    assert FeatureStore("other key", tmp_path).lookup(["a"]) is None
+
+
+def test_adding_keeps_other_images_and_replaces_the_same_ones(tmp_path):
+    store = FeatureStore("key", tmp_path)
+    store.add(["a", "b"], rows(1, 2))
+    store.add(["b", "c"], rows(20, 30))
+
+    np.testing.assert_array_equal(FeatureStore("key", tmp_path).lookup(["a", "b", "c"]), rows(1, 20, 30))
+
+
+def test_features_over_the_budget_are_not_written(tmp_path):
+    store = FeatureStore("key", tmp_path, budget_bytes=2 * 3 * 4)
+    assert not store.add(["a", "b", "c"], rows(1, 2, 3))
+    assert FeatureStore("key", tmp_path).lookup(["a"]) is None
+
+
+def test_when_old_and_new_images_exceed_the_budget_the_new_ones_are_kept(tmp_path):
+    store = FeatureStore("key", tmp_path, budget_bytes=2 * 3 * 4)
+    assert store.add(["a", "b"], rows(1, 2))
+    assert store.add(["c"], rows(3))  # three rows would not fit
+
+    again = FeatureStore("key", tmp_path)
+    np.testing.assert_array_equal(again.lookup(["c"]), rows(3))
+    assert again.lookup(["a"]) is None
+
+
+def test_least_recently_used_entries_go_first_when_over_budget(tmp_path):
+    for index, key in enumerate(["old", "used", "new"]):
+        FeatureStore(key, tmp_path).add([key], rows(index, width=1000))
+        os.utime(tmp_path / key / feature_store.ENTRY_FILE, (1000 + index, 1000 + index))
+    FeatureStore("used", tmp_path).lookup(["used"])  # a hit makes it recent
+    budget = sum((tmp_path / key / feature_store.ENTRY_FILE).stat().st_size for key in ("used", "new"))
+
+    evict_least_recently_used(tmp_path, budget_bytes=budget)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["new", "used"]
+    assert feature_store.stored_bytes(tmp_path) <= budget
+
+
+def test_an_unreadable_entry_counts_as_missing_and_is_removed(tmp_path):
+    FeatureStore("key", tmp_path).add(["a"], rows(1))
+    (tmp_path / "key" / feature_store.ENTRY_FILE).write_bytes(b"half a file")
+
+    store = FeatureStore("key", tmp_path)
+    assert store.lookup(["a"]) is None
+    assert not (tmp_path / "key" / feature_store.ENTRY_FILE).exists()
+    assert store.add(["a"], rows(1))  # and the next run writes it afresh
+
+
+def test_a_failed_write_is_ignored(tmp_path, monkeypatch):
+    store = FeatureStore("key", tmp_path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    assert store.add(["a"], rows(1)) is False
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_an_image_is_known_by_path_size_and_modification_time(tmp_path):
+    image = tmp_path / "a.png"
+    image.write_bytes(b"x" * 10)
+    first = image_identity(image)
+    assert image_identity(tmp_path / "." / "a.png") == first
+    os.utime(image, ns=(10**18, 10**18))
+    assert image_identity(image) != first
+    touched = image_identity(image)
+    image.write_bytes(b"y" * 11)
+    os.utime(image, ns=(10**18, 10**18))
+    assert image_identity(image) != touched
+
+
+def test_the_key_changes_with_any_weight_and_with_the_cut(tmp_path):
+    def prefix(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+    key = prefix_key(prefix(1), "mobilenetv2_035", "after global pooling")
+    assert prefix_key(prefix(1), "mobilenetv2_035", "after global pooling") == key
+    assert prefix_key(prefix(2), "mobilenetv2_035", "after global pooling") != key
+    assert prefix_key(prefix(1), "mobilenetv2_035", "before layer block_16_expand") != key
+    changed = prefix(1)
+    weights = changed.get_weights()
+    weights[1][0] += 1e-6
+    changed.set_weights(weights)
+    assert prefix_key(changed, "mobilenetv2_035", "after global pooling") != key
+
+
+# ----------------------------------------------------------------- whole runs
+
+
+def feature_rows(result):
+    return [row for row in runs.read_metrics(result.run_dir) if row.get("type") == "feature_pass"]
+
+
+def feature_progress(result):
+    return [row for row in runs.read_metrics(result.run_dir) if row.get("phase") == "features"]
+
+
+@pytest.fixture
+def own_dataset(shared_tiny_dataset, tmp_path):
+    """A copy of the tiny dataset this test may change."""
+    return shutil.copytree(shared_tiny_dataset, tmp_path / "data")
+
+
+def test_a_second_run_reuses_the_features_and_learns_exactly_the_same(own_dataset, tiny_config, tmp_path):
+    config = tiny_config(own_dataset, epochs=3, seed=5)
+    first = train(config, runs_dir=tmp_path / "runs")
+    second = train(config, runs_dir=tmp_path / "runs")
+
+    assert "reused" not in first.feature_cache and feature_progress(first)
+    assert second.feature_cache.endswith("features of 24 images reused from an earlier run")
+    assert not feature_progress(second), "no image went through the frozen part again"
+    assert all(row["reused"] for row in feature_rows(second))
+    for one, two in zip(runs.epoch_rows(first.run_dir), runs.epoch_rows(second.run_dir), strict=True):
+        assert two["val_loss"] == pytest.approx(one["val_loss"], abs=1e-5)
+        assert two["val_accuracy"] == one["val_accuracy"]
+    files = [sorted(path.name for path in runs.require_run_dir(r.run_dir).iterdir()) for r in (first, second)]
+    assert files[0] == files[1]
+    evaluation = json.loads((runs.require_run_dir(second.run_dir) / runs.EVALUATION_FILE).read_text())
+    assert evaluation["val"]["images"] == 6
+
+
+def test_an_edited_image_is_computed_again(own_dataset, tiny_config, tmp_path):
+    config = tiny_config(own_dataset, epochs=1, seed=5)
+    first = train(config, runs_dir=tmp_path / "runs")
+    validation = runs.read_json(runs.require_run_dir(first.run_dir) / runs.SPLIT_FILE)["val"]
+    edited = own_dataset / validation[0][0]
+    edited.write_bytes(edited.read_bytes())  # same pixels, new modification time
+    os.utime(edited, ns=(edited.stat().st_mtime_ns + 10**9,) * 2)
+
+    second = train(config, runs_dir=tmp_path / "runs")
+
+    reused = {row["split"]: row.get("reused", False) for row in feature_rows(second)}
+    assert reused == {"train": True, "val": False}
+    assert second.feature_cache.endswith("features of 18 images reused from an earlier run")
+
+
+def test_augmented_views_are_never_reused_but_validation_features_are(own_dataset, tiny_config, tmp_path):
+    config = tiny_config(own_dataset, epochs=1, augment="light", seed=5)
+    train(config, runs_dir=tmp_path / "runs")
+    second = train(config, runs_dir=tmp_path / "runs")
+
+    reused = {(row["split"], row["view"]): row.get("reused", False) for row in feature_rows(second)}
+    assert reused[("val", 0)] is True
+    assert not any(value for (split, _), value in reused.items() if split == "train")
+
+
+def test_with_the_feature_cache_off_nothing_is_stored(own_dataset, tiny_config, tmp_path):
+    train(tiny_config(own_dataset, epochs=1, feature_cache="off"), runs_dir=tmp_path / "runs")
+    assert feature_store.stored_bytes() == 0

@@ -1,0 +1,231 @@
+"""A training process started ahead of time, so that the app's next run skips the start-up.
+
+Every run the app starts is its own OS process (`python -m tlcore worker
+RUN_DIR`), and such a process spends its first two or three seconds on a 2-core
+laptop importing TensorFlow, before it looks at a single picture. A spare is
+that process started early: it imports TensorFlow, then waits. When the user
+clicks Train, `start_training` hands the run folder to the spare instead of
+starting a new process, and the run begins at once. A spare serves one run and
+then ends like any worker. The next spare starts once that run's process has
+ended, so its import never takes the CPU from a training.
+
+The hand-over goes through files in the spare's folder. The app writes
+`claim.json` atomically; the spare's watcher thread, which runs from the
+spare's first instant, even during the import, renames it to `claimed.json`
+(the acknowledgement). If the rename does not come in time (the spare died),
+the app takes the claim back by renaming it itself. Exactly one of the two
+renames succeeds, so a run is never started twice and never lost.
+
+A spare ends by itself when the process that started it ends, or after
+`IDLE_LIMIT_S` unused. `TLCORE_SPARE=0` turns spares off (the test suite does,
+but for the tests of this module and the browser journey).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from tlcore import paths, runs
+
+CLAIM_FILE = "claim.json"
+CLAIMED_FILE = "claimed.json"
+WITHDRAWN_FILE = "withdrawn.json"
+READY_FILE = "ready"
+LOG_FILE = "spare.log"
+IDLE_LIMIT_S = 30 * 60
+ACKNOWLEDGE_TIMEOUT_S = 1.0
+WATCH_INTERVAL_S = 0.02
+
+
+@dataclass
+class Spare:
+    """A waiting training process, as the process that started it sees it."""
+
+    process: subprocess.Popen
+    directory: pathlib.Path
+    settings: tuple  # the environment it started with; it serves only runs with the same
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def ready(self) -> bool:
+        """TensorFlow is imported: a run handed over now starts at once."""
+        return (self.directory / READY_FILE).exists()
+
+    def end(self) -> None:
+        if self.alive:
+            self.process.terminate()
+
+
+_spare: Spare | None = None  # this process's spare; Streamlit keeps modules between script runs
+_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    return os.environ.get("TLCORE_SPARE", "1").strip() != "0"
+
+
+def _settings() -> tuple:
+    """What a training process takes from its start: the interpreter and the whole environment.
+
+    (KERAS_HOME, KERAS_BACKEND, TLCORE_HOME, CUDA_VISIBLE_DEVICES, TLCORE_XLA, ...:
+    if any changed since the spare started, it would train differently from a
+    worker started now, so it is replaced.)
+    """
+    return (sys.executable, str(paths.tlcore_home()), tuple(sorted(os.environ.items())))
+
+
+def current() -> Spare | None:
+    """The spare waiting in this process, if any."""
+    return _spare
+
+
+def ensure_spare() -> Spare | None:
+    """Start a spare unless one is waiting (the Train page calls this when it opens).
+
+    Does nothing when spares are off, or while a run trains (its CPU comes
+    first; a spare starts when it ends). Never raises: a spare is only a shortcut.
+    """
+    try:
+        return _ensure_spare()
+    except Exception:
+        return None
+
+
+def _ensure_spare() -> Spare | None:
+    global _spare
+    with _lock:
+        if not enabled():
+            return None
+        if _spare is not None and _spare.alive and _spare.settings == _settings():
+            return _spare
+        if _spare is not None:
+            _spare.end()
+            _spare = None
+        if runs.current_training_run() is not None:
+            return None
+        _spare = _start()
+        return _spare
+
+
+def _start() -> Spare:
+    directory = paths.tlcore_home() / "spares" / f"{os.getpid()}-{time.time_ns()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tlcore", "spare", str(directory), "--parent", str(os.getpid())],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # like a worker: it outlives a browser reload
+            env={**os.environ, "TLCORE_HOME": str(paths.tlcore_home())},
+        )
+    spare = Spare(process, directory, _settings())
+    threading.Thread(target=_reap, args=(spare,), daemon=True, name="tlcore-spare-reaper").start()
+    return spare
+
+
+def _reap(spare: Spare) -> None:
+    """Wait for the spare to end; if it served a run, have the next one ready."""
+    spare.process.wait()
+    served = (spare.directory / CLAIMED_FILE).exists()
+    shutil.rmtree(spare.directory, ignore_errors=True)
+    if served:
+        after_run()
+
+
+def after_run() -> None:
+    """A training process has ended: start the spare for the next run."""
+    ensure_spare()
+
+
+def hand_over(run_dir: pathlib.Path, resume_epochs: int | None = None) -> int | None:
+    """Give a queued run to the waiting spare.
+
+    Returns:
+        The process id now training the run, or None when no spare could take
+        it (none waiting, it died, or it started with other settings): the
+        caller then starts a worker as usual.
+    """
+    global _spare
+    with _lock:
+        spare, _spare = _spare, None  # a spare serves one run
+    if spare is None:
+        return None
+    if not spare.alive or spare.settings != _settings():
+        spare.end()
+        return None
+    claim = spare.directory / CLAIM_FILE
+    runs.write_json_atomic(claim, {"run_dir": str(pathlib.Path(run_dir).resolve()), "resume_epochs": resume_epochs})
+    deadline = time.monotonic() + ACKNOWLEDGE_TIMEOUT_S
+    while time.monotonic() < deadline and spare.alive:
+        if not claim.exists():
+            return spare.process.pid
+        time.sleep(WATCH_INTERVAL_S / 2)
+    try:
+        os.rename(claim, spare.directory / WITHDRAWN_FILE)
+    except FileNotFoundError:  # the spare took it after all, just now
+        return spare.process.pid
+    spare.end()
+    return None
+
+
+# ----------------------------------------------------------------- inside the spare process
+
+
+def serve(directory: str | os.PathLike, parent_pid: int) -> int:
+    """The spare process: import TensorFlow, wait for a run, train it (`tlcore spare DIR`).
+
+    Returns:
+        The worker's exit code for the run it trained.
+    """
+    from tlcore import cli
+    from tlcore.quiet import import_tensorflow_quietly
+
+    directory = pathlib.Path(directory)
+    claimed = threading.Event()
+    threading.Thread(target=_watch, args=(directory, parent_pid, claimed), daemon=True, name="tlcore-spare-watch").start()
+    import_tensorflow_quietly()
+    (directory / READY_FILE).touch()
+    claimed.wait()
+    claim = runs.read_json(directory / CLAIMED_FILE, {})
+    run_dir = pathlib.Path(claim["run_dir"])
+    _write_output_to(run_dir / runs.LOG_FILE)
+    arguments = ["worker", str(run_dir)]
+    if claim.get("resume_epochs"):
+        arguments += ["--resume-epochs", str(claim["resume_epochs"])]
+    return cli.main(arguments)
+
+
+def _watch(directory: pathlib.Path, parent_pid: int, claimed: threading.Event) -> None:
+    """Take a claim the moment it appears; end the process if its starter is gone or it idles too long."""
+    started = time.monotonic()
+    while True:
+        try:
+            os.rename(directory / CLAIM_FILE, directory / CLAIMED_FILE)
+            claimed.set()
+            return
+        except FileNotFoundError:
+            pass
+        if os.getppid() != parent_pid or time.monotonic() - started > IDLE_LIMIT_S:
+            os._exit(0)  # unclaimed: nothing to save, no run to leave behind
+        time.sleep(WATCH_INTERVAL_S)
+
+
+def _write_output_to(log_path: pathlib.Path) -> None:
+    """Send this process's stdout and stderr to the run's log, as a worker's are."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
