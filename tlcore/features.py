@@ -28,7 +28,17 @@ from tlcore.config import AUGMENTED_VIEWS
 DEFAULT_MEMORY_BUDGET_BYTES = 1_000_000_000
 DEFAULT_DISK_BUDGET_BYTES = 8_000_000_000
 DEFAULT_AUGMENTED_VIEWS = AUGMENTED_VIEWS
-PASS_BATCH_SIZE = 64  # images per forward call of the feature pass
+# Images per forward call of the feature pass. On a CPU small batches stay in
+# the caches: MobileNetV2 0.35 at 224 px on 2 cores runs at about 318 images/s in
+# batches of 16, 292 in batches of 64, and each new batch shape's first call
+# costs 0.05 s more at 16 than at 64 (`benchmarks/speed.py` measures the pass). A GPU
+# wants large batches.
+PASS_BATCH_SIZE_CPU = 16
+PASS_BATCH_SIZE_GPU = 64
+
+
+def pass_batch_size(gpus: int) -> int:
+    return PASS_BATCH_SIZE_GPU if gpus else PASS_BATCH_SIZE_CPU
 
 
 class FeaturePassStopped(Exception):
@@ -44,6 +54,7 @@ class FeaturePlan:
     boundary: str  # human description of where the cut is
     feature_shape: tuple[int, ...]
     forward: object = None  # the prefix's compiled inference call, made on first use
+    batch_size: int = PASS_BATCH_SIZE_CPU  # images per forward call (`pass_batch_size`)
 
 
 def plan_feature_cache(parts: model_module.ModelParts) -> FeaturePlan | None:
@@ -127,7 +138,7 @@ def compute_features(
     position = 0
     last_report = 0.0
     if plan.forward is None:
-        plan.forward = _forward_function(plan.prefix)  # trace once, reuse for every split
+        plan.forward = _forward_function(plan.prefix, plan.batch_size)  # trace once, reuse for every split
     forward = plan.forward
     for batch in batches:
         if runs.stop_requested(run_dir):
@@ -185,11 +196,11 @@ def warm_up(plan: FeaturePlan) -> None:
     trace (most of a second) overlaps decoding instead of delaying the pass.
     """
     if plan.forward is None:
-        plan.forward = _forward_function(plan.prefix)
+        plan.forward = _forward_function(plan.prefix, plan.batch_size)
     plan.forward(np.zeros((1, *plan.prefix.input_shape[1:]), dtype="float32"))
 
 
-def _forward_function(prefix):
+def _forward_function(prefix, batch_size: int):
     """The prefix's inference call, compiled once for any batch size.
 
     On TensorFlow a `tf.function` with an unknown batch dimension traces once;
@@ -201,7 +212,7 @@ def _forward_function(prefix):
     anew for every batch shape.
     """
     if keras.backend.backend() != "tensorflow":
-        return _in_fixed_batches(prefix.predict_on_batch, PASS_BATCH_SIZE)
+        return _in_fixed_batches(prefix.predict_on_batch, batch_size)
     import tensorflow as tf
 
     signature = [tf.TensorSpec((None, *prefix.input_shape[1:]), tf.float32)]

@@ -161,7 +161,7 @@ class TrainingSession:
         decoded = self._decoded(split)
         if decoded is None:
             return (images.numpy() for images, _ in self._image_dataset(split, shuffle=False, one_hot=False))
-        size = features_module.PASS_BATCH_SIZE
+        size = self.plan.batch_size if self.plan is not None else features_module.PASS_BATCH_SIZE_CPU
         return (decoded[i : i + size].astype("float32") for i in range(0, len(decoded), size))
 
     # ------------------------------------------------------------ phases
@@ -288,6 +288,7 @@ class TrainingSession:
             self.cached = None
             self.feature_cache_note = f"off (features would need {total / 1e9:.1f} GB)"
             return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
+        plan.batch_size = features_module.pass_batch_size(self.accelerator.gpus)
         self.plan = plan
         self.cached, reused = self._compute_all_features(plan, views)
         where = "in memory" if total <= features_module.DEFAULT_MEMORY_BUDGET_BYTES else "on disk (memory-mapped)"
