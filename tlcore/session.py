@@ -295,7 +295,8 @@ class TrainingSession:
         self.feature_cache_note = f"on: {plan.boundary}, {views} view(s) per training image, {where}"
         if reused:
             self.feature_cache_note += f"; features of {reused} images reused from an earlier run"
-        runs.write_status(self.run_dir, "running", "features cached; training", feature_cache=self.feature_cache_note)
+        message = "features of earlier runs reused; training" if reused else "features cached; training"
+        runs.write_status(self.run_dir, "running", message, feature_cache=self.feature_cache_note)
         train = self.cached["train"]
         return (
             plan.top,
