@@ -60,7 +60,7 @@ def test_least_recently_used_entries_go_first_when_over_budget(tmp_path):
         FeatureStore(key, tmp_path).add([key], rows(index, width=1000))
         os.utime(tmp_path / key / feature_store.ENTRY_FILE, (1000 + index, 1000 + index))
     FeatureStore("used", tmp_path).lookup(["used"])  # a hit makes it recent
-    budget = sum((tmp_path / key / feature_store.ENTRY_FILE).stat().st_size for key in ("used", "new"))
+    budget = sum(feature_store._folder_bytes(tmp_path / key) for key in ("used", "new"))
 
     evict_least_recently_used(tmp_path, budget_bytes=budget)
 
@@ -68,25 +68,59 @@ def test_least_recently_used_entries_go_first_when_over_budget(tmp_path):
     assert feature_store.stored_bytes(tmp_path) <= budget
 
 
-def test_an_unreadable_entry_counts_as_missing_and_is_removed(tmp_path):
+def test_a_rewritten_entry_keeps_only_its_current_files(tmp_path):
+    store = FeatureStore("key", tmp_path)
+    store.add(["a"], rows(1))
+    store.add(["b"], rows(2))
+    names = sorted(path.name.split("-")[0] for path in (tmp_path / "key").iterdir())
+    assert names == ["entry.json", "features", "identities"]
+
+
+def test_a_damaged_entry_counts_as_missing_and_is_removed(tmp_path):
     FeatureStore("key", tmp_path).add(["a"], rows(1))
-    (tmp_path / "key" / feature_store.ENTRY_FILE).write_bytes(b"half a file")
+    next((tmp_path / "key").glob("features-*.npy")).write_bytes(b"half a file")
 
     store = FeatureStore("key", tmp_path)
     assert store.lookup(["a"]) is None
-    assert not (tmp_path / "key" / feature_store.ENTRY_FILE).exists()
+    assert not (tmp_path / "key").exists()
     assert store.add(["a"], rows(1))  # and the next run writes it afresh
+    np.testing.assert_array_equal(FeatureStore("key", tmp_path).lookup(["a"]), rows(1))
 
 
-def test_a_failed_write_is_ignored(tmp_path, monkeypatch):
+def test_an_unreadable_pointer_counts_as_missing(tmp_path):
+    FeatureStore("key", tmp_path).add(["a"], rows(1))
+    (tmp_path / "key" / feature_store.ENTRY_FILE).write_text("{not json")
+
+    assert FeatureStore("key", tmp_path).lookup(["a"]) is None
+    assert FeatureStore("key", tmp_path).add(["a"], rows(1))
+
+
+def test_a_failed_write_is_ignored_and_leaves_nothing_behind(tmp_path, monkeypatch):
     store = FeatureStore("key", tmp_path)
+    store.add(["a"], rows(1))
 
-    def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    original = np.lib.format.open_memmap
 
-    monkeypatch.setattr(np, "savez", disk_full)
-    assert store.add(["a"], rows(1)) is False
-    assert not list(tmp_path.rglob("*.tmp"))
+    def disk_full_for_writing(*args, mode="r+", **kwargs):
+        if mode == "w+":
+            raise OSError(28, "No space left on device")
+        return original(*args, mode=mode, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", disk_full_for_writing)
+    assert store.add(["b"], rows(2)) is False
+    monkeypatch.undo()
+    assert sorted(path.name.split("-")[0] for path in (tmp_path / "key").iterdir()) == ["entry.json", "features", "identities"]
+    np.testing.assert_array_equal(FeatureStore("key", tmp_path).lookup(["a"]), rows(1))
+
+
+def test_rows_of_several_arrays_read_as_one_by_slices():
+    joined = feature_store.ConcatenatedRows([rows(1, 2, 3), rows(4), rows(5, 6)])
+    assert len(joined) == 6 and joined.shape == (6, 3)
+    np.testing.assert_array_equal(joined[0:6], rows(1, 2, 3, 4, 5, 6))
+    np.testing.assert_array_equal(joined[2:5], rows(3, 4, 5))
+    np.testing.assert_array_equal(joined[5:100], rows(6))
+    store_rows = np.zeros((0, 3), dtype="float32")
+    np.testing.assert_array_equal(joined[6:8], store_rows)
 
 
 def test_an_image_is_known_by_path_size_and_modification_time(tmp_path):
@@ -181,3 +215,13 @@ def test_augmented_views_are_never_reused_but_validation_features_are(own_datase
 def test_with_the_feature_cache_off_nothing_is_stored(own_dataset, tiny_config, tmp_path):
     train(tiny_config(own_dataset, epochs=1, feature_cache="off"), runs_dir=tmp_path / "runs")
     assert feature_store.stored_bytes() == 0
+
+
+def test_a_store_that_fails_in_every_way_never_fails_the_run(own_dataset, tiny_config, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise MemoryError("no memory for the store")
+
+    monkeypatch.setattr(FeatureStore, "lookup", broken)
+    monkeypatch.setattr(FeatureStore, "add", broken)
+    result = train(tiny_config(own_dataset, epochs=1), runs_dir=tmp_path / "runs")
+    assert result.status == "completed" and result.feature_cache.startswith("on:")

@@ -63,9 +63,9 @@ def test_a_run_handed_to_a_ready_spare_starts_at_once_and_completes(spares_on, t
     wait_for(lambda: finished(run_dir), what="the run to finish")
     assert runs.read_status(run_dir)["state"] == "completed"
     assert (run_dir / runs.MODEL_FILE).is_file()
-    assert '"status": "completed"' in (run_dir / runs.LOG_FILE).read_text(), "the worker's output is in the run's log"
     # When that process has ended, the next spare starts, for the next run.
     wait_for(lambda: ended(waiting.process.pid), what="the spare to end after its run")
+    assert '"status": "completed"' in (run_dir / runs.LOG_FILE).read_text(), "the worker's output is in the run's log"
     following = wait_for(lambda: spare.current(), what="the next spare")
     assert following is not waiting and following.alive
     assert not waiting.directory.exists()
@@ -128,3 +128,55 @@ def test_no_spare_when_spares_are_off(monkeypatch):
 def test_no_spare_starts_while_a_run_trains(spares_on, monkeypatch, tmp_path):
     monkeypatch.setattr(runs, "current_training_run", lambda: tmp_path)
     assert spare.ensure_spare() is None
+
+
+def trained_run(dataset, config_factory, tmp_path) -> pathlib.Path:
+    from tlcore.training import train
+
+    return pathlib.Path(train(config_factory(dataset, epochs=1), runs_dir=tmp_path / "runs").run_dir)
+
+
+@pytest.mark.parametrize("with_spare", [False, True], ids=["fresh worker", "spare"])
+def test_continuing_a_run_from_the_app_trains_more_epochs(with_spare, spares_on, tiny_dataset, tiny_config, tmp_path,
+                                                          monkeypatch):
+    run_dir = trained_run(tiny_dataset, tiny_config, tmp_path)
+    if with_spare:
+        wait_for(lambda: spare.ensure_spare().ready, what="the spare to import TensorFlow")
+    else:
+        monkeypatch.setenv("TLCORE_SPARE", "0")
+
+    start_training(None, resume_run=run_dir, resume_epochs=2)
+
+    wait_for(lambda: finished(run_dir), what="the resumed run to finish")
+    assert runs.read_status(run_dir)["state"] == "completed", (run_dir / runs.LOG_FILE).read_text()[-2000:]
+    assert [row["epoch"] for row in runs.epoch_rows(run_dir)] == [1, 2, 3]
+
+
+def test_a_run_whose_spare_ended_before_training_is_marked_failed_with_its_output(spares_on, tmp_path, monkeypatch):
+    import threading
+
+    directory = tmp_path / "spare"
+    directory.mkdir()
+    script = (
+        "import os, sys, time\n"
+        f"claim, claimed = {str(directory / spare.CLAIM_FILE)!r}, {str(directory / spare.CLAIMED_FILE)!r}\n"
+        "while not os.path.exists(claim): time.sleep(0.01)\n"
+        "os.rename(claim, claimed)\n"
+        "print('ImportError: the TensorFlow import failed', flush=True)\n"
+        "time.sleep(0.5)\n"  # as a real spare takes a moment to fail
+        "sys.exit(1)\n"
+    )
+    with open(directory / spare.LOG_FILE, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT)
+    failing = spare.Spare(process, directory, spare._settings())
+    threading.Thread(target=spare._reap, args=(failing,), daemon=True).start()
+    monkeypatch.setattr(spare, "_spare", failing)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    runs.write_status(run_dir, "queued", "starting the training process")
+
+    assert spare.hand_over(run_dir) == process.pid
+
+    wait_for(lambda: runs.read_status(run_dir).get("state") == "failed", what="the run to be marked failed")
+    assert "ended before training began" in runs.read_status(run_dir)["message"]
+    assert "the TensorFlow import failed" in (run_dir / runs.LOG_FILE).read_text()

@@ -21,15 +21,17 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
+import time
 
 import keras
 import numpy as np
 
 from tlcore import paths
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 DEFAULT_STORE_BUDGET_BYTES = 1_000_000_000  # all entries together; the least recently used go first
-ENTRY_FILE = "features.npz"
+ENTRY_FILE = "entry.json"  # names the current version's files; replaced atomically
 
 
 def store_dir() -> pathlib.Path:
@@ -81,6 +83,13 @@ def _backend_version() -> str:
 class FeatureStore:
     """The stored features of one frozen part: image identity -> feature row.
 
+    An entry is a folder holding one version of two files, the features
+    (`features-<version>.npy`, read memory-mapped, so a lookup reads only the
+    rows it needs) and the image identities in row order, plus `entry.json`
+    naming the current version. A write makes a new version and then replaces
+    `entry.json` atomically, so a reader sees the old entry or the new one,
+    never half of one.
+
     Args:
         key: from `prefix_key`.
         directory: the store's folder (default `$TLCORE_HOME/cache/features`).
@@ -95,8 +104,12 @@ class FeatureStore:
         self._features: np.ndarray | None = None
 
     @property
+    def folder(self) -> pathlib.Path:
+        return self.directory / self.key
+
+    @property
     def path(self) -> pathlib.Path:
-        return self.directory / self.key / ENTRY_FILE
+        return self.folder / ENTRY_FILE
 
     def lookup(self, identities: list[str]) -> np.ndarray | None:
         """The features of these images in this order, or None unless all are stored."""
@@ -107,16 +120,22 @@ class FeatureStore:
         if any(row is None for row in rows):
             return None
         _touch(self.path)  # recently used: evicted last
-        return self._features[np.asarray(rows)]
+        return np.asarray(self._features[np.asarray(rows)])
 
     def add(self, identities: list[str], features: np.ndarray) -> bool:
         """Keep these images' features (replacing older rows of the same images).
 
+        When the older images and these would not fit in the budget together,
+        only these are kept.
+
         Returns:
-            Whether the entry was written; False when it would exceed the
-            budget or the disk refused it (the run goes on either way).
+            Whether the entry was written; False when these alone exceed the
+            budget or the disk refused them (the run goes on either way).
         """
         if not len(identities) or len(identities) != len(features):
+            return False
+        row_bytes = int(np.prod(features.shape[1:])) * 4
+        if len(identities) * row_bytes > self.budget_bytes:
             return False
         keep_identities, keep_rows = [], []
         if self._load():
@@ -125,49 +144,61 @@ class FeatureStore:
                 if identity not in new:
                     keep_identities.append(identity)
                     keep_rows.append(row)
-        row_bytes = int(np.prod(features.shape[1:])) * 4
-        # Checked before copying: the features may be a large memory-mapped file.
-        if len(identities) * row_bytes > self.budget_bytes:
-            return False
-        if (len(keep_rows) + len(identities)) * row_bytes > self.budget_bytes:
-            keep_identities, keep_rows = [], []  # the images of this run matter most: drop the older ones
-        merged_identities = keep_identities + list(identities)
-        merged = np.asarray(features, dtype="float32")
-        if keep_rows:
-            merged = np.concatenate([self._features[keep_rows], merged])
+            if (len(keep_rows) + len(identities)) * row_bytes > self.budget_bytes:
+                keep_identities, keep_rows = [], []  # the images of this run matter most: drop the older ones
         try:
-            self._write(merged_identities, merged)
+            self._write(keep_identities + list(identities), keep_rows, features)
+            evict_least_recently_used(self.directory, self.budget_bytes, keep=self.folder)
         except OSError:
             return False
-        self._identities, self._features = merged_identities, merged
-        evict_least_recently_used(self.directory, self.budget_bytes, keep=self.path)
         return True
 
     def _load(self) -> bool:
         if self._identities is not None:
             return True
-        if not self.path.is_file():
+        try:
+            version = json.loads(self.path.read_text(encoding="utf-8"))["version"]
+        except (OSError, ValueError, KeyError, TypeError):
             return False
         try:
-            with np.load(self.path, allow_pickle=False) as entry:
-                features, identities = entry["features"], [str(item) for item in entry["identities"]]
-            if len(features) != len(identities):
+            features = np.load(self.folder / f"features-{version}.npy", mmap_mode="r", allow_pickle=False)
+            identities = json.loads((self.folder / f"identities-{version}.json").read_text(encoding="utf-8"))
+            if not isinstance(identities, list) or len(identities) != len(features):
                 raise ValueError("rows and identities differ in number")
-        except Exception:  # unreadable (a crash mid-write, a full disk): compute again
-            self.path.unlink(missing_ok=True)
+        except (FileNotFoundError, EOFError, ValueError):  # damaged (a crash mid-write, a full disk): compute again
+            shutil.rmtree(self.folder, ignore_errors=True)
             return False
-        self._identities, self._features = identities, features
+        except OSError:  # unreadable just now (permissions, too many open files): leave it be
+            return False
+        self._identities, self._features = [str(item) for item in identities], features
         return True
 
-    def _write(self, identities: list[str], features: np.ndarray) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{ENTRY_FILE}.{os.getpid()}.tmp")
+    def _write(self, identities: list[str], keep_rows: list[int], features: np.ndarray) -> None:
+        """Write a new version: the kept old rows, then `features`, streamed into a memory-mapped file."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        version = f"{os.getpid()}-{time.time_ns()}"
+        array_path = self.folder / f"features-{version}.npy"
         try:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, features=features, identities=np.asarray(identities, dtype=str))
-            os.replace(temporary, self.path)  # readers see the old entry or the new one, never half
-        finally:
-            temporary.unlink(missing_ok=True)
+            output = np.lib.format.open_memmap(array_path, mode="w+", dtype="float32",
+                                               shape=(len(identities), *features.shape[1:]))
+            for start in range(0, len(keep_rows), 1024):
+                output[start : start + 1024] = self._features[keep_rows[start : start + 1024]]
+            for start in range(0, len(features), 1024):
+                output[len(keep_rows) + start : len(keep_rows) + start + 1024] = features[start : start + 1024]
+            output.flush()
+            del output
+            (self.folder / f"identities-{version}.json").write_text(json.dumps(identities), encoding="utf-8")
+            temporary = self.folder / f".{ENTRY_FILE}.{version}.tmp"
+            temporary.write_text(json.dumps({"version": version}), encoding="utf-8")
+            os.replace(temporary, self.path)
+        except BaseException:
+            for leftover in self.folder.glob(f"*{version}*"):
+                leftover.unlink(missing_ok=True)
+            raise
+        self._identities, self._features = None, None  # read back from the new version when needed
+        for old in self.folder.iterdir():
+            if old.name != ENTRY_FILE and version not in old.name:
+                old.unlink(missing_ok=True)
 
 
 def _touch(path: pathlib.Path) -> None:
@@ -180,30 +211,61 @@ def _touch(path: pathlib.Path) -> None:
 def evict_least_recently_used(directory: pathlib.Path, budget_bytes: int, keep: pathlib.Path | None = None) -> None:
     """Delete whole entries, least recently used first, until all fit the budget."""
     entries = []
-    for path in directory.glob(f"*/{ENTRY_FILE}"):
+    for entry in directory.glob(f"*/{ENTRY_FILE}"):
         try:
-            status = path.stat()
+            used = entry.stat().st_mtime
         except OSError:
             continue
-        entries.append((status.st_mtime, status.st_size, path))
+        entries.append((used, _folder_bytes(entry.parent), entry.parent))
     total = sum(size for _, size, _ in entries)
-    for _, size, path in sorted(entries):
+    for _, size, folder in sorted(entries):
         if total <= budget_bytes:
             break
-        if keep is not None and path == keep:
+        if keep is not None and folder == keep:
             continue
-        path.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
+
+
+def _folder_bytes(folder: pathlib.Path) -> int:
+    total = 0
+    for path in folder.iterdir():
         try:
-            path.parent.rmdir()
+            total += path.stat().st_size
         except OSError:
             pass
-        total -= size
+    return total
 
 
 def stored_bytes(directory: pathlib.Path | None = None) -> int:
     """Disk space the store takes now."""
     directory = pathlib.Path(directory) if directory else store_dir()
-    return sum(path.stat().st_size for path in directory.glob(f"*/{ENTRY_FILE}") if path.is_file())
+    return sum(_folder_bytes(folder) for folder in directory.iterdir() if folder.is_dir()) if directory.is_dir() else 0
 
 
-__all__ = ["FeatureStore", "prefix_key", "image_identity", "evict_least_recently_used", "stored_bytes", "store_dir"]
+class ConcatenatedRows:
+    """Several arrays of rows read as one by slices, without copying them into one.
+
+    What `FeatureStore.add` takes for the features of several splits, some of
+    which may be memory-mapped files too large to read whole.
+    """
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.shape = (sum(len(part) for part in parts), *parts[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(len(self))
+        pieces, offset = [], 0
+        for part in self.parts:
+            low, high = max(start - offset, 0), min(stop - offset, len(part))
+            if low < high:
+                pieces.append(np.asarray(part[low:high]))
+            offset += len(part)
+        return np.concatenate(pieces) if pieces else np.zeros((0, *self.shape[1:]), dtype="float32")
+
+
+__all__ = ["FeatureStore", "ConcatenatedRows", "prefix_key", "image_identity", "evict_least_recently_used", "stored_bytes", "store_dir"]

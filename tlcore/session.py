@@ -66,6 +66,9 @@ class TrainingSession:
         self.image_size = config.resolved_image_size
         keras.utils.set_random_seed(config.seed)
         self.splits = {split: self._split_data(split) for split in SPLITS}
+        # Taken before decoding starts: a photo edited during the run must not
+        # be stored under its new identity with features of its old pixels.
+        self.identities = self._image_identities()
         # Decoding every image once runs in the background while the model is
         # built, when the decoded images fit the memory budget.
         self._decoding = self._start_decoding()
@@ -107,6 +110,16 @@ class TrainingSession:
             "files": pipeline.decodable_paths(records) if records else [],
             "labels": np.array([index[r.label] for r in records], dtype=int),
         }
+
+    def _image_identities(self) -> dict | None:
+        """Each split's images as the feature store knows them; None if a file cannot be read."""
+        try:
+            return {
+                split: [feature_store.image_identity(record.path) for record in self.splits[split]["records"]]
+                for split in SPLITS if len(self.splits[split]["labels"])
+            }
+        except OSError:  # a file vanished since the audit: decoding will say which
+            return None
 
     def _start_decoding(self):
         """Decode all images once in a background thread, if they fit in memory."""
@@ -321,13 +334,14 @@ class TrainingSession:
         Returns:
             The features per split, and how many images' features were reused.
         """
-        store, identities = self._open_store(plan)
+        store = self._open_store(plan)
         reused = {}
-        for split, split_identities in identities.items():
-            if split != "train" or views == 1:  # augmented views are random per run: never reused
-                found = store.lookup(split_identities)
-                if found is not None:
-                    reused[split] = found
+        if store is not None:
+            for split, split_identities in self.identities.items():
+                if split != "train" or views == 1:  # augmented views are random per run: never reused
+                    found = _quietly(store.lookup, split_identities)
+                    if found is not None:
+                        reused[split] = found
         to_compute = [split for split in SPLITS if len(self.splits[split]["labels"]) and split not in reused]
         if not to_compute and len(self.phases()) == 1:
             self._stop_decoding()  # no image needs decoding in this run any more
@@ -343,7 +357,7 @@ class TrainingSession:
             elif count:
                 result[split] = self._compute_split_features(plan, split, views if split == "train" else 1)
         if store is not None:
-            self._keep_features(store, identities, result, views, reused)
+            _quietly(self._keep_features, store, result, views, reused)
         return result, sum(len(found) for found in reused.values())
 
     def _compute_split_features(self, plan, split: str, views: int) -> np.ndarray:
@@ -359,31 +373,25 @@ class TrainingSession:
             runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view, **timing.to_dict()})
         return array
 
-    def _open_store(self, plan) -> tuple:
-        """The store for this frozen part and each split's image identities; (None, {}) when not worth it.
+    def _open_store(self, plan):
+        """The store for this frozen part, or None when not worth it or not possible.
 
         A frozen part without weights (nothing frozen but the pixel scaling)
         gives features that are only the decoded images, large and cheap to
         make again, so they are not kept.
         """
-        if not plan.prefix.weights:
-            return None, {}
-        try:
-            key = feature_store.prefix_key(plan.prefix, self.config.backbone, plan.boundary)
-            identities = {
-                split: [feature_store.image_identity(record.path) for record in self.splits[split]["records"]]
-                for split in SPLITS if len(self.splits[split]["labels"])
-            }
-        except OSError:  # a file vanished since the audit: the pass will say which
-            return None, {}
-        return feature_store.FeatureStore(key), identities
+        if not plan.prefix.weights or self.identities is None:
+            return None
+        key = _quietly(feature_store.prefix_key, plan.prefix, self.config.backbone, plan.boundary)
+        return feature_store.FeatureStore(key) if key else None
 
-    def _keep_features(self, store, identities: dict, result: dict, views: int, reused: dict) -> None:
+    def _keep_features(self, store, result: dict, views: int, reused: dict) -> None:
         """Add the newly computed, unaugmented features to the store for the next run."""
-        new = [split for split in identities if split not in reused and (split != "train" or views == 1)]
-        # Checked before concatenating: large features are a memory-mapped file, not to be read into memory.
-        if new and sum(result[split].nbytes for split in new) <= store.budget_bytes:
-            store.add([item for split in new for item in identities[split]], np.concatenate([result[split] for split in new]))
+        new = [split for split in self.identities if split not in reused and (split != "train" or views == 1)]
+        if new:
+            # Row by row from each split (a large split is a memory-mapped file, not to be read whole).
+            identities = [item for split in new for item in self.identities[split]]
+            store.add(identities, feature_store.ConcatenatedRows([result[split] for split in new]))
 
     def cleanup(self) -> None:
         """Drop cached features, so the run folder holds the same files either way."""
@@ -410,3 +418,11 @@ class TrainingSession:
             )
             reports[split]["root"] = self.audit.root
         return reports
+
+
+def _quietly(function, *args):
+    """Call a feature-store function; on any failure, None: the store is only ever a shortcut."""
+    try:
+        return function(*args)
+    except Exception:
+        return None

@@ -41,6 +41,9 @@ READY_FILE = "ready"
 LOG_FILE = "spare.log"
 IDLE_LIMIT_S = 30 * 60
 ACKNOWLEDGE_TIMEOUT_S = 1.0
+# While it imports TensorFlow, a spare's watcher may not get the interpreter for
+# a while; waiting for it is still faster than a new process importing from zero.
+ACKNOWLEDGE_TIMEOUT_IMPORTING_S = 5.0
 WATCH_INTERVAL_S = 0.02
 
 
@@ -67,6 +70,7 @@ class Spare:
 
 
 _spare: Spare | None = None  # this process's spare; Streamlit keeps modules between script runs
+_training: list[subprocess.Popen] = []  # the processes this one started runs in (workers, served spares)
 _lock = threading.Lock()
 
 
@@ -111,13 +115,23 @@ def _ensure_spare() -> Spare | None:
         if _spare is not None:
             _spare.end()
             _spare = None
-        if runs.current_training_run() is not None:
+        # A run just started holds the training slot only once its process has
+        # got that far: until then, ask the process itself.
+        _training[:] = [process for process in _training if process.poll() is None]
+        if _training or runs.current_training_run() is not None:
             return None
         _spare = _start()
         return _spare
 
 
+def note_training(process: subprocess.Popen) -> None:
+    """A run now trains in `process`: no spare starts until it ends (its CPU comes first)."""
+    with _lock:
+        _training.append(process)
+
+
 def _start() -> Spare:
+    _remove_folders_of_ended_servers(paths.tlcore_home() / "spares")
     directory = paths.tlcore_home() / "spares" / f"{os.getpid()}-{time.time_ns()}"
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / LOG_FILE, "ab") as log:
@@ -134,13 +148,45 @@ def _start() -> Spare:
     return spare
 
 
+def _remove_folders_of_ended_servers(parent: pathlib.Path) -> None:
+    """A spare whose server ended also ended, leaving its folder (named after the server's pid)."""
+    for folder in parent.glob("*-*"):
+        try:
+            os.kill(int(folder.name.split("-")[0]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass
+
+
 def _reap(spare: Spare) -> None:
-    """Wait for the spare to end; if it served a run, have the next one ready."""
+    """Wait for the spare to end; if it served a run, have the next one ready.
+
+    A spare that took a run but ended before the run got going (its TensorFlow
+    import failed, say) leaves that run queued: the run is marked failed, with
+    the spare's output copied into the run's log.
+    """
     spare.process.wait()
-    served = (spare.directory / CLAIMED_FILE).exists()
+    claim = runs.read_json(spare.directory / CLAIMED_FILE, None)
+    if isinstance(claim, dict) and claim.get("run_dir"):
+        _fail_if_never_started(pathlib.Path(claim["run_dir"]), spare.directory / LOG_FILE)
     shutil.rmtree(spare.directory, ignore_errors=True)
-    if served:
+    if claim is not None:
         after_run()
+
+
+def _fail_if_never_started(run_dir: pathlib.Path, spare_log: pathlib.Path) -> None:
+    # The file as written (`read_status` would already call the run interrupted).
+    if (runs.read_json(run_dir / runs.STATUS_FILE, {}) or {}).get("state") != "queued":
+        return
+    try:
+        output = spare_log.read_bytes()[-20_000:]
+        with open(run_dir / runs.LOG_FILE, "ab") as log:
+            log.write(output)
+    except OSError:
+        pass
+    runs.write_status(run_dir, "failed", f"the training process ended before training began; see {runs.LOG_FILE} "
+                      "in the run folder, and start the training again.", ended_at=time.time())
 
 
 def after_run() -> None:
@@ -164,19 +210,30 @@ def hand_over(run_dir: pathlib.Path, resume_epochs: int | None = None) -> int | 
     if not spare.alive or spare.settings != _settings():
         spare.end()
         return None
-    claim = spare.directory / CLAIM_FILE
-    runs.write_json_atomic(claim, {"run_dir": str(pathlib.Path(run_dir).resolve()), "resume_epochs": resume_epochs})
-    deadline = time.monotonic() + ACKNOWLEDGE_TIMEOUT_S
-    while time.monotonic() < deadline and spare.alive:
-        if not claim.exists():
-            return spare.process.pid
+    claim, claimed = spare.directory / CLAIM_FILE, spare.directory / CLAIMED_FILE
+    try:
+        runs.write_json_atomic(claim, {"run_dir": str(pathlib.Path(run_dir).resolve()), "resume_epochs": resume_epochs})
+    except OSError:  # its folder is gone (it idled out just now): nothing was handed over
+        spare.end()
+        return None
+    timeout = ACKNOWLEDGE_TIMEOUT_S if spare.ready else ACKNOWLEDGE_TIMEOUT_IMPORTING_S
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and spare.alive and not claimed.exists():
         time.sleep(WATCH_INTERVAL_S / 2)
+    if claimed.exists():
+        return _serving(spare)
     try:
         os.rename(claim, spare.directory / WITHDRAWN_FILE)
-    except FileNotFoundError:  # the spare took it after all, just now
-        return spare.process.pid
-    spare.end()
+    except FileNotFoundError:
+        if claimed.exists():  # the spare took it after all, just now
+            return _serving(spare)
+    spare.end()  # silent or dead: the caller starts a worker, and this one must not take the run later
     return None
+
+
+def _serving(spare: Spare) -> int:
+    note_training(spare.process)
+    return spare.process.pid
 
 
 # ----------------------------------------------------------------- inside the spare process

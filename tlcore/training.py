@@ -48,6 +48,7 @@ def train(
     echo=None,
     resume_epochs: int | None = None,
     audit_future: Future | None = None,
+    queued_by_app: bool = False,
 ) -> RunResult:
     """Train a classifier as described by `config`, in this process.
 
@@ -60,6 +61,8 @@ def train(
             from its best model for this many more epochs.
         audit_future: the data's audit already under way (`audit_in_background`),
             so that it could overlap the TensorFlow import.
+        queued_by_app: this is the worker `start_training` queued the run
+            for, so the run's "queued" status is its own, not another process's.
 
     Returns:
         A `RunResult`; the run folder holds the model, metrics and evaluation.
@@ -76,7 +79,7 @@ def train(
         runs.ensure_slot_free()
         audit = _audit_for_training(config, audit_future)
     run_dir = pathlib.Path(run_dir) if run_dir else runs.new_run_dir(runs_dir, config.backbone, config.data)
-    resume = _resume_point(run_dir, config, resume_epochs) if resume_epochs else None
+    resume = _resume_point(run_dir, config, resume_epochs, queued_by_app) if resume_epochs else None
     if resume is not None:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     if not (run_dir / runs.CONFIG_FILE).exists():
@@ -150,14 +153,15 @@ def _log_traceback(run_dir: pathlib.Path) -> None:
         pass
 
 
-def _resume_point(run_dir: pathlib.Path, config: TrainConfig, epochs: int):
+def _resume_point(run_dir: pathlib.Path, config: TrainConfig, epochs: int, queued_by_app: bool = False):
     """Check a run can be resumed and find where it left off."""
     from tlcore.session import ResumePoint
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 10_000:
         raise InputError(f"resume needs a whole number of extra epochs from 1 to 10000, got {epochs!r}.")
     status = runs.read_status(run_dir)
-    if status.get("state") in runs.ACTIVE_STATES:
+    queued_for_this_process = queued_by_app and status.get("state") == "queued"
+    if status.get("state") in runs.ACTIVE_STATES and not queued_for_this_process:
         raise InputError(f"run {run_dir.name} is still {status['state']}; only a stopped, interrupted or finished run can be resumed.")
     if not (run_dir / runs.MODEL_FILE).is_file():
         raise InputError(f"run {run_dir.name} has no saved model to continue from; start a new run instead.")
@@ -173,7 +177,9 @@ def _resume_point(run_dir: pathlib.Path, config: TrainConfig, epochs: int):
     )
 
 
-def resume(run_dir: str | os.PathLike, epochs: int, echo=None, audit_future: Future | None = None) -> RunResult:
+def resume(
+    run_dir: str | os.PathLike, epochs: int, echo=None, audit_future: Future | None = None, queued_by_app: bool = False
+) -> RunResult:
     """Continue a stopped or interrupted run from its best model, in this process.
 
     Args:
@@ -185,7 +191,8 @@ def resume(run_dir: str | os.PathLike, epochs: int, echo=None, audit_future: Fut
     """
     run_dir = runs.require_run_dir(run_dir)
     config = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {}))
-    return train(config, run_dir=run_dir, echo=echo, resume_epochs=epochs, audit_future=audit_future)
+    return train(config, run_dir=run_dir, echo=echo, resume_epochs=epochs, audit_future=audit_future,
+                 queued_by_app=queued_by_app)
 
 
 def _audit_for_training(config: TrainConfig, audit_future: Future | None = None):
@@ -289,12 +296,14 @@ def start_training(
     # A spare process that has already imported TensorFlow starts the run at once.
     pid = spare.hand_over(run_dir, resume_epochs if resume_run is not None else None)
     if pid is None:
-        pid = _start_worker(command + [str(run_dir)], run_dir)
+        process = _start_worker(command + [str(run_dir)], run_dir)
+        spare.note_training(process)
+        pid = process.pid
     (run_dir / runs.PID_FILE).write_text(str(pid))
     return run_dir
 
 
-def _start_worker(command: list[str], run_dir: pathlib.Path) -> int:
+def _start_worker(command: list[str], run_dir: pathlib.Path) -> subprocess.Popen:
     """Start `python -m tlcore worker ...` in its own session; its output goes to the run's log."""
     with open(run_dir / runs.LOG_FILE, "ab") as log:
         process = subprocess.Popen(
@@ -306,7 +315,7 @@ def _start_worker(command: list[str], run_dir: pathlib.Path) -> int:
             env={**os.environ, "TLCORE_HOME": str(paths.tlcore_home())},
         )
     threading.Thread(target=_reap_worker, args=(process,), daemon=True, name="tlcore-worker-reaper").start()
-    return process.pid
+    return process
 
 
 def _reap_worker(process: subprocess.Popen) -> None:
@@ -322,7 +331,7 @@ def run_worker(run_dir: str | os.PathLike, resume_epochs: int | None = None, aud
     """Train the run whose config.json is already in `run_dir` (the worker process)."""
     run_dir = runs.require_run_dir(run_dir)
     if resume_epochs:
-        return resume(run_dir, resume_epochs, audit_future=audit_future)
+        return resume(run_dir, resume_epochs, audit_future=audit_future, queued_by_app=True)
     config = TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {}))
     return train(config, run_dir=run_dir, audit_future=audit_future)
 
