@@ -9,7 +9,7 @@ first progress the Train page can draw) and the end of the run, for:
 Each in a fresh TLCORE_HOME: a first try, then a second try on the same
 photos (whose frozen-layer features the first try kept).
 
-Usage: python benchmarks/app_start.py ../shared/datasets/flowers5 [--epochs 10]
+Usage: python benchmarks/app_start.py ../shared/datasets/flowers5 [--epochs 10] [--repeats 3]
 Needs the MobileNetV2 0.35 ImageNet weights in the Keras cache.
 """
 
@@ -55,36 +55,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; report medians")
     args = parser.parse_args()
     from tlcore import spare
     from tlcore.config import TrainConfig
 
     config = TrainConfig(data=os.path.abspath(args.data), backbone="mobilenetv2_035", epochs=args.epochs,
                          freeze="all", augment="none")
-    rows = []
-    for mode in ("fresh worker", "spare"):
-        with tempfile.TemporaryDirectory() as home:
-            os.environ["TLCORE_HOME"] = home
-            os.environ["TLCORE_SPARE"] = "0" if mode == "fresh worker" else "1"
-            for attempt in ("first try", "second try"):
-                if mode == "spare":
-                    waiting = wait_for(spare.ensure_spare)  # the Train page opens
-                    wait_for(lambda waiting=waiting: waiting.ready)  # the user chooses settings meanwhile
-                result = one_run(config)
-                rows.append((mode, attempt, result))
-            leftover = spare.current()
-            if leftover is not None:
-                leftover.end()
-                leftover.process.wait()
-                spare._spare = None
+    results = {}
+    for _ in range(max(1, args.repeats)):
+        for mode in ("fresh worker", "spare"):  # alternating, so a slow spell of the machine slows both alike
+            with tempfile.TemporaryDirectory() as home:
+                os.environ["TLCORE_HOME"] = home
+                os.environ["TLCORE_SPARE"] = "0" if mode == "fresh worker" else "1"
+                for attempt in ("first try", "second try"):
+                    if mode == "spare":
+                        waiting = wait_for(spare.ensure_spare)  # the Train page opens
+                        wait_for(lambda waiting=waiting: waiting.ready)  # the user chooses settings meanwhile
+                    results.setdefault((mode, attempt), []).append(one_run(config))
+                leftover = spare.current()
+                if leftover is not None:
+                    leftover.end()
+                    leftover.process.wait()
+                    spare._spare = None
 
     print(f"\nDataset: {args.data}; MobileNetV2 0.35 at 224 px; --freeze all; {args.epochs} epochs; "
-          f"{os.cpu_count()} CPU cores\n")
+          f"median of {args.repeats} round(s); {os.cpu_count()} CPU cores\n")
     print("| process | try | first metrics line (s) | run finished (s) | val accuracy |")
     print("|---|---|---:|---:|---:|")
-    for mode, attempt, result in rows:
-        print(f"| {mode} | {attempt} | {result['first_metrics_s']:.1f} | {result['finished_s']:.1f} | "
-              f"{result['val_accuracy']:.3f} |")
+    for (mode, attempt), runs_of_row in results.items():
+        def middle(key, rows=runs_of_row):
+            return sorted(row[key] for row in rows)[len(rows) // 2]
+
+        print(f"| {mode} | {attempt} | {middle('first_metrics_s'):.1f} | {middle('finished_s'):.1f} | "
+              f"{middle('val_accuracy'):.3f} |")
 
 
 if __name__ == "__main__":
