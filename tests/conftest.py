@@ -257,3 +257,16 @@ def shared_datasets() -> pathlib.Path:
     if not SHARED_DATASETS_DIR.is_dir():
         pytest.skip(f"needs the shared photo datasets in {SHARED_DATASETS_DIR}, which is absent")
     return SHARED_DATASETS_DIR
+
+
+def wait_for(condition, timeout: float = 120.0, what: str = "condition", interval: float = 0.05):
+    """Poll `condition()` until it returns something true, and return that; fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -13,9 +13,9 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from conftest import wait_for
 
 from tlcore import runs
 
@@ -31,16 +31,6 @@ def start_cli_training(data: pathlib.Path, runs_dir: pathlib.Path) -> subprocess
         [sys.executable, "-m", "tlcore", "train", str(data), "--runs-dir", str(runs_dir), "--json", *LONG_TRAINING],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
-
-
-def wait_for(condition, timeout: float = 90.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def the_run_dir(runs_dir: pathlib.Path) -> pathlib.Path:

@@ -8,19 +8,10 @@ import sys
 import time
 
 import pytest
+from conftest import wait_for
 
 from tlcore import runs, spare
 from tlcore.training import start_training
-
-
-def wait_for(condition, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ended(pid: int) -> bool:
