@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -28,11 +29,16 @@ def spares_on(monkeypatch):
     """Spares enabled for this test; any left over are ended afterwards."""
     monkeypatch.setenv("TLCORE_SPARE", "1")
     yield
-    monkeypatch.setenv("TLCORE_SPARE", "0")  # a reaper finishing late starts nothing
-    leftover = spare.current()
-    if leftover is not None:
-        leftover.end()
-        leftover.process.wait(timeout=30)
+    # End every spare, and wait for the reaper threads, which could start another one late, in the next test.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        leftover = spare.current()
+        if leftover is not None:
+            leftover.end()
+            leftover.process.wait(timeout=30)
+        if not any(thread.name.startswith("tlcore-") and thread.name.endswith("reaper") for thread in threading.enumerate()):
+            break
+        time.sleep(0.05)
     spare._spare = None
 
 
@@ -144,8 +150,6 @@ def test_continuing_a_run_from_the_app_trains_more_epochs(with_spare, spares_on,
 
 
 def test_a_run_whose_spare_ended_before_training_is_marked_failed_with_its_output(spares_on, tmp_path, monkeypatch):
-    import threading
-
     directory = tmp_path / "spare"
     directory.mkdir()
     script = (

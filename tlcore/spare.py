@@ -134,15 +134,9 @@ def _start() -> Spare:
     _remove_folders_of_ended_servers(paths.tlcore_home() / "spares")
     directory = paths.tlcore_home() / "spares" / f"{os.getpid()}-{time.time_ns()}"
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOG_FILE, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tlcore", "spare", str(directory), "--parent", str(os.getpid())],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # like a worker: it outlives a browser reload
-            env={**os.environ, "TLCORE_HOME": str(paths.tlcore_home())},
-        )
+    from tlcore.training import start_tlcore_process
+
+    process = start_tlcore_process(["spare", str(directory), "--parent", str(os.getpid())], directory / LOG_FILE)
     spare = Spare(process, directory, _settings())
     threading.Thread(target=_reap, args=(spare,), daemon=True, name="tlcore-spare-reaper").start()
     return spare

@@ -281,11 +281,11 @@ def start_training(
         RunBusyError: another run is training; says which and when it should end.
     """
     runs.ensure_slot_free()
-    command = [sys.executable, "-m", "tlcore", "worker"]
+    arguments = ["worker"]
     if resume_run is not None:
         run_dir = runs.require_run_dir(resume_run)
         _resume_point(run_dir, TrainConfig.from_dict(runs.read_json(run_dir / runs.CONFIG_FILE, {})), resume_epochs)
-        command += ["--resume-epochs", str(resume_epochs)]
+        arguments += ["--resume-epochs", str(resume_epochs)]
     else:
         run_dir = runs.new_run_dir(runs_dir, config.backbone, config.data)
         runs.write_json_atomic(run_dir / runs.CONFIG_FILE, config.to_dict())
@@ -296,26 +296,29 @@ def start_training(
     # A spare process that has already imported TensorFlow starts the run at once.
     pid = spare.hand_over(run_dir, resume_epochs if resume_run is not None else None)
     if pid is None:
-        process = _start_worker(command + [str(run_dir)], run_dir)
+        process = start_tlcore_process(arguments + [str(run_dir)], run_dir / runs.LOG_FILE)
+        threading.Thread(target=_reap_worker, args=(process,), daemon=True, name="tlcore-worker-reaper").start()
         spare.note_training(process)
         pid = process.pid
     (run_dir / runs.PID_FILE).write_text(str(pid))
     return run_dir
 
 
-def _start_worker(command: list[str], run_dir: pathlib.Path) -> subprocess.Popen:
-    """Start `python -m tlcore worker ...` in its own session; its output goes to the run's log."""
-    with open(run_dir / runs.LOG_FILE, "ab") as log:
-        process = subprocess.Popen(
-            command,
+def start_tlcore_process(arguments: list[str], log_path: pathlib.Path) -> subprocess.Popen:
+    """Start `python -m tlcore ARGUMENTS` (a worker or a spare), its output appended to `log_path`.
+
+    In its own session, so it outlives a browser reload; with this process's
+    TLCORE_HOME, so it sees the same runs. The caller must reap it.
+    """
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tlcore", *arguments],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, "TLCORE_HOME": str(paths.tlcore_home())},
         )
-    threading.Thread(target=_reap_worker, args=(process,), daemon=True, name="tlcore-worker-reaper").start()
-    return process
 
 
 def _reap_worker(process: subprocess.Popen) -> None:
