@@ -6,8 +6,11 @@ import sys
 SCRIPT = """
 import sys
 from tlcore.quiet import import_tensorflow_quietly
+import gc
 import_tensorflow_quietly()
 print("pandas" in sys.modules, "IPython" in sys.modules, "jax" in sys.modules, "scipy.sparse" in sys.modules)
+# The collector runs again, and TensorFlow's objects are out of its way.
+print(gc.isenabled(), gc.get_freeze_count() > 100_000)
 import keras, numpy as np
 model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
 model.compile(loss="mse")
@@ -26,7 +29,7 @@ def test_import_is_silent_and_leaves_out_optional_packages_yet_they_stay_importa
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["False False False False", "(1, 1)", "ok"]
+    assert result.stdout.splitlines() == ["False False False False", "True True", "(1, 1)", "ok"]
     assert "oneDNN" not in result.stderr  # printed by the native libraries while loading
 
 
@@ -43,3 +46,22 @@ def test_the_backend_is_found_as_keras_finds_it(tmp_path, monkeypatch):
     (tmp_path / "keras.json").write_text("not json")
     monkeypatch.delenv("KERAS_BACKEND")
     assert keras_backend_name() == "tensorflow"
+
+
+def test_a_paused_collector_stays_off_if_it_was_off(monkeypatch):
+    import gc
+
+    from tlcore.quiet import collector_paused
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))  # not this test process's objects
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled() and frozen == [True]
+    finally:
+        gc.enable()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled() and frozen == [True, True]

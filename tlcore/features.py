@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from tlcore import folding, runs
 from tlcore import model as model_module
-from tlcore import runs
 from tlcore.config import AUGMENTED_VIEWS
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1_000_000_000
@@ -205,10 +205,13 @@ def _forward_function(prefix, batch_size: int):
 
     On TensorFlow a `tf.function` with an unknown batch dimension traces once;
     `predict_on_batch` would trace again for the smaller last batch, which costs
-    more than the whole pass on a small dataset. Autograph is off: a Keras
-    model's call has no Python control flow to convert, and converting it
-    anyway adds a tenth of a second to the trace. Other backends use
-    `predict_on_batch` on batches of one fixed size, since JAX compiles
+    more than the whole pass on a small dataset. It runs the prefix with its
+    batch normalization folded into the convolutions (`tlcore.folding`), which
+    is over half again as fast on a CPU; if folding is not possible, or the folded
+    call fails to trace, it runs the prefix as Keras built it. Autograph is
+    off: a Keras model's call has no Python control flow to convert, and
+    converting it anyway adds a tenth of a second to the trace. Other backends
+    use `predict_on_batch` on batches of one fixed size, since JAX compiles
     anew for every batch shape.
     """
     if keras.backend.backend() != "tensorflow":
@@ -216,9 +219,19 @@ def _forward_function(prefix, batch_size: int):
     import tensorflow as tf
 
     signature = [tf.TensorSpec((None, *prefix.input_shape[1:]), tf.float32)]
-    return tf.function(
-        lambda batch: prefix(batch, training=False), input_signature=signature, reduce_retracing=True, autograph=False
-    )
+
+    def compiled(function):
+        return tf.function(function, input_signature=signature, reduce_retracing=True, autograph=False)
+
+    try:
+        folded = folding.inference_function(prefix)
+        if folded is not None:
+            forward = compiled(folded)
+            forward.get_concrete_function()  # trace now, so a failure falls back here
+            return forward
+    except Exception:  # noqa: BLE001 - folding is only a shortcut; the plain call is always right
+        pass
+    return compiled(lambda batch: prefix(batch, training=False))
 
 
 def _in_fixed_batches(predict, size: int):
