@@ -156,6 +156,41 @@ def test_feature_pass_falls_back_to_the_plain_model_when_folding_fails(monkeypat
         return fails
 
     monkeypatch.setattr(folding, "inference_function", broken)
-    forward = features._forward_function(model, batch_size=2)
+    with pytest.warns(UserWarning, match="unfolded"):
+        forward, folded = features._forward_function(model, batch_size=2)
 
+    assert not folded
     _assert_same_outputs(model, forward, images)
+
+
+def test_a_single_output_in_a_list_comes_back_as_the_model_gives_it():
+    inputs = keras.Input((6, 6, 3))
+    model = keras.Model(inputs, [keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))])
+    _randomize_normalization(model)
+    images = np.random.default_rng(6).normal(0, 1, (2, 6, 6, 3)).astype("float32")
+
+    _assert_same_outputs(model, folding.inference_function(model), images)
+
+
+def test_a_subclass_with_its_own_call_is_not_walked():
+    class Doubled(keras.Model):
+        def __init__(self):
+            inputs = keras.Input((4, 4, 2))
+            super().__init__(inputs, keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 1)(inputs)))
+
+        def call(self, inputs, training=None):
+            return super().call(inputs, training=training) * 2.0
+
+    assert folding.inference_function(Doubled()) is None
+
+
+def test_under_mixed_precision_nothing_is_folded():
+    # Keras normalizes in float32 under mixed precision; a folded float16 kernel would lose precision.
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        inputs = keras.Input((6, 6, 3))
+        model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs)))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+    assert folding.folded_pairs(model) == {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import pathlib
 import time
+import warnings
 from dataclasses import dataclass
 
 import keras
@@ -55,6 +56,7 @@ class FeaturePlan:
     feature_shape: tuple[int, ...]
     forward: object = None  # the prefix's compiled inference call, made on first use
     batch_size: int = PASS_BATCH_SIZE_CPU  # images per forward call (`pass_batch_size`)
+    folded: bool = False  # whether `forward` runs the prefix with batch normalization folded
 
 
 def plan_feature_cache(parts: model_module.ModelParts) -> FeaturePlan | None:
@@ -137,8 +139,7 @@ def compute_features(
     first_batch_done = None
     position = 0
     last_report = 0.0
-    if plan.forward is None:
-        plan.forward = _forward_function(plan.prefix, plan.batch_size)  # trace once, reuse for every split
+    _ensure_forward(plan)  # traced once, reused for every split
     forward = plan.forward
     for batch in batches:
         if runs.stop_requested(run_dir):
@@ -195,9 +196,13 @@ def warm_up(plan: FeaturePlan) -> None:
     Called before waiting for the background decoding, so the one-time graph
     trace (most of a second) overlaps decoding instead of delaying the pass.
     """
-    if plan.forward is None:
-        plan.forward = _forward_function(plan.prefix, plan.batch_size)
+    _ensure_forward(plan)
     plan.forward(np.zeros((1, *plan.prefix.input_shape[1:]), dtype="float32"))
+
+
+def _ensure_forward(plan: FeaturePlan) -> None:
+    if plan.forward is None:
+        plan.forward, plan.folded = _forward_function(plan.prefix, plan.batch_size)
 
 
 def _forward_function(prefix, batch_size: int):
@@ -206,16 +211,19 @@ def _forward_function(prefix, batch_size: int):
     On TensorFlow a `tf.function` with an unknown batch dimension traces once;
     `predict_on_batch` would trace again for the smaller last batch, which costs
     more than the whole pass on a small dataset. It runs the prefix with its
-    batch normalization folded into the convolutions (`tlcore.folding`), which
-    is over half again as fast on a CPU; if folding is not possible, or the folded
-    call fails to trace, it runs the prefix as Keras built it. Autograph is
-    off: a Keras model's call has no Python control flow to convert, and
-    converting it anyway adds a tenth of a second to the trace. Other backends
-    use `predict_on_batch` on batches of one fixed size, since JAX compiles
-    anew for every batch shape.
+    batch normalization folded into the convolutions (`tlcore.folding`), over
+    half again as fast on a CPU; if folding is not possible, or the folded
+    call fails on a one-image trial, it runs the prefix as Keras built it.
+    Autograph is off: a Keras model's call has no Python control flow to
+    convert, and converting it anyway adds a tenth of a second to the trace.
+    Other backends use `predict_on_batch` on batches of one fixed size, since
+    JAX compiles anew for every batch shape.
+
+    Returns:
+        (forward function, whether it runs the folded prefix).
     """
     if keras.backend.backend() != "tensorflow":
-        return _in_fixed_batches(prefix.predict_on_batch, batch_size)
+        return _in_fixed_batches(prefix.predict_on_batch, batch_size), False
     import tensorflow as tf
 
     signature = [tf.TensorSpec((None, *prefix.input_shape[1:]), tf.float32)]
@@ -227,11 +235,12 @@ def _forward_function(prefix, batch_size: int):
         folded = folding.inference_function(prefix)
         if folded is not None:
             forward = compiled(folded)
-            forward.get_concrete_function()  # trace now, so a failure falls back here
-            return forward
-    except Exception:  # noqa: BLE001 - folding is only a shortcut; the plain call is always right
-        pass
-    return compiled(lambda batch: prefix(batch, training=False))
+            forward(np.zeros((1, *prefix.input_shape[1:]), dtype="float32"))  # a failure falls back here
+            return forward, True
+    except Exception as error:  # folding is only a shortcut; the plain call is always right
+        warnings.warn(f"tlcore: the feature pass runs the frozen layers unfolded ({type(error).__name__}: {error})",
+                      stacklevel=2)
+    return compiled(lambda batch: prefix(batch, training=False)), False
 
 
 def _in_fixed_batches(predict, size: int):

@@ -370,7 +370,8 @@ class TrainingSession:
             timing = features_module.compute_features(
                 plan, self._image_batches(split), count, target, self.run_dir, split, augmentation
             )
-            runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view, **timing.to_dict()})
+            runs.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view, **timing.to_dict(),
+                                               "folded": plan.folded})
         return array
 
     def _open_store(self, plan):
