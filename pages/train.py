@@ -158,9 +158,16 @@ def estimate(config, audit) -> str:
     views = 1 if config.augment == "none" else AUGMENTED_VIEWS
     source = "measured on your earlier runs" if measured["images_per_s"] else "a rough guess until your first run"
     if config.freeze == "all":
-        ready = (n_train * views + n_val) / speed
+        kept = tlcore.kept_for_run(config, audit)  # features an earlier run kept skip the feature pass
+        ready = max(0, n_train * views + n_val - kept) / speed
         per_epoch = (measured["epoch_s_per_image"] or 0.012) * n_train
-        text = f"about {common.format_duration(ready)} to get ready, then about {common.format_duration(max(per_epoch, 1))} per epoch"
+        if kept and ready < 1:
+            getting_ready = f"no feature pass (the features of its {kept} pictures were kept from an earlier run)"
+        elif kept:
+            getting_ready = f"about {common.format_duration(ready)} to get ready ({kept} pictures' features were kept)"
+        else:
+            getting_ready = f"about {common.format_duration(ready)} to get ready"
+        text = f"{getting_ready}, then about {common.format_duration(max(per_epoch, 1))} per epoch"
         total = ready + per_epoch * config.epochs
     else:
         per_epoch = (measured["epoch_s_per_image"] or 3 / speed) * n_train + n_val / speed

@@ -302,6 +302,25 @@ def test_start_training_starts_a_run_and_attaches_to_it(home, dataset, monkeypat
     assert (home / "runs" / "20261122-130000-mobilenetv2_035-shapes" / "STOP").is_file()
 
 
+def test_the_time_estimate_knows_when_features_were_kept(home, dataset):
+    from tlcore import feature_store
+    from tlcore.data import audit_dataset
+
+    _remember_dataset(home, dataset)
+    before = _texts(_run("pages/train.py"))
+    config = tlcore.TrainConfig(data=str(dataset))
+    audit = audit_dataset(str(dataset), config.val_split, config.seed, find_duplicates=False)
+    records = [record for split in ("train", "val") for record in audit.split_records(split)]
+    label = feature_store.entry_label(config.backbone, config.resolved_image_size, set())
+    feature_store.FeatureStore("key", label=label).add(
+        [feature_store.image_identity(record.path) for record in records], np.zeros((len(records), 4), "float32"))
+
+    after = _texts(_run("pages/train.py"))
+
+    assert "Time: about" in before and "kept" not in before
+    assert "were kept" in after
+
+
 def test_a_busy_machine_says_what_runs_and_when_it_ends(home, dataset, monkeypatch):
     _remember_dataset(home, dataset)
 

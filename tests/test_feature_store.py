@@ -225,3 +225,42 @@ def test_a_store_that_fails_in_every_way_never_fails_the_run(own_dataset, tiny_c
     monkeypatch.setattr(FeatureStore, "add", broken)
     result = train(tiny_config(own_dataset, epochs=1), runs_dir=tmp_path / "runs")
     assert result.status == "completed" and result.feature_cache.startswith("on:")
+
+
+# ----------------------------------------------------------------- the Train page's hint
+
+
+def test_an_entry_carries_a_label_the_train_page_can_match_without_tensorflow(tmp_path):
+    label = feature_store.entry_label("mobilenetv2_035", 224, {"block_16", "top"})
+    FeatureStore("key", tmp_path, label=label).add(["a", "b"], rows(1, 2))
+
+    assert label["lowest_trainable_block"] == "block_16" and label["image_size"] == 224
+    assert feature_store.kept_images(label, ["a", "b", "c"], tmp_path) == 2
+    assert feature_store.kept_images({**label, "image_size": 160}, ["a", "b"], tmp_path) == 0
+    assert feature_store.entry_label("mobilenetv2_035", 224, set())["lowest_trainable_block"] is None
+
+
+def test_the_hint_never_fails_on_a_damaged_store(tmp_path):
+    label = feature_store.entry_label("mobilenetv2_035", 224, set())
+    FeatureStore("key", tmp_path, label=label).add(["a"], rows(1))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / feature_store.ENTRY_FILE).write_text("{not json")
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / feature_store.ENTRY_FILE).write_text(json.dumps({"version": "x", "label": label}))
+
+    assert feature_store.kept_images(label, ["a"], tmp_path) == 1
+
+
+def test_the_hint_counts_what_a_run_kept_for_the_same_cut(own_dataset, tiny_config, tmp_path):
+    from tlcore.data import audit_dataset
+
+    config = tiny_config(own_dataset, epochs=1, seed=5)
+    audit = audit_dataset(config.data, config.val_split, config.seed, find_duplicates=False)
+    assert feature_store.kept_for_run(config, audit) == 0
+
+    train(config, runs_dir=tmp_path / "runs")
+
+    assert feature_store.kept_for_run(config, audit) == 24  # 18 training and 6 validation pictures
+    assert feature_store.kept_for_run(tiny_config(own_dataset, augment="light"), audit) == 6  # views are not kept
+    assert feature_store.kept_for_run(tiny_config(own_dataset, freeze="top:2"), audit) == 0  # another cut
+    assert feature_store.kept_for_run(tiny_config(own_dataset, image_size=48), audit) == 0

@@ -59,6 +59,7 @@ _PUBLIC = {
     "export_run": "tlcore.export",
     "ensure_demo_dataset": "tlcore.demo",
     "tlcore_home": "tlcore.paths",
+    "kept_for_run": "tlcore.feature_store",
 }
 
 

@@ -13,6 +13,11 @@ dtype policy). Each image is known by its path, size and modification time, so
 an edited photo is computed again. Augmented views are random per run and are
 never kept. The store is only ever a shortcut: a missing, stale or unreadable
 entry means computing the features as usual, and a failed write is ignored.
+
+Each entry also carries a label in terms the Train page knows without
+TensorFlow (backbone, image size, the lowest trainable block, versions), so
+that its time estimate can say when a run will probably find its features
+kept (`kept_images`); only the key decides whether a run uses them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import pathlib
 import shutil
 import time
 
-import keras
 import numpy as np
 
 from tlcore import paths
@@ -48,6 +52,8 @@ def image_identity(path: str | os.PathLike) -> str:
 
 def prefix_key(prefix, backbone: str, boundary: str) -> str:
     """A hash naming everything that decides the frozen part's output for an image."""
+    import keras
+
     import tlcore
 
     weights = hashlib.sha256()
@@ -72,6 +78,8 @@ def prefix_key(prefix, backbone: str, boundary: str) -> str:
 
 
 def _backend_version() -> str:
+    import keras
+
     backend = keras.backend.backend()
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
     if module is None:
@@ -96,10 +104,13 @@ class FeatureStore:
         key: from `prefix_key`.
         directory: the store's folder (default `$TLCORE_HOME/cache/features`).
         budget_bytes: the most all entries together may take on disk.
+        label: from `entry_label`, for the Train page's estimate.
     """
 
-    def __init__(self, key: str, directory: pathlib.Path | None = None, budget_bytes: int = DEFAULT_STORE_BUDGET_BYTES):
+    def __init__(self, key: str, directory: pathlib.Path | None = None, budget_bytes: int = DEFAULT_STORE_BUDGET_BYTES,
+                 label: dict | None = None):
         self.key = key
+        self.label = label  # from `entry_label`, written with each version
         self.directory = pathlib.Path(directory) if directory else store_dir()
         self.budget_bytes = budget_bytes
         self._identities: list[str] | None = None
@@ -191,7 +202,7 @@ class FeatureStore:
             del output
             (self.folder / f"identities-{version}.json").write_text(json.dumps(identities), encoding="utf-8")
             temporary = self.folder / f".{ENTRY_FILE}.{version}.tmp"
-            temporary.write_text(json.dumps({"version": version}), encoding="utf-8")
+            temporary.write_text(json.dumps({"version": version, "label": self.label}), encoding="utf-8")
             os.replace(temporary, self.path)
         except BaseException:
             for leftover in self.folder.glob(f"*{version}*"):
@@ -201,6 +212,76 @@ class FeatureStore:
         for old in self.folder.iterdir():
             if old.name != ENTRY_FILE and version not in old.name:
                 old.unlink(missing_ok=True)
+
+
+def entry_label(backbone: str, image_size: int, trainable_blocks: set[str]) -> dict:
+    """What an entry was made for, in terms known without TensorFlow.
+
+    The frozen part ends below the lowest trainable block that has weights
+    (the whole backbone when none has), so that block names the cut.
+    """
+    import tlcore
+    from tlcore.blocks import block_table
+
+    lowest = next((row["name"] for row in block_table(backbone)
+                   if row["name"] in trainable_blocks and row.get("learnable_params")), None)
+    return {"format": STORE_FORMAT, "tlcore": tlcore.__version__, "keras": _installed_version("keras"),
+            "backbone": backbone, "image_size": int(image_size), "lowest_trainable_block": lowest}
+
+
+def kept_images(label: dict, identities: list[str], directory: pathlib.Path | None = None) -> int:
+    """How many of these images have features kept in an entry with this label (the most in any one).
+
+    A hint for time estimates: the entry is used only if its key also matches
+    (the exact weights), which needs TensorFlow to check. Never raises.
+    """
+    wanted = set(identities)
+    best = 0
+    for entry in (pathlib.Path(directory) if directory else store_dir()).glob(f"*/{ENTRY_FILE}"):
+        try:
+            description = json.loads(entry.read_text(encoding="utf-8"))
+            if description.get("label") != label:
+                continue
+            stored = json.loads((entry.parent / f"identities-{description['version']}.json").read_text(encoding="utf-8"))
+            best = max(best, len(wanted.intersection(map(str, stored))))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return best
+
+
+def kept_for_run(config, audit) -> int:
+    """How many of a run's training and validation images probably have their features kept already.
+
+    For the Train page's time estimate, without TensorFlow. Counts the first
+    phase's features (the head alone in a two-phase run); augmented training
+    views are never kept, so then only validation images count.
+
+    Args:
+        config: the run's `TrainConfig`.
+        audit: its `DatasetAudit`.
+    """
+    from tlcore.blocks import block_table, parse_freeze
+
+    try:
+        if config.two_phase:
+            trainable = set()
+        else:
+            trainable = parse_freeze(config.freeze, [row["name"] for row in block_table(config.backbone)])
+        splits = ("train", "val") if config.augment == "none" else ("val",)
+        identities = [image_identity(record.path) for split in splits for record in audit.split_records(split)]
+        label = entry_label(config.backbone, config.resolved_image_size, trainable)
+    except (OSError, ValueError):  # a file gone, an unknown option: the estimate simply assumes nothing is kept
+        return 0
+    return kept_images(label, identities)
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _touch(path: pathlib.Path) -> None:

@@ -202,7 +202,7 @@ class TrainingSession:
         for phase in phases:
             blocks_module.apply_freezing(self.parts.backbone, self.blocks, phase.trainable_blocks)
             try:
-                model, train_data, val_data = self._prepare_phase()
+                model, train_data, val_data = self._prepare_phase(phase)
             except features_module.FeaturePassStopped:
                 stopper.stopped = True
                 break
@@ -284,7 +284,7 @@ class TrainingSession:
 
     # ------------------------------------------------------------ feature cache
 
-    def _prepare_phase(self):
+    def _prepare_phase(self, phase: Phase):
         """The model to fit and its data: cached features when possible, else images."""
         plan = features_module.plan_feature_cache(self.parts) if self.config.feature_cache == "auto" else None
         if plan is None:
@@ -303,7 +303,7 @@ class TrainingSession:
             return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
         plan.batch_size = features_module.pass_batch_size(self.accelerator.gpus)
         self.plan = plan
-        self.cached, reused = self._compute_all_features(plan, views)
+        self.cached, reused = self._compute_all_features(plan, views, phase)
         where = "in memory" if total <= features_module.DEFAULT_MEMORY_BUDGET_BYTES else "on disk (memory-mapped)"
         self.feature_cache_note = f"on: {plan.boundary}, {views} view(s) per training image, {where}"
         if reused:
@@ -328,13 +328,13 @@ class TrainingSession:
         weights = self._class_weights()
         return None if weights is None else np.array([weights[i] for i in range(len(self.class_names))], dtype="float32")
 
-    def _compute_all_features(self, plan, views: int) -> tuple[dict, int]:
+    def _compute_all_features(self, plan, views: int, phase: Phase) -> tuple[dict, int]:
         """Features of every split: from the store of earlier runs, or computed now.
 
         Returns:
             The features per split, and how many images' features were reused.
         """
-        store = self._open_store(plan)
+        store = self._open_store(plan, phase)
         reused = {}
         if store is not None:
             for split, split_identities in self.identities.items():
@@ -374,7 +374,7 @@ class TrainingSession:
                                                "folded": plan.folded})
         return array
 
-    def _open_store(self, plan):
+    def _open_store(self, plan, phase: Phase):
         """The store for this frozen part, or None when not worth it or not possible.
 
         A frozen part without weights (nothing frozen but the pixel scaling)
@@ -384,7 +384,8 @@ class TrainingSession:
         if not plan.prefix.weights or self.identities is None:
             return None
         key = _quietly(feature_store.prefix_key, plan.prefix, self.config.backbone, plan.boundary)
-        return feature_store.FeatureStore(key) if key else None
+        label = _quietly(feature_store.entry_label, self.config.backbone, self.image_size, phase.trainable_blocks)
+        return feature_store.FeatureStore(key, label=label) if key else None
 
     def _keep_features(self, store, result: dict, views: int, reused: dict) -> None:
         """Add the newly computed, unaugmented features to the store for the next run."""
