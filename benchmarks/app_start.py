@@ -36,17 +36,18 @@ def wait_for(condition, timeout: float = 300.0):
 
 def one_run(config) -> dict:
     """Start a run as the Train page does; time its first metrics line and its end."""
-    from tlcore import runs
-    from tlcore.training import start_training
+    from tlcore.runs import folder as run_folder
+    from tlcore.runs import record as run_record
+    from tlcore.training.launch import start_training
 
     started = time.monotonic()
     run_dir = start_training(config)
-    first = wait_for(lambda: runs.read_metrics(run_dir) and time.monotonic())
-    wait_for(lambda: runs.read_status(run_dir).get("state") in ("completed", "failed", "stopped"))
+    first = wait_for(lambda: run_record.read_metrics(run_dir) and time.monotonic())
+    wait_for(lambda: run_record.read_status(run_dir).get("state") in ("completed", "failed", "stopped"))
     ended = time.monotonic()
-    pid = int((run_dir / runs.PID_FILE).read_text())
+    pid = int((run_dir / run_folder.PID_FILE).read_text())
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z")
-    status = runs.read_status(run_dir)
+    status = run_record.read_status(run_dir)
     return {"first_metrics_s": first - started, "finished_s": ended - started, "state": status["state"],
             "val_accuracy": status.get("val_accuracy")}
 
@@ -57,8 +58,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; report medians")
     args = parser.parse_args()
-    from tlcore import spare
-    from tlcore.config import TrainConfig
+    from tlcore.runs import spare
+    from tlcore.training.config import TrainConfig
 
     config = TrainConfig(data=os.path.abspath(args.data), backbone="mobilenetv2_035", epochs=args.epochs,
                          freeze="all", augment="none")

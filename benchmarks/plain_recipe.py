@@ -21,7 +21,7 @@ started = time.time()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tlcore.data import audit_dataset  # noqa: E402
+from tlcore.data.audit import audit_dataset  # noqa: E402
 
 IMAGE_SIZE = 224
 

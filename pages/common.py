@@ -21,7 +21,8 @@ import streamlit as st
 
 import tlcore
 from tlcore import paths
-from tlcore import runs as run_files
+from tlcore.runs import folder as run_folder
+from tlcore.runs import history as run_history
 
 STATE_FILE = "app_state.json"
 RUN_PARAM = "run"
@@ -90,7 +91,7 @@ def _state_path() -> pathlib.Path:
 
 def app_state() -> dict:
     """Choices remembered across reloads and restarts (shared by everyone using this app)."""
-    return run_files.read_json(_state_path(), {}) or {}
+    return run_folder.read_json(_state_path(), {}) or {}
 
 
 def remember(**changes) -> None:
@@ -225,7 +226,7 @@ def run_dir_for(name: str | None) -> pathlib.Path | None:
     if not name or name != pathlib.PurePath(name).name or name.startswith("."):
         return None
     candidate = paths.default_runs_dir() / name
-    return candidate if (candidate / run_files.CONFIG_FILE).is_file() else None
+    return candidate if (candidate / run_folder.CONFIG_FILE).is_file() else None
 
 
 def attach_run(run_dir: pathlib.Path | str) -> None:
@@ -311,7 +312,7 @@ def format_count(count: int | float | None) -> str:
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
-    return run_files.format_duration(seconds)
+    return run_history.format_duration(seconds)
 
 
 def percent(value: float | None) -> str:
@@ -372,7 +373,7 @@ def show_curves(rows: list[dict], key: str, planned_epochs: int | None = None) -
 @st.cache_data(show_spinner=False, max_entries=2000)
 def thumbnail(path: str, size: int = 160) -> bytes | None:
     """A small JPEG of an image file, upright as training sees it; None if unreadable."""
-    from tlcore.images import load_rgb
+    from tlcore.data.images import load_rgb
 
     try:
         image = load_rgb(path)

@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore import server_paths, uploads
-from tlcore.data import SPLITS, SkippedFile
+from tlcore.data import server_paths, uploads
+from tlcore.data.records import SPLITS, SkippedFile
 
 THUMBNAILS_PER_CLASS = 8
 DUPLICATE_GROUPS_SHOWN = 10
@@ -111,7 +111,7 @@ def show_duplicates(path: str, audit) -> None:
     if not groups:
         return
     try:
-        from tlcore.duplicates import suggested_exclusions
+        from tlcore.data.records import suggested_exclusions
 
         suggested = suggested_exclusions(audit)
     except ImportError:

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore import runs as run_files
+from tlcore.runs import folder as run_folder
 
 MISTAKES_SHOWN = 24
 
@@ -99,7 +99,7 @@ def show_report(report: dict, key: str) -> None:
 
 
 def usable(row: dict) -> bool:
-    return row["has_model"] or (pathlib.Path(row["run_dir"]) / run_files.EVALUATION_FILE).is_file()
+    return row["has_model"] or (pathlib.Path(row["run_dir"]) / run_folder.EVALUATION_FILE).is_file()
 
 
 run_dir = common.choose_run("evaluate_run", "Which training?", usable)
@@ -109,11 +109,11 @@ if run_dir is None:
     st.stop()
 
 status = tlcore.read_status(run_dir)
-if status.get("state") in run_files.ACTIVE_STATES:
+if status.get("state") in run_folder.ACTIVE_STATES:
     st.info("This training is still going; it is measured when it ends.")
     common.link("pages/train.py", "Watch it on Train")
     st.stop()
-if not (run_dir / run_files.EVALUATION_FILE).is_file():
+if not (run_dir / run_folder.EVALUATION_FILE).is_file():
     st.info("This model has not been measured yet (its training ended early).")
     if not st.button("Measure it now", key="evaluate_measure", help="Loads the model and checks every checking picture."):
         st.stop()

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore import runs as run_files
+from tlcore.runs import folder as run_folder
 
 FORMATS = {
     "keras": {
@@ -75,13 +75,13 @@ def export_path(run_dir: pathlib.Path, format: str) -> pathlib.Path:
 
 def picture_size(run_dir: pathlib.Path) -> int:
     """The square picture size the run's model takes."""
-    config = run_files.read_json(run_dir / run_files.CONFIG_FILE, {}) or {}
+    config = run_folder.read_json(run_dir / run_folder.CONFIG_FILE, {}) or {}
     native = {row["name"]: row["input_size"] for row in tlcore.list_backbones()}.get(config.get("backbone"), 224)
     return int(config.get("image_size") or native)
 
 
 def is_fresh(path: pathlib.Path, run_dir: pathlib.Path) -> bool:
-    model = run_dir / run_files.MODEL_FILE
+    model = run_dir / run_folder.MODEL_FILE
     return path.is_file() and model.is_file() and path.stat().st_mtime >= model.stat().st_mtime
 
 
@@ -117,7 +117,7 @@ def format_card(run_dir: pathlib.Path, format: str) -> None:
 
 
 def downloads(run_dir: pathlib.Path) -> None:
-    labels = run_dir / run_files.LABELS_FILE
+    labels = run_dir / run_folder.LABELS_FILE
     st.markdown("Every file takes ordinary RGB pictures (pixel values 0 to 255) at the model's picture size and "
                 "gives one probability per class, in the order of **labels.json**.")
     st.caption("Each file is made when you ask for it (a few seconds, up to a minute for TensorFlow Lite); "

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore import uploads
+from tlcore.data import uploads
 
 PRESETS = {
     "all": "Only the new last layer learns (feature extraction): fastest, best for small datasets",

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore import runs as run_files
+from tlcore.runs import folder as run_folder
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif", "avif"]
 
@@ -50,7 +50,7 @@ if run_dir is None:
     common.link("pages/train.py", "Go to Train")
     st.stop()
 
-labels_count = len(run_files.read_json(run_dir / run_files.LABELS_FILE, []) or [])
+labels_count = len(run_folder.read_json(run_dir / run_folder.LABELS_FILE, []) or [])
 top_k = st.slider("How many guesses to show per picture", 1, max(2, min(5, labels_count)), min(3, max(1, labels_count)),
                   key="predict_top_k")
 files = st.file_uploader("Pictures to classify", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_upload")
@@ -65,7 +65,7 @@ if not pictures:
     st.info("Add one or more pictures above.")
     st.stop()
 
-model_file = pathlib.Path(run_dir) / run_files.MODEL_FILE
+model_file = pathlib.Path(run_dir) / run_folder.MODEL_FILE
 try:
     model, labels = load_model(str(run_dir), model_file.stat().st_mtime if model_file.exists() else 0.0)
 except tlcore.TlcoreError as error:

@@ -13,8 +13,9 @@ import common
 import streamlit as st
 
 import tlcore
-from tlcore import config as config_defaults
-from tlcore import runs as run_files
+from tlcore.runs import folder as run_folder
+from tlcore.runs import record as run_record
+from tlcore.training import config as config_defaults
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BATCH_SIZES = [8, 16, 32, 64, 128]
@@ -134,8 +135,8 @@ def measured_speed(backbone: str, freeze: str) -> dict:
     """Pictures per second and seconds per epoch measured on this machine's recent runs."""
     speeds, epoch_seconds = [], []
     for row in [r for r in tlcore.list_runs() if r.get("backbone") == backbone][:10]:
-        config = run_files.read_json(pathlib.Path(row["run_dir"]) / run_files.CONFIG_FILE, {}) or {}
-        train_images = len((run_files.read_json(pathlib.Path(row["run_dir"]) / run_files.SPLIT_FILE, {}) or {}).get("train", []))
+        config = run_folder.read_json(pathlib.Path(row["run_dir"]) / run_folder.CONFIG_FILE, {}) or {}
+        train_images = len((run_folder.read_json(pathlib.Path(row["run_dir"]) / run_folder.SPLIT_FILE, {}) or {}).get("train", []))
         for metric in tlcore.read_metrics(row["run_dir"]):
             if metric.get("type") == "feature_pass" and metric.get("images_per_s"):
                 speeds.append(metric["images_per_s"])
@@ -246,12 +247,12 @@ def progress(status: dict, rows: list[dict]) -> tuple[float, str]:
 @st.fragment(run_every=POLL_SECONDS)
 def live_panel(run_dir: pathlib.Path) -> None:
     status = tlcore.read_status(run_dir)
-    if status.get("state") not in run_files.ACTIVE_STATES:
+    if status.get("state") not in run_folder.ACTIVE_STATES:
         st.rerun()  # the whole page: show the finished run
     rows = tlcore.read_metrics(run_dir)
     fraction, text = progress(status, rows)
     st.progress(fraction, text=text)
-    if run_files.stop_requested(run_dir):
+    if run_record.stop_requested(run_dir):
         st.info("Stopping at the next step; the best model so far is kept.")
     elif st.button("Stop", key="train_stop", help="Ends training soon; the best model so far is kept and can be used."):
         tlcore.request_stop(run_dir)
@@ -313,7 +314,7 @@ def run_details(run_dir: pathlib.Path, status: dict) -> None:
                 [{k: row.get(k) for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_s")}
                  for row in epochs], hide_index=True, key="train_epoch_table",
             )
-        st.json(run_files.read_json(run_dir / run_files.CONFIG_FILE, {}), expanded=False)
+        st.json(run_folder.read_json(run_dir / run_folder.CONFIG_FILE, {}), expanded=False)
 
 
 def show_run(run_dir: pathlib.Path) -> None:
@@ -321,7 +322,7 @@ def show_run(run_dir: pathlib.Path) -> None:
     st.subheader(f"Training {common.describe_run(tlcore.run_summary(run_dir), with_outcome=False)}")
     st.caption("Blue: the pictures it learns from. Orange: the pictures kept aside for checking. When orange stops "
                "getting better while blue still does, the model has started to memorise its training pictures.")
-    if status.get("state") in run_files.ACTIVE_STATES:
+    if status.get("state") in run_folder.ACTIVE_STATES:
         live_panel(run_dir)
     else:
         finished_panel(run_dir, status)

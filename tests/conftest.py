@@ -132,7 +132,7 @@ def tiny_config():
 
 def make_tiny_config(data, **overrides):
     """A `TrainConfig` that trains in seconds: random weights, 32 px, small batches."""
-    from tlcore.config import TrainConfig
+    from tlcore.training.config import TrainConfig
 
     options = dict(
         data=str(data),
@@ -173,7 +173,7 @@ def calibrate_batch_norm(model, images) -> None:
     """
     import keras
 
-    from tlcore.model import BACKBONE_LAYER, PREPROCESS_LAYER
+    from tlcore.model.build import BACKBONE_LAYER, PREPROCESS_LAYER
 
     backbone = model.get_layer(BACKBONE_LAYER)
     norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -205,7 +205,7 @@ def calibrated_classifier():
     def build(backbone_name: str = "mobilenetv2_035", augment: str = "none", seed: int = 0):
         import keras
 
-        from tlcore.model import build_classifier
+        from tlcore.model.build import build_classifier
 
         keras.utils.set_random_seed(seed)
         parts = build_classifier(backbone_name, 3, 32, augment=augment, weights=None, seed=seed)

@@ -8,9 +8,9 @@ found it.
 import keras
 import pytest
 
-from tlcore import accelerator
-from tlcore.prediction import load_run_model
-from tlcore.training import train
+from tlcore.results.prediction import load_run_model
+from tlcore.training import accelerator
+from tlcore.training.run import train
 
 
 def test_cpu_plan_turns_everything_off(monkeypatch):

@@ -19,14 +19,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import tlcore
-import tlcore.backbones
-import tlcore.demo
-import tlcore.export
-import tlcore.prediction
-import tlcore.runs
-import tlcore.training
-from tlcore.demo import generate_demo_dataset
-from tlcore.evaluation import classification_report
+import tlcore.data.demo
+import tlcore.model.backbones
+import tlcore.results.export
+import tlcore.results.prediction
+import tlcore.runs.locks
+import tlcore.training.launch
+from tlcore.data.demo import generate_demo_dataset
+from tlcore.results.evaluation import classification_report
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = ["app.py", "pages/data.py", "pages/model.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py",
@@ -51,7 +51,7 @@ def home(tmp_path, monkeypatch):
 def dataset(tmp_path, monkeypatch):
     """A tiny demo dataset (6 pictures of 64 px per class) standing in for the real one."""
     folder = generate_demo_dataset(tmp_path / "shapes", images_per_class=6, image_size=64)
-    monkeypatch.setattr(tlcore.demo, "ensure_demo_dataset", lambda: folder)
+    monkeypatch.setattr(tlcore.data.demo, "ensure_demo_dataset", lambda: folder)
     return folder
 
 
@@ -211,7 +211,7 @@ def test_exact_copies_can_be_left_out_for_training(home, dataset, monkeypatch):
     assert not app.exception
     assert app.session_state["excluded_files"]["files"] == ["star/star_copy.jpg"]
     calls = []
-    monkeypatch.setattr(tlcore.training, "start_training", _fake_start(home, calls))
+    monkeypatch.setattr(tlcore.training.launch, "start_training", _fake_start(home, calls))
     train = _run("pages/train.py")
     train.button(key="train_start").click().run()
     assert calls[0].excluded_files == ("star/star_copy.jpg",)
@@ -252,7 +252,7 @@ def test_picking_a_backbone_changes_the_trainable_count():
 
 def test_missing_weights_are_explained_and_can_be_imported(monkeypatch):
     imported = []
-    monkeypatch.setattr(tlcore.backbones, "import_weights", lambda path, backbone=None: imported.append(pathlib.Path(path)))
+    monkeypatch.setattr(tlcore.model.backbones, "import_weights", lambda path, backbone=None: imported.append(pathlib.Path(path)))
     app = _run("pages/model.py")
     app.selectbox(key="model_backbone").set_value("resnet50").run()
     assert "not on this computer" in _texts(app)
@@ -286,7 +286,7 @@ def _fake_start(home: pathlib.Path, calls: list):
 def test_start_training_starts_a_run_and_attaches_to_it(home, dataset, monkeypatch):
     _remember_dataset(home, dataset)
     calls = []
-    monkeypatch.setattr(tlcore.training, "start_training", _fake_start(home, calls))
+    monkeypatch.setattr(tlcore.training.launch, "start_training", _fake_start(home, calls))
     app = _run("pages/train.py")
     app.number_input(key="train_epochs").set_value(4).run()
 
@@ -303,8 +303,8 @@ def test_start_training_starts_a_run_and_attaches_to_it(home, dataset, monkeypat
 
 
 def test_the_time_estimate_knows_when_features_were_kept(home, dataset):
-    from tlcore import feature_store
-    from tlcore.data import audit_dataset
+    from tlcore.data.audit import audit_dataset
+    from tlcore.training import feature_store
 
     _remember_dataset(home, dataset)
     before = _texts(_run("pages/train.py"))
@@ -327,7 +327,7 @@ def test_a_busy_machine_says_what_runs_and_when_it_ends(home, dataset, monkeypat
     def busy(config, runs_dir=None):
         raise tlcore.RunBusyError("another training run is in progress (x-run); it should finish in about 2 min 05 s.")
 
-    monkeypatch.setattr(tlcore.training, "start_training", busy)
+    monkeypatch.setattr(tlcore.training.launch, "start_training", busy)
     app = _run("pages/train.py")
     app.button(key="train_start").click().run()
 
@@ -345,7 +345,7 @@ def test_a_reload_reattaches_to_the_run_in_the_address(populated):
 
 def test_the_page_reattaches_to_the_run_training_on_this_machine(home, monkeypatch):
     run_dir = _fake_start(home, [])(tlcore.TrainConfig(data="somewhere"))
-    monkeypatch.setattr(tlcore.runs, "current_training_run", lambda: run_dir)
+    monkeypatch.setattr(tlcore.runs.locks, "current_training_run", lambda: run_dir)
 
     app = _run("pages/train.py")  # no dataset chosen in this browser, no run in the address
 
@@ -376,8 +376,8 @@ def test_evaluate_shows_confusion_per_class_and_mistakes(populated):
 
 
 def test_predict_shows_the_top_classes_of_an_upload(populated, monkeypatch):
-    monkeypatch.setattr(tlcore.prediction, "load_run_model", lambda run_dir: ("model", CLASSES))
-    monkeypatch.setattr(tlcore.prediction, "predict_bytes",
+    monkeypatch.setattr(tlcore.results.prediction, "load_run_model", lambda run_dir: ("model", CLASSES))
+    monkeypatch.setattr(tlcore.results.prediction, "predict_bytes",
                         lambda model, labels, data, top_k=3: [("star", 0.9), ("circle", 0.06), ("square", 0.04)][:top_k])
     app = _run("pages/predict.py")
 
@@ -396,7 +396,7 @@ def test_export_prepares_a_download_and_deletes_runs(populated, monkeypatch):
         pathlib.Path(out).write_bytes(b"exported")
         return pathlib.Path(out)
 
-    monkeypatch.setattr(tlcore.export, "export_run", export_run)
+    monkeypatch.setattr(tlcore.results.export, "export_run", export_run)
     app = _run("pages/export.py")
     app.button(key="export_prepare_tflite").click().run()
 
@@ -440,7 +440,7 @@ def test_a_finished_run_can_be_continued(populated, monkeypatch):
         calls.append((config, pathlib.Path(resume_run).name, resume_epochs))
         return pathlib.Path(resume_run)
 
-    monkeypatch.setattr(tlcore.training, "start_training", start_training)
+    monkeypatch.setattr(tlcore.training.launch, "start_training", start_training)
     app = _run("pages/train.py", run=RUN_NAME)
     app.number_input(key="train_resume_epochs").set_value(7).run()
 

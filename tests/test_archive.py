@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from tlcore import archive
-from tlcore.archive import ExtractedArchive, extract_zip
+from tlcore.data import archive
+from tlcore.data.archive import ExtractedArchive, extract_zip
 from tlcore.errors import InputError
 
 

@@ -7,8 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from tlcore import backbones
-from tlcore.backbones import (
+from tlcore.errors import InputError, WeightsUnavailableError
+from tlcore.model import backbones
+from tlcore.model.backbones import (
     BACKBONES,
     DEFAULT_BACKBONE,
     build_backbone,
@@ -19,7 +20,6 @@ from tlcore.backbones import (
     weights_available_offline,
     weights_missing_message,
 )
-from tlcore.errors import InputError, WeightsUnavailableError
 
 REQUIRED_NAMES = (
     "mobilenet_025", "mobilenetv2_035", "mobilenetv2_100", "mobilenetv3_small", "mobilenetv3_large",

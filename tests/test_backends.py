@@ -43,7 +43,7 @@ def test_a_run_trains_on_cached_augmented_features_on_the_jax_backend(jax_run):
 
 
 def test_a_model_trained_on_jax_predicts_the_same_under_tensorflow(jax_run, shared_tiny_dataset):
-    from tlcore.prediction import predict_files
+    from tlcore.results.prediction import predict_files
 
     result, env = jax_run
     run_dir = last_json_line(result)["run_dir"]

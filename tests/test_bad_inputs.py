@@ -36,10 +36,11 @@ import pytest
 from conftest import save_image, smooth_picture
 from PIL import Image
 
-from tlcore import archive, cli
-from tlcore.config import TrainConfig
-from tlcore.data import audit_dataset
+from tlcore.cli import main as cli
+from tlcore.data import archive
+from tlcore.data.audit import audit_dataset
 from tlcore.errors import InputError
+from tlcore.training.config import TrainConfig
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLI_TIMEOUT_S = 60
@@ -610,7 +611,7 @@ def test_backbone_without_offline_weights_fails_fast_with_the_file_it_needs(tmp_
 
 
 def test_weights_download_has_a_timeout_so_a_dead_network_cannot_hang():
-    from tlcore import backbones
+    from tlcore.model import backbones
 
     # A server that accepts connections and never answers, like a firewall that drops packets.
     server = socket.create_server(("127.0.0.1", 0))

@@ -3,9 +3,10 @@
 import keras
 import pytest
 
-from tlcore import blocks
-from tlcore.backbones import build_backbone
-from tlcore.blocks import (
+from tlcore.errors import InputError
+from tlcore.model import blocks
+from tlcore.model.backbones import build_backbone
+from tlcore.model.blocks import (
     apply_freezing,
     backbone_blocks,
     block_table,
@@ -15,8 +16,7 @@ from tlcore.blocks import (
     parse_freeze,
     trainable_summary,
 )
-from tlcore.errors import InputError
-from tlcore.model import build_classifier, trainable_param_counts
+from tlcore.model.build import build_classifier, trainable_param_counts
 
 NAMES = ["stem", "block_1", "block_2", "block_3", "top"]
 

@@ -7,8 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import callbacks, runs
-from tlcore.callbacks import (
+from tlcore.runs import folder as run_folder
+from tlcore.runs import record as run_record
+from tlcore.training import callbacks
+from tlcore.training.callbacks import (
     BestModelKeeper,
     MetricsLogger,
     NanGuard,
@@ -260,7 +262,7 @@ def test_stop_on_request_stops_at_the_next_batch_after_the_file_appears(tmp_path
     stopper.on_train_batch_end(0)
     assert not stopper.stopped and not model.stop_training
 
-    (tmp_path / runs.STOP_FILE).write_text("now")
+    (tmp_path / run_folder.STOP_FILE).write_text("now")
     stopper.on_train_batch_end(1)
     assert stopper.stopped and model.stop_training
 
@@ -279,14 +281,14 @@ def test_metrics_logger_writes_epoch_rows_and_status(tmp_path):
     logger.on_epoch_begin(0)
     logger.on_epoch_end(0, {"loss": 0.9, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": np.float32(0.25)})
 
-    (row,) = runs.read_metrics(tmp_path)
+    (row,) = run_record.read_metrics(tmp_path)
     assert row["type"] == "epoch" and row["phase"] == "fine_tune"
     assert row["epoch"] == 3
     assert row["loss"] == 0.9 and row["accuracy"] == 0.5 and row["val_loss"] == 1.1 and row["val_accuracy"] == 0.25
     assert math.isclose(row["lr"], 0.005, rel_tol=1e-6)
     assert row["partial"] is False
     assert echoed == [row]
-    status = runs.read_json(tmp_path / runs.STATUS_FILE)
+    status = run_folder.read_json(tmp_path / run_folder.STATUS_FILE)
     assert status["state"] == "running" and status["epoch"] == 3 and status["epochs"] == 5
 
 
@@ -297,7 +299,7 @@ def test_metrics_logger_turns_non_finite_numbers_into_null(tmp_path):
 
     logger.on_epoch_end(0, {"loss": float("nan"), "accuracy": 0.5})
 
-    text = (tmp_path / runs.METRICS_FILE).read_text()
+    text = (tmp_path / run_folder.METRICS_FILE).read_text()
     assert "NaN" not in text and "Infinity" not in text
     row = json.loads(text)
     assert row["loss"] is None and row["val_loss"] is None
@@ -316,11 +318,11 @@ def test_metrics_logger_writes_throttled_progress_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(callbacks, "PROGRESS_INTERVAL_S", 0.0)
     logger.on_train_batch_end(2, {"loss": 0.8, "accuracy": 1.0})
 
-    rows = runs.read_metrics(tmp_path)
+    rows = run_record.read_metrics(tmp_path)
     assert [(row["type"], row["batch"]) for row in rows] == [("progress", 1), ("progress", 3)]
     assert rows[-1]["batches"] == 3 and rows[-1]["epochs"] == 2 and rows[-1]["loss"] == 0.8
     assert rows[-1]["eta_s"] is not None and rows[-1]["eta_s"] >= 0
-    assert runs.read_json(tmp_path / runs.STATUS_FILE)["batch"] == 3
+    assert run_folder.read_json(tmp_path / run_folder.STATUS_FILE)["batch"] == 3
 
 
 def test_run_clock_has_no_estimate_before_any_step():

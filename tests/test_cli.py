@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tlcore import runs
+from tlcore.runs import folder as run_folder
+from tlcore.runs import history as run_history
+from tlcore.runs import record as run_record
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TIMEOUT_S = 300
@@ -71,9 +73,9 @@ def test_train_json_last_line_reports_the_run(trained):
     assert summary["wall_s"] > 0
     run_dir = pathlib.Path(summary["run_dir"])
     assert run_dir.parent == runs_dir
-    assert runs.read_status(run_dir)["state"] == "completed"
-    assert (run_dir / runs.MODEL_FILE).is_file()
-    config = json.loads((run_dir / runs.CONFIG_FILE).read_text())
+    assert run_record.read_status(run_dir)["state"] == "completed"
+    assert (run_dir / run_folder.MODEL_FILE).is_file()
+    config = json.loads((run_dir / run_folder.CONFIG_FILE).read_text())
     assert (config["image_size"], config["epochs"], config["seed"], config["val_split"]) == (32, 2, 1, 0.25)
 
 
@@ -184,13 +186,13 @@ def test_runs_json_with_no_runs_is_an_empty_list(tmp_path):
 def test_stop_writes_the_stop_file(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {"data": "x"})
-    runs.write_status(run_dir, "running", "training")
+    run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, {"data": "x"})
+    run_record.write_status(run_dir, "running", "training")
 
     result = tlcore_cli("stop", run_dir)
 
     assert_clean_success(result)
-    assert (run_dir / runs.STOP_FILE).is_file()
+    assert (run_dir / run_folder.STOP_FILE).is_file()
     assert "stop requested" in result.stdout
 
 
@@ -280,4 +282,4 @@ def test_bad_options_leave_no_run_folder(bad_input_results):
     # Options are checked before a run starts, so a typo does not litter the run history.
     _, _, root = bad_input_results
 
-    assert not (root / "option_runs").exists() or runs.list_runs(root / "option_runs") == []
+    assert not (root / "option_runs").exists() or run_history.list_runs(root / "option_runs") == []

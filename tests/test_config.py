@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tlcore.config import TrainConfig
 from tlcore.errors import InputError
+from tlcore.training.config import TrainConfig
 
 
 def test_defaults_are_valid_and_use_the_default_backbone():

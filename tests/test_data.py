@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from tlcore import paths
-from tlcore.data import ImageRecord, audit_dataset, split_records
+from tlcore.data.audit import audit_dataset
+from tlcore.data.records import ImageRecord
+from tlcore.data.split import split_records
 from tlcore.errors import InputError
 
 
@@ -299,7 +301,7 @@ def test_class_folder_without_images_is_dropped_with_a_warning(image_writer, tmp
 
 
 def test_pipeline_decodes_resizes_and_batches(tiny_dataset):
-    from tlcore import pipeline
+    from tlcore.training import pipeline
 
     audit = audit_dataset(tiny_dataset)
     records = audit.split_records("train")
@@ -316,7 +318,7 @@ def test_pipeline_decodes_resizes_and_batches(tiny_dataset):
 
 
 def test_load_images_matches_the_training_pipeline(tiny_dataset):
-    from tlcore import pipeline
+    from tlcore.training import pipeline
 
     files = [str(tiny_dataset / "circles" / "circles_00.png"), str(tiny_dataset / "stripes" / "stripes_01.jpg")]
 
@@ -335,7 +337,7 @@ def test_exact_copies_stay_on_the_same_side_of_the_split(tmp_path, image_writer)
     """A copy in validation of a training picture would inflate the accuracy."""
     import shutil
 
-    from tlcore.data import audit_dataset
+    from tlcore.data.audit import audit_dataset
 
     root = image_writer(tmp_path / "data", {"circles": 10, "squares": 10})
     for index in range(3):

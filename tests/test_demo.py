@@ -12,14 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore import demo
-from tlcore.demo import (
-    DEMO_CLASSES,
-    MARKER_FILENAME,
-    default_demo_path,
-    ensure_demo_dataset,
-    generate_demo_dataset,
-)
+from tlcore.data import demo_drawing
+from tlcore.data.demo import MARKER_FILENAME, default_demo_path, ensure_demo_dataset, generate_demo_dataset
+from tlcore.data.demo_drawing import DEMO_CLASSES
 
 
 def _image_paths(folder):
@@ -107,7 +102,7 @@ def test_refuses_to_overwrite_a_folder_of_other_files(tmp_path):
 
 def test_failure_midway_leaves_no_half_written_dataset(tmp_path, monkeypatch):
     drawn = []
-    real_render_scene = demo.render_scene
+    real_render_scene = demo_drawing.render_scene
 
     def render_then_fail(plan, image_size):
         if len(drawn) == 5:
@@ -115,7 +110,7 @@ def test_failure_midway_leaves_no_half_written_dataset(tmp_path, monkeypatch):
         drawn.append(plan)
         return real_render_scene(plan, image_size)
 
-    monkeypatch.setattr(demo, "render_scene", render_then_fail)
+    monkeypatch.setattr(demo_drawing, "render_scene", render_then_fail)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         _small_dataset(tmp_path / "shapes")
@@ -144,7 +139,7 @@ def test_class_decides_only_the_shape():
     # size, position and finish: nothing but the shape can carry the label.
     for image_index in range(50):
         plans = [
-            demo.plan_scene(np.random.default_rng([3, image_index]), name) for name in DEMO_CLASSES
+            demo_drawing.plan_scene(np.random.default_rng([3, image_index]), name) for name in DEMO_CLASSES
         ]
         for plan in plans[1:]:
             assert dataclasses.replace(plan, shape=plans[0].shape) == plans[0]
@@ -186,14 +181,14 @@ def _nearest_class_mean_accuracy(features, labels):
 
 
 def test_star_has_five_points_and_the_others_their_corners():
-    star = demo.shape_outline("star")
+    star = demo_drawing.shape_outline("star")
     radii = np.linalg.norm(star, axis=1)
     assert len(star) == 10
     assert np.isclose(radii, 1.0).sum() == 5
-    assert len(demo.shape_outline("triangle")) == 3
-    assert len(demo.shape_outline("square")) == 4
+    assert len(demo_drawing.shape_outline("triangle")) == 3
+    assert len(demo_drawing.shape_outline("square")) == 4
     with pytest.raises(ValueError, match="Unknown demo shape"):
-        demo.shape_outline("hexagon")
+        demo_drawing.shape_outline("hexagon")
 
 
 def test_default_demo_path_follows_tlcore_home(tmp_path, monkeypatch):
@@ -218,8 +213,8 @@ def test_ensure_demo_dataset_draws_once_at_the_default_path(tmp_path, monkeypatc
 
 def test_default_demo_has_a_clean_audit(tmp_path):
     """The built-in example must not greet a first-time user with duplicate warnings."""
-    from tlcore.data import audit_dataset
-    from tlcore.demo import generate_demo_dataset
+    from tlcore.data.audit import audit_dataset
+    from tlcore.data.demo import generate_demo_dataset
 
     audit = audit_dataset(generate_demo_dataset(tmp_path / "shapes"))
     assert audit.duplicates == []

@@ -12,15 +12,16 @@ import pytest
 from conftest import save_image, smooth_picture
 from PIL import Image
 
-from tlcore.data import ImageRecord, audit_dataset
-from tlcore.duplicates import (
+from tlcore.data.audit import audit_dataset
+from tlcore.data.duplicates import find_duplicates
+from tlcore.data.records import (
     ACROSS_CLASSES,
     ACROSS_SPLITS,
     EXACT,
     NEAR,
     WITHIN_CLASS,
     DuplicateGroup,
-    find_duplicates,
+    ImageRecord,
     suggested_exclusions,
 )
 from tlcore.errors import InputError

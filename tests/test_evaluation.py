@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from tlcore import runs
 from tlcore.errors import InputError
-from tlcore.evaluation import classification_report, evaluate_run, read_evaluation, write_evaluation
+from tlcore.results.evaluation import classification_report, evaluate_run, read_evaluation, write_evaluation
+from tlcore.runs import folder as run_folder
+from tlcore.runs import record as run_record
 
 CLASSES = ["cat", "dog", "owl"]
 # Six images, two per class. Predicted: cat, dog | dog, dog | owl, cat.
@@ -110,20 +111,20 @@ def test_write_and_read_evaluation(tmp_path):
 @pytest.fixture(scope="module")
 def saved_run(shared_tiny_dataset, calibrated_classifier, tmp_path_factory):
     """A run folder made by hand: a model, labels and a split, no evaluation yet."""
-    from tlcore.callbacks import save_model_atomic
+    from tlcore.training.callbacks import save_model_atomic
 
     run_dir = tmp_path_factory.mktemp("run")
     parts = calibrated_classifier("mobilenet_025")
-    save_model_atomic(parts.model, run_dir / runs.MODEL_FILE)
+    save_model_atomic(parts.model, run_dir / run_folder.MODEL_FILE)
     names = ["circles", "squares", "stripes"]
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {"data": str(shared_tiny_dataset)})
-    runs.write_json_atomic(run_dir / runs.LABELS_FILE, names)
+    run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, {"data": str(shared_tiny_dataset)})
+    run_folder.write_json_atomic(run_dir / run_folder.LABELS_FILE, names)
     entries = {
         split: [[f"{name}/{name}_{i:02d}.png", name, str(shared_tiny_dataset / name / f"{name}_{i:02d}.png")]
                 for name in names for i in indices]
         for split, indices in (("train", (0, 2)), ("val", (4,)), ("test", (6,)))
     }
-    runs.write_json_atomic(run_dir / runs.SPLIT_FILE, entries)
+    run_folder.write_json_atomic(run_dir / run_folder.SPLIT_FILE, entries)
     return run_dir, parts.model
 
 
@@ -135,9 +136,9 @@ def test_evaluate_run_measures_val_and_test_with_the_saved_model(saved_run, tmp_
     assert set(reports) == {"val", "test"}
     assert reports["val"]["images"] == 3 and reports["test"]["images"] == 3
     assert read_evaluation(run_dir) == json.loads(json.dumps(reports))
-    from tlcore.prediction import prepare_images
+    from tlcore.results.prediction import prepare_images
 
-    files = [entry[2] for entry in json.loads((run_dir / runs.SPLIT_FILE).read_text())["val"]]
+    files = [entry[2] for entry in json.loads((run_dir / run_folder.SPLIT_FILE).read_text())["val"]]
     expected = classification_report([0, 1, 2], model.predict(prepare_images(files, 32), verbose=0), reports["val"]["class_names"])
     assert reports["val"]["accuracy"] == pytest.approx(expected["accuracy"])
     assert reports["val"]["loss"] == pytest.approx(expected["loss"], rel=1e-5)
@@ -152,21 +153,21 @@ def test_evaluate_run_returns_the_saved_report_without_recomputing(saved_run):
 
 def test_evaluate_run_when_the_images_are_gone(saved_run, tmp_path):
     run_dir, _ = saved_run
-    split = json.loads((run_dir / runs.SPLIT_FILE).read_text())
+    split = json.loads((run_dir / run_folder.SPLIT_FILE).read_text())
     moved = tmp_path / "run"
     moved.mkdir()
-    for name in (runs.CONFIG_FILE, runs.LABELS_FILE, runs.MODEL_FILE):
+    for name in (run_folder.CONFIG_FILE, run_folder.LABELS_FILE, run_folder.MODEL_FILE):
         (moved / name).write_bytes((run_dir / name).read_bytes())
     split["val"][0][2] = str(tmp_path / "deleted.png")
-    runs.write_json_atomic(moved / runs.SPLIT_FILE, split)
+    run_folder.write_json_atomic(moved / run_folder.SPLIT_FILE, split)
 
     with pytest.raises(InputError, match="gone.*restore the dataset folder"):
         evaluate_run(moved, recompute=True)
 
 
 def test_evaluate_run_without_a_model(tmp_path):
-    runs.write_json_atomic(tmp_path / runs.CONFIG_FILE, {"data": "x"})
-    runs.write_status(tmp_path, "failed", "no images")
+    run_folder.write_json_atomic(tmp_path / run_folder.CONFIG_FILE, {"data": "x"})
+    run_record.write_status(tmp_path, "failed", "no images")
 
     with pytest.raises(InputError, match="has no model yet.*'failed'"):
         evaluate_run(tmp_path)

@@ -15,12 +15,12 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import runs
-from tlcore.callbacks import save_model_atomic
 from tlcore.errors import InputError
-from tlcore.export import FORMATS, export_run, run_exported
-from tlcore.model import POOL_LAYER, build_classifier
-from tlcore.prediction import prepare_images
+from tlcore.model.build import POOL_LAYER, build_classifier
+from tlcore.results.export import FORMATS, export_run, run_exported
+from tlcore.results.prediction import prepare_images
+from tlcore.runs import folder as run_folder
+from tlcore.training.callbacks import save_model_atomic
 
 CLASSES = ["circles", "squares", "stripes"]
 
@@ -57,11 +57,11 @@ def make_run(shared_tiny_dataset, install_keras_weights, batch_norm_calibrator, 
             batch_norm_calibrator(parts.model, images)
         fit_head(parts.model, images, labels)
         run_dir = tmp_path_factory.mktemp("run")
-        save_model_atomic(parts.model, run_dir / runs.MODEL_FILE)
-        runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {"data": str(shared_tiny_dataset), "image_size": 32})
-        runs.write_json_atomic(run_dir / runs.LABELS_FILE, CLASSES)
+        save_model_atomic(parts.model, run_dir / run_folder.MODEL_FILE)
+        run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, {"data": str(shared_tiny_dataset), "image_size": 32})
+        run_folder.write_json_atomic(run_dir / run_folder.LABELS_FILE, CLASSES)
         split = {"train": [[file, CLASSES[label], file] for file, label in zip(files, labels, strict=True)], "val": []}
-        runs.write_json_atomic(run_dir / runs.SPLIT_FILE, split)
+        run_folder.write_json_atomic(run_dir / run_folder.SPLIT_FILE, split)
         made[backbone_name] = (run_dir, parts.model, images, weights)
         return made[backbone_name]
 
@@ -125,7 +125,7 @@ def test_int8_tflite_agrees_on_the_top_class(make_run, tmp_path):
     outputs = run_exported(path, "tflite-int8", images)
     assert outputs.dtype == np.float32 and outputs.shape == expected.shape
     np.testing.assert_allclose(outputs.sum(axis=1), 1.0, atol=0.02)
-    assert path.stat().st_size < (run_dir / runs.MODEL_FILE).stat().st_size / 2
+    assert path.stat().st_size < (run_dir / run_folder.MODEL_FILE).stat().st_size / 2
     assert json.loads((tmp_path / "labels.json").read_text()) == CLASSES
     if weights is None:
         pytest.skip("int8 agreement needs the shared ImageNet weights; a random network quantises poorly")
@@ -139,7 +139,7 @@ def test_default_export_location_is_inside_the_run(exportable_run):
     path = export_run(run_dir, "keras")
 
     assert path == run_dir / "export" / "model.keras"
-    assert path.read_bytes() == (run_dir / runs.MODEL_FILE).read_bytes()
+    assert path.read_bytes() == (run_dir / run_folder.MODEL_FILE).read_bytes()
     assert json.loads((run_dir / "export" / "labels.json").read_text()) == CLASSES
 
 
@@ -160,7 +160,7 @@ def test_unknown_format_lists_the_formats(exportable_run):
 
 
 def test_export_of_a_run_without_a_model(tmp_path):
-    runs.write_json_atomic(tmp_path / runs.CONFIG_FILE, {"data": "x"})
+    run_folder.write_json_atomic(tmp_path / run_folder.CONFIG_FILE, {"data": "x"})
 
     with pytest.raises(InputError, match="has no model yet"):
         export_run(tmp_path, "tflite")
@@ -170,9 +170,9 @@ def test_int8_export_needs_the_training_images(exportable_run, tmp_path):
     run_dir, _, _, _ = exportable_run
     moved = tmp_path / "run"
     moved.mkdir()
-    for name in (runs.CONFIG_FILE, runs.LABELS_FILE, runs.MODEL_FILE):
+    for name in (run_folder.CONFIG_FILE, run_folder.LABELS_FILE, run_folder.MODEL_FILE):
         (moved / name).write_bytes((run_dir / name).read_bytes())
-    runs.write_json_atomic(moved / runs.SPLIT_FILE, {"train": [["a.png", "circles", str(tmp_path / "gone.png")]]})
+    run_folder.write_json_atomic(moved / run_folder.SPLIT_FILE, {"train": [["a.png", "circles", str(tmp_path / "gone.png")]]})
 
     with pytest.raises(InputError, match="export as 'tflite' instead"):
         export_run(moved, "tflite-int8", tmp_path / "out.tflite")

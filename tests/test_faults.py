@@ -17,7 +17,9 @@ import sys
 import pytest
 from conftest import wait_for
 
-from tlcore import runs
+from tlcore.runs import folder as run_folder
+from tlcore.runs import history as run_history
+from tlcore.runs import record as run_record
 
 LONG_TRAINING = [
     "--weights", "none", "--image-size", "32", "--backbone", "mobilenet_025", "--freeze", "none",
@@ -34,23 +36,23 @@ def start_cli_training(data: pathlib.Path, runs_dir: pathlib.Path) -> subprocess
 
 
 def the_run_dir(runs_dir: pathlib.Path) -> pathlib.Path:
-    found = [child for child in runs_dir.iterdir() if (child / runs.CONFIG_FILE).exists()] if runs_dir.exists() else []
+    found = [child for child in runs_dir.iterdir() if (child / run_folder.CONFIG_FILE).exists()] if runs_dir.exists() else []
     return found[0] if len(found) == 1 else None
 
 
 def epochs_logged(run_dir: pathlib.Path) -> int:
-    return len(runs.epoch_rows(run_dir))
+    return len(run_record.epoch_rows(run_dir))
 
 
 def assert_metrics_file_valid(run_dir: pathlib.Path) -> None:
-    lines = (run_dir / runs.METRICS_FILE).read_text(encoding="utf-8").splitlines()
-    complete = lines if (run_dir / runs.METRICS_FILE).read_text(encoding="utf-8").endswith("\n") else lines[:-1]
+    lines = (run_dir / run_folder.METRICS_FILE).read_text(encoding="utf-8").splitlines()
+    complete = lines if (run_dir / run_folder.METRICS_FILE).read_text(encoding="utf-8").endswith("\n") else lines[:-1]
     for line in complete:
         assert isinstance(json.loads(line), dict)
 
 
 def assert_model_loads(run_dir: pathlib.Path) -> None:
-    from tlcore.prediction import load_run_model
+    from tlcore.results.prediction import load_run_model
 
     model, labels = load_run_model(run_dir)
     assert model.output_shape[-1] == len(labels)
@@ -63,7 +65,7 @@ def running_training(tiny_dataset, tmp_path):
     process = start_cli_training(tiny_dataset, runs_dir)
     try:
         run_dir = wait_for(lambda: the_run_dir(runs_dir), what="the run folder")
-        wait_for(lambda: epochs_logged(run_dir) >= 2 and (run_dir / runs.MODEL_FILE).exists(), what="two epochs")
+        wait_for(lambda: epochs_logged(run_dir) >= 2 and (run_dir / run_folder.MODEL_FILE).exists(), what="two epochs")
         yield process, run_dir
     finally:
         if process.poll() is None:
@@ -73,7 +75,7 @@ def running_training(tiny_dataset, tmp_path):
 
 def test_stop_mid_training_keeps_best_model_and_metrics(running_training):
     process, run_dir = running_training
-    assert runs.read_status(run_dir)["state"] == "running"
+    assert run_record.read_status(run_dir)["state"] == "running"
     stop = subprocess.run([sys.executable, "-m", "tlcore", "stop", str(run_dir)], capture_output=True, text=True, timeout=60)
     assert stop.returncode == 0, stop.stderr
     stdout, stderr = process.communicate(timeout=90)
@@ -81,20 +83,20 @@ def test_stop_mid_training_keeps_best_model_and_metrics(running_training):
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["status"] == "stopped"
     assert 2 <= result["epochs_run"] < 400
-    assert runs.read_status(run_dir)["state"] == "stopped"
+    assert run_record.read_status(run_dir)["state"] == "stopped"
     assert_metrics_file_valid(run_dir)
     assert_model_loads(run_dir)
-    assert (run_dir / runs.EVALUATION_FILE).exists()
+    assert (run_dir / run_folder.EVALUATION_FILE).exists()
 
 
 def test_sigkill_reads_as_interrupted_and_can_resume(running_training):
     process, run_dir = running_training
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    status = runs.read_status(run_dir)
+    status = run_record.read_status(run_dir)
     assert status["state"] == "interrupted"
     assert "resumed" in status["message"]
-    [summary] = runs.list_runs(run_dir.parent)
+    [summary] = run_history.list_runs(run_dir.parent)
     assert summary["status"] == "interrupted"
     assert_metrics_file_valid(run_dir)
     assert_model_loads(run_dir)
@@ -107,14 +109,14 @@ def test_sigkill_reads_as_interrupted_and_can_resume(running_training):
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert result["status"] == "completed"
-    epochs = [row["epoch"] for row in runs.epoch_rows(run_dir)]
+    epochs = [row["epoch"] for row in run_record.epoch_rows(run_dir)]
     assert epochs[-1] == before + 2, "resumed epochs continue the numbering"
-    assert runs.read_status(run_dir)["state"] == "completed"
+    assert run_record.read_status(run_dir)["state"] == "completed"
 
 
 def test_second_run_is_refused_while_one_trains(running_training, tiny_dataset, tmp_path):
     from tlcore.errors import RunBusyError
-    from tlcore.training import start_training
+    from tlcore.training.launch import start_training
 
     _, run_dir = running_training
     from conftest import make_tiny_config
@@ -142,8 +144,8 @@ def test_resume_refuses_a_running_run(running_training):
 def test_nan_loss_fails_with_advice_and_keeps_best(tiny_dataset, tiny_config, tmp_path, monkeypatch):
     import keras
 
-    from tlcore import session
-    from tlcore.training import train
+    from tlcore.training import session
+    from tlcore.training.run import train
 
     calls = {"epochs": 0}
 
@@ -158,15 +160,15 @@ def test_nan_loss_fails_with_advice_and_keeps_best(tiny_dataset, tiny_config, tm
     result = train(tiny_config(tiny_dataset, epochs=5), runs_dir=tmp_path / "runs")
     assert result.status == "failed"
     assert "NaN" in result.message and "learning rate" in result.message
-    assert runs.read_status(result.run_dir)["state"] == "failed"
+    assert run_record.read_status(result.run_dir)["state"] == "failed"
     assert calls["epochs"] < 5
     assert_model_loads(pathlib.Path(result.run_dir))
 
 
 def test_out_of_memory_suggests_smaller_batch(tiny_dataset, tiny_config, tmp_path, monkeypatch):
-    from tlcore import session
     from tlcore.errors import TrainingFailedError
-    from tlcore.training import train
+    from tlcore.training import session
+    from tlcore.training.run import train
 
     def run_out_of_memory(self):
         raise MemoryError()
@@ -176,14 +178,14 @@ def test_out_of_memory_suggests_smaller_batch(tiny_dataset, tiny_config, tmp_pat
         train(tiny_config(tiny_dataset), runs_dir=tmp_path / "runs")
     assert "smaller batch size" in str(caught.value)
     [run_dir] = list((tmp_path / "runs").iterdir())
-    status = runs.read_status(run_dir)
+    status = run_record.read_status(run_dir)
     assert status["state"] == "failed" and "smaller batch size" in status["message"]
 
 
 def test_disk_full_while_saving_keeps_previous_model(tiny_dataset, tiny_config, tmp_path, monkeypatch):
-    from tlcore import callbacks
     from tlcore.errors import TrainingFailedError
-    from tlcore.training import train
+    from tlcore.training import callbacks
+    from tlcore.training.run import train
 
     monkeypatch.setattr(callbacks, "SAVE_INTERVAL_S", 0.0)
     saves = {"count": 0}
@@ -203,7 +205,7 @@ def test_disk_full_while_saving_keeps_previous_model(tiny_dataset, tiny_config, 
     with pytest.raises(TrainingFailedError):
         train(config, runs_dir=tmp_path / "runs")
     [run_dir] = list((tmp_path / "runs").iterdir())
-    status = runs.read_status(run_dir)
+    status = run_record.read_status(run_dir)
     assert status["state"] == "failed"
     assert "disk is full" in status["message"]
     assert_model_loads(run_dir)
@@ -211,7 +213,7 @@ def test_disk_full_while_saving_keeps_previous_model(tiny_dataset, tiny_config, 
 
 
 def test_save_model_atomic_removes_partial_file_on_failure(tmp_path):
-    from tlcore.callbacks import save_model_atomic
+    from tlcore.training.callbacks import save_model_atomic
 
     class FailingModel:
         def save(self, path):

@@ -8,9 +8,11 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import feature_store, runs
-from tlcore.feature_store import FeatureStore, evict_least_recently_used, image_identity, prefix_key
-from tlcore.training import train
+from tlcore.runs import folder as run_folder
+from tlcore.runs import record as run_record
+from tlcore.training import feature_store
+from tlcore.training.feature_store import FeatureStore, evict_least_recently_used, image_identity, prefix_key
+from tlcore.training.run import train
 
 
 def rows(*values, width=3):
@@ -156,11 +158,11 @@ def test_the_key_changes_with_any_weight_and_with_the_cut(tmp_path):
 
 
 def feature_rows(result):
-    return [row for row in runs.read_metrics(result.run_dir) if row.get("type") == "feature_pass"]
+    return [row for row in run_record.read_metrics(result.run_dir) if row.get("type") == "feature_pass"]
 
 
 def feature_progress(result):
-    return [row for row in runs.read_metrics(result.run_dir) if row.get("phase") == "features"]
+    return [row for row in run_record.read_metrics(result.run_dir) if row.get("phase") == "features"]
 
 
 @pytest.fixture
@@ -178,19 +180,19 @@ def test_a_second_run_reuses_the_features_and_learns_exactly_the_same(own_datase
     assert second.feature_cache.endswith("features of 24 images reused from an earlier run")
     assert not feature_progress(second), "no image went through the frozen part again"
     assert all(row["reused"] for row in feature_rows(second))
-    for one, two in zip(runs.epoch_rows(first.run_dir), runs.epoch_rows(second.run_dir), strict=True):
+    for one, two in zip(run_record.epoch_rows(first.run_dir), run_record.epoch_rows(second.run_dir), strict=True):
         assert two["val_loss"] == pytest.approx(one["val_loss"], abs=1e-5)
         assert two["val_accuracy"] == one["val_accuracy"]
-    files = [sorted(path.name for path in runs.require_run_dir(r.run_dir).iterdir()) for r in (first, second)]
+    files = [sorted(path.name for path in run_folder.require_run_dir(r.run_dir).iterdir()) for r in (first, second)]
     assert files[0] == files[1]
-    evaluation = json.loads((runs.require_run_dir(second.run_dir) / runs.EVALUATION_FILE).read_text())
+    evaluation = json.loads((run_folder.require_run_dir(second.run_dir) / run_folder.EVALUATION_FILE).read_text())
     assert evaluation["val"]["images"] == 6
 
 
 def test_an_edited_image_is_computed_again(own_dataset, tiny_config, tmp_path):
     config = tiny_config(own_dataset, epochs=1, seed=5)
     first = train(config, runs_dir=tmp_path / "runs")
-    validation = runs.read_json(runs.require_run_dir(first.run_dir) / runs.SPLIT_FILE)["val"]
+    validation = run_folder.read_json(run_folder.require_run_dir(first.run_dir) / run_folder.SPLIT_FILE)["val"]
     edited = own_dataset / validation[0][0]
     edited.write_bytes(edited.read_bytes())  # same pixels, new modification time
     os.utime(edited, ns=(edited.stat().st_mtime_ns + 10**9,) * 2)
@@ -252,7 +254,7 @@ def test_the_hint_never_fails_on_a_damaged_store(tmp_path):
 
 
 def test_the_hint_counts_what_a_run_kept_for_the_same_cut(own_dataset, tiny_config, tmp_path):
-    from tlcore.data import audit_dataset
+    from tlcore.data.audit import audit_dataset
 
     config = tiny_config(own_dataset, epochs=1, seed=5)
     audit = audit_dataset(config.data, config.val_split, config.seed, find_duplicates=False)

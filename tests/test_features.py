@@ -9,9 +9,12 @@ import json
 import numpy as np
 import pytest
 
-from tlcore import folding, runs
-from tlcore.blocks import apply_freezing, backbone_blocks, parse_freeze
-from tlcore.features import (
+from tlcore.model import folding
+from tlcore.model.augmentation import make_augmentation
+from tlcore.model.blocks import apply_freezing, backbone_blocks, parse_freeze
+from tlcore.runs import folder as run_folder
+from tlcore.runs import record as run_record
+from tlcore.training.features import (
     FeatureBatches,
     FeaturePassStopped,
     allocate,
@@ -19,8 +22,7 @@ from tlcore.features import (
     feature_batches,
     plan_feature_cache,
 )
-from tlcore.model import make_augmentation
-from tlcore.training import train
+from tlcore.training.run import train
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_compute_features_fills_the_output_and_logs_progress(classifier, tiny_im
     # The pass runs the prefix with batch normalization folded (tlcore.folding): float32
     # rounding differs, and this random network's calibrated statistics amplify it.
     np.testing.assert_allclose(output, expected, atol=1e-3 * np.abs(expected).max())
-    progress = [row for row in runs.read_metrics(tmp_path) if row["type"] == "progress"]
+    progress = [row for row in run_record.read_metrics(tmp_path) if row["type"] == "progress"]
     assert progress[-1]["done"] == 9 and progress[-1]["total"] == 9 and progress[-1]["split"] == "train"
 
 
@@ -154,14 +156,14 @@ def test_compute_features_stops_when_asked(classifier, tiny_images, tmp_path):
     parts = classifier("mobilenet_025")
     _freeze(parts, "mobilenet_025", "all")
     plan = plan_feature_cache(parts)
-    (tmp_path / runs.STOP_FILE).write_text("stop")
+    (tmp_path / run_folder.STOP_FILE).write_text("stop")
 
     with pytest.raises(FeaturePassStopped):
         compute_features(plan, [tiny_images(per_class=1)], 3, np.zeros((3, 256), "float32"), tmp_path, "val")
 
 
 def test_fixed_size_batches_give_the_same_features_for_any_count(classifier, tiny_images):
-    from tlcore.features import _in_fixed_batches
+    from tlcore.training.features import _in_fixed_batches
 
     parts = classifier("mobilenetv2_035")
     _freeze(parts, "mobilenetv2_035", "all")
@@ -314,10 +316,10 @@ def test_feature_cache_and_plain_path_leave_the_same_run_folder(cached_and_plain
     assert cached.feature_cache.startswith("on") and plain.feature_cache == "off"
     assert cached.status == plain.status == "completed"
     assert cached.epochs_run == plain.epochs_run == 3
-    files = {name: sorted(p.name for p in runs.require_run_dir(r.run_dir).iterdir()) for name, r in results.items()}
+    files = {name: sorted(p.name for p in run_folder.require_run_dir(r.run_dir).iterdir()) for name, r in results.items()}
     assert files["auto"] == files["off"]
     for result in (cached, plain):
-        evaluation = json.loads((runs.require_run_dir(result.run_dir) / runs.EVALUATION_FILE).read_text())
+        evaluation = json.loads((run_folder.require_run_dir(result.run_dir) / run_folder.EVALUATION_FILE).read_text())
         assert evaluation["val"]["images"] == 6
 
 
@@ -329,14 +331,14 @@ def test_feature_cache_and_plain_path_reach_similar_accuracy(cached_and_plain_ru
     assert abs(cached.val_accuracy - plain.val_accuracy) <= 2 / 6 + 1e-9
     if weights == "imagenet":
         assert min(cached.val_accuracy, plain.val_accuracy) >= 0.66
-    rows = {name: runs.epoch_rows(r.run_dir) for name, r in results.items()}
+    rows = {name: run_record.epoch_rows(r.run_dir) for name, r in results.items()}
     assert [row["epoch"] for row in rows["auto"]] == [row["epoch"] for row in rows["off"]]
 
 
 def test_features_beyond_the_memory_budget_go_to_a_file_that_is_removed_afterwards(
     shared_tiny_dataset, tiny_config, tmp_path, monkeypatch
 ):
-    from tlcore import features
+    from tlcore.training import features
 
     monkeypatch.setattr(features, "DEFAULT_MEMORY_BUDGET_BYTES", 1)
     seen = []
@@ -346,23 +348,23 @@ def test_features_beyond_the_memory_budget_go_to_a_file_that_is_removed_afterwar
     assert result.status == "completed"
     assert "on disk" in result.feature_cache
     assert seen and all(isinstance(array, np.memmap) for array in seen)
-    assert not list(runs.require_run_dir(result.run_dir).glob("features_*.npy"))
+    assert not list(run_folder.require_run_dir(result.run_dir).glob("features_*.npy"))
 
 
 def test_features_beyond_the_disk_budget_fall_back_to_the_plain_path_and_say_so(
     shared_tiny_dataset, tiny_config, tmp_path, monkeypatch
 ):
-    from tlcore import features
+    from tlcore.training import features
 
     monkeypatch.setattr(features, "DEFAULT_DISK_BUDGET_BYTES", 1)
     result = train(tiny_config(shared_tiny_dataset, epochs=2), runs_dir=tmp_path / "runs")
     assert result.status == "completed"
     assert result.feature_cache.startswith("off (features would need")
-    assert runs.read_status(result.run_dir)["feature_cache"] == result.feature_cache
+    assert run_record.read_status(result.run_dir)["feature_cache"] == result.feature_cache
 
 
 def test_images_beyond_the_decode_budget_stream_from_files(shared_tiny_dataset, tiny_config, tmp_path, monkeypatch):
-    from tlcore import pipeline
+    from tlcore.training import pipeline
 
     monkeypatch.setattr(pipeline, "DEFAULT_DECODE_CACHE_BYTES", 0)
     result = train(tiny_config(shared_tiny_dataset, epochs=2, feature_cache="off"), runs_dir=tmp_path / "runs")

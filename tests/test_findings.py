@@ -3,7 +3,7 @@
 
 from conftest import save_image, smooth_picture
 
-from tlcore.data import audit_dataset
+from tlcore.data.audit import audit_dataset
 
 picture = smooth_picture
 write = save_image

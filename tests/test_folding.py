@@ -8,8 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import features, folding
-from tlcore.backbones import BACKBONES, build_backbone
+from tlcore.model import folding
+from tlcore.model.backbones import BACKBONES, build_backbone
+from tlcore.training import features
 
 WITHOUT_NORMALIZATION_AFTER_CONVOLUTIONS = {"vgg16", "convnext_tiny"}
 

@@ -9,16 +9,9 @@ import zlib
 import pytest
 from PIL import Image, ImageOps
 
-from tlcore import images
+from tlcore.data import images
+from tlcore.data.images import MAX_PIXELS_DEFAULT, check_image, convert_to_png, file_sha256, is_ignored_name, load_rgb
 from tlcore.errors import InputError
-from tlcore.images import (
-    MAX_PIXELS_DEFAULT,
-    check_image,
-    convert_to_png,
-    file_sha256,
-    is_ignored_name,
-    load_rgb,
-)
 
 
 def noisy_rgb(width, height):

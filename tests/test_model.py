@@ -6,17 +6,16 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore.blocks import apply_freezing, backbone_blocks, parse_freeze
 from tlcore.errors import InputError
-from tlcore.model import (
-    AUGMENT_LAYER,
+from tlcore.model.augmentation import AUGMENT_LAYER, make_augmentation
+from tlcore.model.blocks import apply_freezing, backbone_blocks, parse_freeze
+from tlcore.model.build import (
     BACKBONE_LAYER,
     CLASSIFIER_LAYER,
     PREPROCESS_LAYER,
     PREPROCESS_MODES,
     build_classifier,
     inference_model,
-    make_augmentation,
     make_preprocessing,
 )
 
@@ -51,7 +50,7 @@ def test_preprocess_none_passes_pixels_through_as_float(raw_batch):
 
 
 def test_every_backbone_in_the_table_has_a_known_preprocessing_mode():
-    from tlcore.backbones import BACKBONES
+    from tlcore.model.backbones import BACKBONES
 
     assert {spec.preprocessing for spec in BACKBONES.values()} <= set(PREPROCESS_MODES)
 

@@ -5,7 +5,7 @@ import sys
 
 SCRIPT = """
 import sys
-from tlcore.quiet import import_tensorflow_quietly
+from tlcore.runs.quiet import import_tensorflow_quietly
 import gc
 import_tensorflow_quietly()
 print("pandas" in sys.modules, "IPython" in sys.modules, "jax" in sys.modules, "scipy.sparse" in sys.modules)
@@ -34,7 +34,7 @@ def test_import_is_silent_and_leaves_out_optional_packages_yet_they_stay_importa
 
 
 def test_the_backend_is_found_as_keras_finds_it(tmp_path, monkeypatch):
-    from tlcore.quiet import keras_backend_name
+    from tlcore.runs.quiet import keras_backend_name
 
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
@@ -51,7 +51,7 @@ def test_the_backend_is_found_as_keras_finds_it(tmp_path, monkeypatch):
 def test_a_paused_collector_stays_off_if_it_was_off(monkeypatch):
     import gc
 
-    from tlcore.quiet import collector_paused
+    from tlcore.runs.quiet import collector_paused
 
     frozen = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))  # not this test process's objects

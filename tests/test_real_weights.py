@@ -14,13 +14,14 @@ import urllib.error
 import numpy as np
 import pytest
 
-from tlcore import runs
-from tlcore.backbones import build_backbone, get_backbone
-from tlcore.config import TrainConfig
 from tlcore.errors import WeightsUnavailableError
-from tlcore.export import export_run, run_exported
-from tlcore.prediction import load_run_model, prepare_images
-from tlcore.training import train
+from tlcore.model.backbones import build_backbone, get_backbone
+from tlcore.results.export import export_run, run_exported
+from tlcore.results.prediction import load_run_model, prepare_images
+from tlcore.runs import folder as run_folder
+from tlcore.runs import record as run_record
+from tlcore.training.config import TrainConfig
+from tlcore.training.run import train
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +55,7 @@ def test_short_default_run_on_real_photos_is_accurate(flowers_run):
     assert result.status == "completed"
     assert result.epochs_run >= 3
     assert result.val_accuracy >= 0.7, f"validation accuracy {result.val_accuracy:.0%} after {result.epochs_run} epochs"
-    assert runs.read_status(result.run_dir)["state"] == "completed"
+    assert run_record.read_status(result.run_dir)["state"] == "completed"
 
 
 @pytest.mark.timeout(600)
@@ -67,7 +68,7 @@ def test_the_feature_cache_gives_the_same_quality_as_training_through_the_backbo
     assert plain.status == "completed" and plain.epochs_run == cached.epochs_run
     # 60 validation photos: the two paths differ only in dropout and shuffling draws; allow 3 photos.
     assert abs(cached.val_accuracy - plain.val_accuracy) <= 3 / 60 + 1e-9, (cached.val_accuracy, plain.val_accuracy)
-    losses = [runs.read_json(pathlib.Path(r.run_dir) / runs.EVALUATION_FILE)["val"]["loss"] for r in (cached, plain)]
+    losses = [run_folder.read_json(pathlib.Path(r.run_dir) / run_folder.EVALUATION_FILE)["val"]["loss"] for r in (cached, plain)]
     assert abs(losses[0] - losses[1]) <= 0.1, losses
 
 
@@ -75,7 +76,7 @@ def test_the_feature_cache_gives_the_same_quality_as_training_through_the_backbo
 def test_exported_tflite_agrees_with_the_keras_model(flowers_run, tmp_path):
     _, result = flowers_run
     model, labels = load_run_model(result.run_dir)
-    split = runs.read_json(pathlib.Path(result.run_dir) / runs.SPLIT_FILE)
+    split = run_folder.read_json(pathlib.Path(result.run_dir) / run_folder.SPLIT_FILE)
     images = prepare_images([entry[2] for entry in split["val"]], model.input_shape[1])
     expected = model.predict(images, verbose=0)
 

@@ -4,14 +4,14 @@ import os
 
 import pytest
 
-from tlcore.errors import InputError
-from tlcore.server_paths import (
+from tlcore.data.server_paths import (
     ENV_VAR,
     configured_roots,
     list_shared_folders,
     resolve_server_path,
     server_paths_enabled,
 )
+from tlcore.errors import InputError
 
 
 @pytest.fixture

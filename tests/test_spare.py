@@ -11,8 +11,11 @@ import time
 import pytest
 from conftest import wait_for
 
-from tlcore import runs, spare
-from tlcore.training import start_training
+from tlcore.runs import folder as run_folder
+from tlcore.runs import locks as run_locks
+from tlcore.runs import record as run_record
+from tlcore.runs import spare
+from tlcore.training.launch import start_training
 
 
 def ended(pid: int) -> bool:
@@ -43,7 +46,7 @@ def spares_on(monkeypatch):
 
 
 def finished(run_dir: pathlib.Path) -> bool:
-    return runs.read_status(run_dir).get("state") in ("completed", "failed", "stopped")
+    return run_record.read_status(run_dir).get("state") in ("completed", "failed", "stopped")
 
 
 def test_a_run_handed_to_a_ready_spare_starts_at_once_and_completes(spares_on, tiny_dataset, tiny_config, tmp_path):
@@ -55,14 +58,14 @@ def test_a_run_handed_to_a_ready_spare_starts_at_once_and_completes(spares_on, t
     run_dir = start_training(tiny_config(tiny_dataset, epochs=1), runs_dir=tmp_path / "runs")
     handed_over_s = time.monotonic() - started
 
-    assert int((run_dir / runs.PID_FILE).read_text()) == waiting.process.pid
+    assert int((run_dir / run_folder.PID_FILE).read_text()) == waiting.process.pid
     assert handed_over_s < spare.ACKNOWLEDGE_TIMEOUT_S, "the spare took the run without the app waiting it out"
     wait_for(lambda: finished(run_dir), what="the run to finish")
-    assert runs.read_status(run_dir)["state"] == "completed"
-    assert (run_dir / runs.MODEL_FILE).is_file()
+    assert run_record.read_status(run_dir)["state"] == "completed"
+    assert (run_dir / run_folder.MODEL_FILE).is_file()
     # When that process has ended, the next spare starts, for the next run.
     wait_for(lambda: ended(waiting.process.pid), what="the spare to end after its run")
-    assert '"status": "completed"' in (run_dir / runs.LOG_FILE).read_text(), "the worker's output is in the run's log"
+    assert '"status": "completed"' in (run_dir / run_folder.LOG_FILE).read_text(), "the worker's output is in the run's log"
     following = wait_for(lambda: spare.current(), what="the next spare")
     assert following is not waiting and following.alive
     assert not waiting.directory.exists()
@@ -75,10 +78,10 @@ def test_a_dead_spare_is_passed_over_for_a_new_worker(spares_on, tiny_dataset, t
 
     run_dir = start_training(tiny_config(tiny_dataset, epochs=1), runs_dir=tmp_path / "runs")
 
-    worker = int((run_dir / runs.PID_FILE).read_text())
+    worker = int((run_dir / run_folder.PID_FILE).read_text())
     assert worker != dead.process.pid
     wait_for(lambda: finished(run_dir), what="the run to finish")
-    assert runs.read_status(run_dir)["state"] == "completed"
+    assert run_record.read_status(run_dir)["state"] == "completed"
     # A worker's end, too, readies a spare for the next run.
     wait_for(lambda: ended(worker), what="the worker to end")
     assert wait_for(lambda: spare.current(), what="the next spare").alive
@@ -108,7 +111,7 @@ def test_a_spare_with_other_settings_is_not_used(spares_on, tmp_path, monkeypatc
 
 def test_a_spare_ends_with_the_process_that_started_it(spares_on):
     starter = subprocess.run(
-        [sys.executable, "-c", "from tlcore import spare; print(spare.ensure_spare().process.pid)"],
+        [sys.executable, "-c", "from tlcore.runs import spare; print(spare.ensure_spare().process.pid)"],
         capture_output=True, text=True, timeout=60,
     )
     assert starter.returncode == 0, starter.stderr
@@ -123,12 +126,12 @@ def test_no_spare_when_spares_are_off(monkeypatch):
 
 
 def test_no_spare_starts_while_a_run_trains(spares_on, monkeypatch, tmp_path):
-    monkeypatch.setattr(runs, "current_training_run", lambda: tmp_path)
+    monkeypatch.setattr(run_locks, "current_training_run", lambda: tmp_path)
     assert spare.ensure_spare() is None
 
 
 def trained_run(dataset, config_factory, tmp_path) -> pathlib.Path:
-    from tlcore.training import train
+    from tlcore.training.run import train
 
     return pathlib.Path(train(config_factory(dataset, epochs=1), runs_dir=tmp_path / "runs").run_dir)
 
@@ -145,8 +148,8 @@ def test_continuing_a_run_from_the_app_trains_more_epochs(with_spare, spares_on,
     start_training(None, resume_run=run_dir, resume_epochs=2)
 
     wait_for(lambda: finished(run_dir), what="the resumed run to finish")
-    assert runs.read_status(run_dir)["state"] == "completed", (run_dir / runs.LOG_FILE).read_text()[-2000:]
-    assert [row["epoch"] for row in runs.epoch_rows(run_dir)] == [1, 2, 3]
+    assert run_record.read_status(run_dir)["state"] == "completed", (run_dir / run_folder.LOG_FILE).read_text()[-2000:]
+    assert [row["epoch"] for row in run_record.epoch_rows(run_dir)] == [1, 2, 3]
 
 
 def test_a_run_whose_spare_ended_before_training_is_marked_failed_with_its_output(spares_on, tmp_path, monkeypatch):
@@ -168,10 +171,10 @@ def test_a_run_whose_spare_ended_before_training_is_marked_failed_with_its_outpu
     monkeypatch.setattr(spare, "_spare", failing)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    runs.write_status(run_dir, "queued", "starting the training process")
+    run_record.write_status(run_dir, "queued", "starting the training process")
 
     assert spare.hand_over(run_dir) == process.pid
 
-    wait_for(lambda: runs.read_status(run_dir).get("state") == "failed", what="the run to be marked failed")
-    assert "ended before training began" in runs.read_status(run_dir)["message"]
-    assert "the TensorFlow import failed" in (run_dir / runs.LOG_FILE).read_text()
+    wait_for(lambda: run_record.read_status(run_dir).get("state") == "failed", what="the run to be marked failed")
+    assert "ended before training began" in run_record.read_status(run_dir)["message"]
+    assert "the TensorFlow import failed" in (run_dir / run_folder.LOG_FILE).read_text()

@@ -11,11 +11,14 @@ import math
 import keras
 import pytest
 
-from tlcore import runs
 from tlcore.errors import InputError, RunBusyError
-from tlcore.evaluation import evaluate_run
-from tlcore.prediction import predict_files
-from tlcore.training import train
+from tlcore.results.evaluation import evaluate_run
+from tlcore.results.prediction import predict_files
+from tlcore.runs import folder as run_folder
+from tlcore.runs import history as run_history
+from tlcore.runs import locks as run_locks
+from tlcore.runs import record as run_record
+from tlcore.training.run import train
 
 EPOCH_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
 
@@ -45,14 +48,14 @@ def test_result_says_how_the_run_ended(completed):
 
 def test_run_folder_holds_config_status_labels_and_split(completed):
     config, result = completed
-    run_dir = runs.require_run_dir(result.run_dir)
+    run_dir = run_folder.require_run_dir(result.run_dir)
 
-    assert json.loads((run_dir / runs.CONFIG_FILE).read_text()) == config.to_dict()
-    assert json.loads((run_dir / runs.LABELS_FILE).read_text()) == ["circles", "squares", "stripes"]
-    status = runs.read_status(run_dir)
+    assert json.loads((run_dir / run_folder.CONFIG_FILE).read_text()) == config.to_dict()
+    assert json.loads((run_dir / run_folder.LABELS_FILE).read_text()) == ["circles", "squares", "stripes"]
+    status = run_record.read_status(run_dir)
     assert status["state"] == "completed"
     assert status["ended_at"] >= status["started_at"]
-    split = json.loads((run_dir / runs.SPLIT_FILE).read_text())
+    split = json.loads((run_dir / run_folder.SPLIT_FILE).read_text())
     assert (len(split["train"]), len(split["val"]), len(split["test"])) == (18, 6, 0)
     leftovers = [p.name for p in run_dir.iterdir() if p.name.endswith((".tmp", ".partial", ".partial.keras"))]
     assert leftovers == []
@@ -61,7 +64,7 @@ def test_run_folder_holds_config_status_labels_and_split(completed):
 def test_metrics_log_has_one_row_per_epoch(completed):
     _, result = completed
 
-    rows = runs.epoch_rows(result.run_dir)
+    rows = run_record.epoch_rows(result.run_dir)
 
     assert [row["epoch"] for row in rows] == [1, 2]
     for row in rows:
@@ -73,13 +76,13 @@ def test_metrics_log_has_one_row_per_epoch(completed):
 
 def test_model_loads_safely_and_evaluation_is_saved(completed):
     _, result = completed
-    run_dir = runs.require_run_dir(result.run_dir)
+    run_dir = run_folder.require_run_dir(result.run_dir)
 
-    model = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True)
+    model = keras.saving.load_model(run_dir / run_folder.MODEL_FILE, safe_mode=True)
 
     assert model.input_shape == (None, 32, 32, 3)
     assert model.output_shape == (None, 3)
-    report = json.loads((run_dir / runs.EVALUATION_FILE).read_text())["val"]
+    report = json.loads((run_dir / run_folder.EVALUATION_FILE).read_text())["val"]
     assert report["images"] == 6
     assert report["accuracy"] == pytest.approx(result.val_accuracy)
     assert sum(map(sum, report["confusion"])) == 6
@@ -88,7 +91,7 @@ def test_model_loads_safely_and_evaluation_is_saved(completed):
 def test_saved_model_reproduces_the_saved_evaluation(completed):
     # Training evaluated on cached features; the saved model on images must agree.
     _, result = completed
-    saved = json.loads((runs.require_run_dir(result.run_dir) / runs.EVALUATION_FILE).read_text())["val"]
+    saved = json.loads((run_folder.require_run_dir(result.run_dir) / run_folder.EVALUATION_FILE).read_text())["val"]
 
     again = evaluate_run(result.run_dir, recompute=True)["val"]
 
@@ -100,9 +103,9 @@ def test_saved_model_reproduces_the_saved_evaluation(completed):
 def test_finished_run_is_not_alive_and_frees_the_training_slot(completed):
     _, result = completed
 
-    assert not runs.worker_alive(result.run_dir)
-    assert runs.current_training_run() is None
-    listed = runs.list_runs(runs.require_run_dir(result.run_dir).parent)
+    assert not run_locks.worker_alive(result.run_dir)
+    assert run_locks.current_training_run() is None
+    listed = run_history.list_runs(run_folder.require_run_dir(result.run_dir).parent)
     assert [(row["run_dir"], row["status"], row["has_model"]) for row in listed] == [(result.run_dir, "completed", True)]
 
 
@@ -124,39 +127,39 @@ def test_predict_with_the_run_model(completed, shared_tiny_dataset):
 
 def test_stop_requested_before_training_ends_the_run_as_stopped_without_a_model(tiny_dataset, tiny_config, tmp_path):
     config = tiny_config(tiny_dataset, epochs=2)
-    run_dir = runs.new_run_dir(tmp_path / "runs", config.backbone, config.data)
-    (run_dir / runs.STOP_FILE).write_text("stop")
+    run_dir = run_folder.new_run_dir(tmp_path / "runs", config.backbone, config.data)
+    (run_dir / run_folder.STOP_FILE).write_text("stop")
 
     result = train(config, run_dir=run_dir)
 
     assert result.status == "stopped"
     assert result.epochs_run == 0
     assert result.val_accuracy is None
-    status = runs.read_status(run_dir)
+    status = run_record.read_status(run_dir)
     assert status["state"] == "stopped"
     assert "no model" in status["message"]
-    assert not (run_dir / runs.MODEL_FILE).exists()
-    assert not (run_dir / runs.EVALUATION_FILE).exists()
+    assert not (run_dir / run_folder.MODEL_FILE).exists()
+    assert not (run_dir / run_folder.EVALUATION_FILE).exists()
 
 
 def test_stop_requested_while_training_keeps_the_best_model(tiny_dataset, tiny_config, tmp_path):
     config = tiny_config(tiny_dataset, epochs=4)
-    run_dir = runs.new_run_dir(tmp_path / "runs", config.backbone, config.data)
+    run_dir = run_folder.new_run_dir(tmp_path / "runs", config.backbone, config.data)
 
     def stop_after_first_epoch(row):
         if row["epoch"] == 1:
-            runs.request_stop(run_dir)
+            run_record.request_stop(run_dir)
 
     result = train(config, run_dir=run_dir, echo=stop_after_first_epoch)
 
     assert result.status == "stopped"
     assert 1 <= result.epochs_run <= 2
-    status = runs.read_status(run_dir)
+    status = run_record.read_status(run_dir)
     assert status["state"] == "stopped"
     assert "best model" in status["message"]
-    model = keras.saving.load_model(run_dir / runs.MODEL_FILE, safe_mode=True)
+    model = keras.saving.load_model(run_dir / run_folder.MODEL_FILE, safe_mode=True)
     assert model.output_shape == (None, 3)
-    assert (run_dir / runs.EVALUATION_FILE).is_file()
+    assert (run_dir / run_folder.EVALUATION_FILE).is_file()
 
 
 # ----------------------------------------------------------------- two phases, class weights
@@ -172,7 +175,7 @@ def test_two_phase_run_fine_tunes_at_the_lower_learning_rate(image_writer, tiny_
     result = train(config, runs_dir=tmp_path / "runs")
 
     assert result.status == "completed"
-    rows = runs.epoch_rows(result.run_dir)
+    rows = run_record.epoch_rows(result.run_dir)
     assert [(row["epoch"], row["phase"]) for row in rows] == [(1, "head"), (2, "fine_tune"), (3, "fine_tune")]
     assert [row["lr"] for row in rows] == pytest.approx([0.01, 1e-4, 1e-4])
     assert "before layer Conv_1" in result.feature_cache  # the second phase cached up to its unfrozen block
@@ -188,28 +191,28 @@ def test_unusable_data_is_refused_before_a_run_folder_is_made(image_writer, tiny
     with pytest.raises(InputError, match="at least 2 classes"):
         train(config, runs_dir=tmp_path / "runs")
 
-    assert runs.list_runs(tmp_path / "runs") == []
-    assert runs.current_training_run() is None
+    assert run_history.list_runs(tmp_path / "runs") == []
+    assert run_locks.current_training_run() is None
 
 
 def test_data_gone_when_a_started_run_begins_fails_that_run_with_the_reason(image_writer, tiny_config, tmp_path):
     """The app's worker audits again in its own run folder; a failure there is recorded in it."""
     data = image_writer(tmp_path / "one", {"cats": 4})
     config = tiny_config(data)
-    run_dir = runs.new_run_dir(tmp_path / "runs", config.backbone, config.data)
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, config.to_dict())
+    run_dir = run_folder.new_run_dir(tmp_path / "runs", config.backbone, config.data)
+    run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, config.to_dict())
 
     with pytest.raises(InputError, match="at least 2 classes"):
         train(config, run_dir=run_dir)
 
-    (row,) = runs.list_runs(tmp_path / "runs")
+    (row,) = run_history.list_runs(tmp_path / "runs")
     assert row["status"] == "failed"
     assert "at least 2 classes" in row["message"]
-    assert runs.current_training_run() is None
+    assert run_locks.current_training_run() is None
 
 
 def test_second_run_is_refused_while_one_is_training(tiny_dataset, tiny_config, tmp_path):
-    slot = runs.training_slot_lock()
+    slot = run_locks.training_slot_lock()
     assert slot.try_acquire()
     slot.write_owner(str(tmp_path / "other-run"))
     try:

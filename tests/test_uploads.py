@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
+from tlcore.data.uploads import safe_parts, save_uploaded_file, save_uploaded_files
 from tlcore.errors import InputError
-from tlcore.uploads import safe_parts, save_uploaded_file, save_uploaded_files
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """`python -m tlcore ...`: the same as the `tlcore` command."""
 
-from tlcore.cli import exit_process, main
+from tlcore.cli.main import exit_process, main
 
 if __name__ == "__main__":
     exit_process(main())

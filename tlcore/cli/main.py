@@ -1,0 +1,378 @@
+"""The `tlcore` command line.
+
+Contract (the app and the benchmarks rely on it): exit 0 on success; exit 2 on
+bad input or usage, with one `error: ...` line on stderr and no traceback; exit 1
+only for a genuine internal failure. With `--json`, the last stdout line is one
+JSON object (or list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+import traceback
+
+from tlcore.cli.parser import build_parser
+from tlcore.errors import InputError, TlcoreError
+from tlcore.runs.quiet import import_tensorflow_quietly
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def _print_json(value) -> None:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:
+        # A file name that is not valid UTF-8, or a console that is not UTF-8:
+        # \u escapes are valid JSON and decode back to the same name.
+        text = json.dumps(value, ensure_ascii=True, default=str)
+    print(text)
+
+
+def _tolerate_unprintable_names() -> None:
+    """Print any file name instead of failing on one the console cannot encode.
+
+    A name that is not valid UTF-8 (common in old zips and memory cards) would
+    otherwise end a command with UnicodeEncodeError on a strict UTF-8 console.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _cmd_backbones(args) -> None:
+    from tlcore.model.backbones import list_backbones
+
+    rows = list_backbones()
+    if args.json:
+        _print_json(rows)
+        return
+    print(f"{'name':<18} {'params':>11} {'top-1':>6} {'size':>5}  {'offline':<8} hint")
+    for row in rows:
+        offline = "yes" if row["available_offline"] else "no"
+        print(f"{row['name']:<18} {row['params']:>11,} {row['imagenet_top1']:>5.1f}% {row['input_size']:>5}  {offline:<8} {row['speed_hint']}")
+
+
+def _cmd_audit(args) -> None:
+    from tlcore.data.audit import audit_dataset
+
+    audit = audit_dataset(
+        args.data,
+        val_split=args.val_split,
+        seed=args.seed,
+        excluded_files=tuple(args.exclude or ()),
+        find_duplicates=not args.no_duplicates,
+    )
+    report = audit.to_dict()
+    if args.json:
+        _print_json(report)
+        return
+    print(f"dataset: {audit.root} ({audit.layout.replace('_', ' ')})")
+    print(f"{'class':<24} {'train':>6} {'val':>6} {'test':>6}")
+    for name, counts in report["counts"].items():
+        print(f"{name:<24} {counts['train']:>6} {counts['val']:>6} {counts['test']:>6}")
+    print(f"{len(audit.records)} images, {len(audit.skipped)} skipped")
+    for item in audit.skipped:
+        print(f"  skipped {item.relative}: {item.reason}")
+    _print_findings(audit, report["suggested_exclusions"])
+
+
+def _print_findings(audit, suggested: list[str]) -> None:
+    """Each finding with its files, each duplicate group, and the exclusions it is safe to make."""
+    for finding in audit.findings:
+        label = "warning" if finding.severity == "warning" else "note"
+        print(f"  {label}: {finding.message}")
+        if finding.files and not finding.kind.startswith("duplicates_"):
+            shown = ", ".join(finding.files[:_FILES_SHOWN])
+            more = f" and {len(finding.files) - _FILES_SHOWN} more (all in --json)" if len(finding.files) > _FILES_SHOWN else ""
+            print(f"    files: {shown}{more}")
+    if audit.duplicates:
+        print("duplicates:")
+    for group in audit.duplicates:
+        where = ", ".join(f"{member.relative} ({member.split})" for member in group.members)
+        print(f"  {group.kind}, {group.scope.replace('_', ' ')}: {where}")
+    if not audit.duplicates_checked:
+        print("  note: duplicates were not looked for (--no-duplicates).")
+    if suggested:
+        options = " ".join(f"--exclude {shlex.quote(name)}" for name in suggested)
+        copies = "exact copy" if len(suggested) == 1 else "exact copies"
+        print(f"safe to exclude ({len(suggested)} {copies}; your files stay where they are):")
+        print(f"  tlcore train {shlex.quote(audit.source)} {options}")
+
+
+_FILES_SHOWN = 8
+
+
+def _train_config(args):
+    from tlcore.training.config import TrainConfig
+
+    options = {
+        "backbone": args.backbone,
+        "epochs": args.epochs,
+        "freeze": args.freeze,
+        "augment": args.augment,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "val_split": args.val_split,
+        "seed": args.seed,
+        "two_phase": args.two_phase,
+        "early_stopping_patience": args.patience,
+        "label_smoothing": args.label_smoothing,
+        "dropout": args.dropout,
+        "class_weights": args.class_weights,
+        "feature_cache": args.feature_cache,
+        "weights": args.weights,
+        "excluded_files": tuple(args.exclude) if args.exclude else None,
+    }
+    return TrainConfig(data=args.data, **{key: value for key, value in options.items() if value is not None})
+
+
+def _cmd_train(args) -> int:
+    from tlcore.training.run import train
+
+    config = _train_config(args)
+    if not args.json:
+        print(f"training {config.backbone} on {config.data} ...", flush=True)
+    result = train(config, runs_dir=args.runs_dir, echo=None if args.json else _echo_epoch,
+                   audit_future=getattr(args, "audit_future", None))
+    return _report_result(result, args.json)
+
+
+def _report_result(result, as_json: bool) -> int:
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        accuracy = f"{result.val_accuracy:.1%}" if result.val_accuracy is not None else "n/a"
+        print(f"run: {result.run_dir}")
+        print(f"status: {result.status} ({result.message})")
+        print(f"validation accuracy: {accuracy} after {result.epochs_run} epochs in {result.wall_s:.1f} s")
+        print(f"try it: tlcore predict {result.run_dir} IMAGE ...   export it: tlcore export {result.run_dir} --format tflite")
+    return EXIT_OK if result.status in ("completed", "stopped") else EXIT_INTERNAL
+
+
+def _echo_epoch(row: dict) -> None:
+    parts = [f"epoch {row['epoch']}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if row.get(key) is not None:
+            parts.append(f"{key} {row[key]:.4f}")
+    print("  " + ", ".join(parts), flush=True)
+
+
+def _cmd_worker(args) -> int:
+    from tlcore.training.run import run_worker
+
+    result = run_worker(args.run_dir, args.resume_epochs, audit_future=getattr(args, "audit_future", None))
+    _print_json(result.to_dict())
+    return EXIT_OK
+
+
+def _cmd_spare(args) -> int:
+    from tlcore.runs.spare import serve
+
+    return serve(args.directory, args.parent, run_claimed_run)
+
+
+def _cmd_resume(args) -> int:
+    from tlcore.training.run import resume
+
+    result = resume(args.run_dir, args.epochs, echo=None if args.json else _echo_epoch)
+    return _report_result(result, args.json)
+
+
+def _cmd_evaluate(args) -> None:
+    from tlcore.results.evaluation import evaluate_run
+
+    reports = evaluate_run(args.run_dir)
+    if args.json:
+        _print_json(reports)
+        return
+    for split, report in reports.items():
+        print(f"{split}: accuracy {report['accuracy']:.1%}, loss {report['loss']:.4f}, {report['images']} images")
+        print(f"  {'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
+        for row in report["per_class"]:
+            print(f"  {row['class']:<24} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} {row['support']:>7}")
+        print("  confusion (rows: true, columns: predicted):")
+        for name, counts in zip(report["class_names"], report["confusion"], strict=False):
+            print(f"  {name:<24} " + " ".join(f"{c:>4}" for c in counts))
+
+
+def _cmd_predict(args) -> None:
+    from tlcore.results.prediction import predict_files
+
+    predictions = predict_files(args.run_dir, args.images, top_k=args.top_k)
+    if args.json:
+        _print_json([p.to_dict() for p in predictions])
+        return
+    for prediction in predictions:
+        ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in prediction.top)
+        print(f"{prediction.file}: {ranked}")
+
+
+def _cmd_export(args) -> None:
+    from tlcore.results.export import export_run
+
+    path = export_run(args.run_dir, args.format, args.out)
+    if args.json:
+        _print_json({"path": str(path), "format": args.format})
+    else:
+        print(f"exported {args.format} to {path}")
+
+
+def _cmd_runs(args) -> None:
+    from tlcore.runs.history import list_runs
+
+    rows = list_runs(args.runs_dir)
+    if args.json:
+        _print_json(rows)
+        return
+    if not rows:
+        print("no runs yet; start one with `tlcore train DATA`.")
+    for row in rows:
+        accuracy = f"{row['best_val_accuracy']:.1%}" if row["best_val_accuracy"] is not None else "-"
+        print(f"{row['status']:<12} {accuracy:>6}  {row['run_dir']}")
+
+
+def _cmd_stop(args) -> None:
+    from tlcore.runs.record import read_status, request_stop
+
+    request_stop(args.run_dir)
+    print(f"stop requested; the run ends after its current batch (status now: {read_status(args.run_dir)['state']}).")
+
+
+def _cmd_weights(args) -> None:
+    from tlcore.model.backbones import import_weights
+
+    for file in args.files:
+        print(f"imported {file} -> {import_weights(file, args.backbone)}")
+
+
+def _cmd_demo(args) -> None:
+    from tlcore.data.demo import ensure_demo_dataset, generate_demo_dataset
+
+    print(generate_demo_dataset(args.out) if args.out else ensure_demo_dataset())
+
+
+NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "export", "weights"}
+
+
+COMMANDS = {
+    "backbones": _cmd_backbones,
+    "audit": _cmd_audit,
+    "train": _cmd_train,
+    "worker": _cmd_worker,
+    "spare": _cmd_spare,  # imports TensorFlow itself, after starting to watch for a run
+    "resume": _cmd_resume,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "export": _cmd_export,
+    "runs": _cmd_runs,
+    "stop": _cmd_stop,
+    "weights": _cmd_weights,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of raising."""
+    _tolerate_unprintable_names()
+    return _guarded(lambda: _run_command(argv))
+
+
+def _run_command(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    # For training, this also rejects bad options before paying for the TensorFlow import.
+    args.audit_future = _start_audit_early(args)
+    if args.command in NEEDS_TENSORFLOW:
+        import_tensorflow_quietly()
+    return COMMANDS[args.command](args) or EXIT_OK
+
+
+def run_claimed_run(run_dir: str, resume_epochs: int | None) -> int:
+    """The worker's entry point for a run a spare process claimed; returns the exit code.
+
+    The spare has already imported TensorFlow; this does what `tlcore worker
+    RUN_DIR` does after its import, with the same exit codes.
+    """
+    args = argparse.Namespace(command="worker", run_dir=str(run_dir), resume_epochs=resume_epochs)
+    return _guarded(lambda: _cmd_worker(_with_audit_started(args)))
+
+
+def _with_audit_started(args):
+    args.audit_future = _start_audit_early(args)
+    return args
+
+
+def _guarded(command) -> int:
+    """Run `command` and turn what it raises into the CLI's exit codes and one `error:` line."""
+    try:
+        return command() or EXIT_OK
+    except InputError as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_INPUT
+    except TlcoreError as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a genuine bug: say so briefly, details on request
+        if os.environ.get("TLCORE_DEBUG"):
+            traceback.print_exc()
+        print(f"error: internal error ({type(error).__name__}: {_one_line(error)}); "
+              "set TLCORE_DEBUG=1 to see the details and please report it.", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _start_audit_early(args):
+    """For a training command, start its data audit now, to run while TensorFlow imports.
+
+    Returns the audit's future, or None (another command, or a run folder
+    whose config cannot be read: the command itself then reports that).
+    """
+    from tlcore.runs import folder as run_folder
+    from tlcore.training.config import TrainConfig
+    from tlcore.training.run import audit_in_background
+
+    if args.command == "train":
+        return audit_in_background(_train_config(args))
+    if args.command == "worker":
+        try:
+            config = TrainConfig.from_dict(run_folder.read_json(run_folder.require_run_dir(args.run_dir) / run_folder.CONFIG_FILE, {}))
+        except Exception:  # a missing or broken config: the worker command reports it
+            return None
+        return audit_in_background(config)
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def main_exit() -> None:
+    """Console-script entry point: `tlcore ...`."""
+    exit_process(main())
+
+
+def exit_process(code: int) -> None:
+    """End the process with `code`, skipping TensorFlow's teardown.
+
+    When a command returns, everything it writes (the run folder's files,
+    stdout, stderr) is complete and closed. What a normal interpreter exit
+    still does after that is tear down TensorFlow and the Keras objects, about
+    a second on a 2-core laptop, which only delays the prompt (and, for the
+    app's worker, the process's end). Without TensorFlow loaded, exit normally.
+    """
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -1,0 +1,117 @@
+"""The command line's arguments: every command, its options and their types.
+
+A usage mistake is an `InputError` (one `error:` line and exit code 2), not argparse's own exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tlcore.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one `error:` line and exit code 2."""
+
+    def error(self, message):
+        raise InputError(f"{message} (given: {self.prog}); run `{self.prog} --help` for the options.")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tlcore", description="Fine-tune a pretrained image classifier on a folder of pictures.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    backbones = commands.add_parser("backbones", help="list the pretrained backbones")
+    backbones.add_argument("--json", action="store_true")
+
+    audit = commands.add_parser(
+        "audit", help="check a dataset: classes, counts, split, skipped files, duplicates and other findings"
+    )
+    audit.add_argument("data")
+    audit.add_argument("--val-split", type=_number, default=0.2)
+    audit.add_argument("--seed", type=_positive_int, default=42)
+    audit.add_argument("--exclude", action="append", help="a dataset file to leave out (repeatable), as in train")
+    audit.add_argument("--no-duplicates", action="store_true", help="skip the duplicate search (faster)")
+    audit.add_argument("--json", action="store_true")
+
+    train = commands.add_parser("train", help="train a classifier on a folder or .zip of class folders")
+    train.add_argument("data")
+    train.add_argument("--backbone")
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument("--freeze", help="all | none | top:K | block names separated by commas")
+    train.add_argument("--augment", help="none | light | strong")
+    train.add_argument("--image-size", type=_positive_int)
+    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--learning-rate", type=_number)
+    train.add_argument("--val-split", type=_number)
+    train.add_argument("--seed", type=_positive_int)
+    train.add_argument("--two-phase", action="store_true", default=None, help="train the head first, then fine-tune")
+    train.add_argument("--patience", type=_positive_int, help="early-stopping patience in epochs (0 turns it off)")
+    train.add_argument("--label-smoothing", type=_number)
+    train.add_argument("--dropout", type=_number)
+    train.add_argument("--class-weights", action="store_true", default=None)
+    train.add_argument("--feature-cache", help="auto | off")
+    train.add_argument("--weights", help="imagenet | none")
+    train.add_argument("--exclude", action="append", help="a dataset file to leave out (repeatable)")
+    train.add_argument("--runs-dir")
+    train.add_argument("--json", action="store_true")
+
+    worker = commands.add_parser("worker")  # internal: the app's training process; not listed in --help
+    worker.add_argument("run_dir")
+    worker.add_argument("--resume-epochs", type=_positive_int)
+
+    spare = commands.add_parser("spare")  # internal: a worker started ahead of time (tlcore.spare)
+    spare.add_argument("directory")
+    spare.add_argument("--parent", type=int, required=True)
+
+    resume = commands.add_parser("resume", help="continue a stopped or interrupted run from its best model")
+    resume.add_argument("run_dir")
+    resume.add_argument("--epochs", type=_positive_int, default=5, help="how many more epochs (default 5)")
+    resume.add_argument("--json", action="store_true")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--json", action="store_true")
+
+    predict = commands.add_parser("predict", help="classify images with a run's model")
+    predict.add_argument("run_dir")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--top-k", type=_positive_int, default=3)
+    predict.add_argument("--json", action="store_true")
+
+    export = commands.add_parser("export", help="export a run's model")
+    export.add_argument("run_dir")
+    export.add_argument("--format", default="keras", help="keras | savedmodel | tflite | tflite-int8")
+    export.add_argument("--out")
+    export.add_argument("--json", action="store_true")
+
+    runs_command = commands.add_parser("runs", help="list training runs")
+    runs_command.add_argument("--runs-dir")
+    runs_command.add_argument("--json", action="store_true")
+
+    stop = commands.add_parser("stop", help="ask a running training to stop (it keeps its best model)")
+    stop.add_argument("run_dir")
+
+    weights = commands.add_parser("weights", help="manage pretrained weights")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    weights_import = weights_commands.add_parser("import", help="validate weights files and copy them into the Keras cache")
+    weights_import.add_argument("files", nargs="+")
+    weights_import.add_argument("--backbone")
+
+    demo = commands.add_parser("demo", help="create the built-in demo dataset and print its path")
+    demo.add_argument("--out")
+    return parser

@@ -1,0 +1,10 @@
+"""Pictures in, facts out: finding a dataset's images, checking them, splitting them, and what is worth a look.
+
+Owns: the audit (`audit`), its records (`records`), the split (`split`), reading
+and checking images (`images`, `image_formats`), zips (`archive`), browser
+uploads (`uploads`), folders on the server (`server_paths`), duplicate search
+(`duplicates`), findings (`findings`) and the demo dataset (`demo`, `demo_drawing`).
+
+May import: `tlcore.errors`, `tlcore.paths`, the standard library, numpy, Pillow
+and imagehash. Never TensorFlow or Keras, so the app's pages stay light.
+"""

@@ -1,0 +1,367 @@
+"""Unpack a user's .zip of photos safely into a cache folder.
+
+A zip is the easiest way for a user to hand over a dataset, and also a way to
+hand over trouble: entries named `../../something` or `/etc/something` that
+would land outside the target folder, symbolic links, and "zip bombs" that
+expand a few kilobytes into gigabytes. `extract_zip` writes only inside its own
+folder, counts the bytes it really writes, and reports what it refused.
+
+Extraction is cached by the zip's content: the same zip given twice is
+unpacked once. A finished extraction is renamed into place in one step with a
+`.complete` marker inside, so an interrupted run never leaves a half-unpacked
+folder that a later run would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pathlib
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+from tlcore.data.images import file_sha256, is_ignored_name
+from tlcore.errors import InputError
+
+MAX_ZIP_TOTAL_BYTES_DEFAULT = 2 * 1024**3  # uncompressed bytes written, over all entries
+MAX_ZIP_ENTRIES_DEFAULT = 100_000
+
+_COMPLETE_MARKER = ".complete"
+_DIGEST_LENGTH = 16
+_COPY_CHUNK_BYTES = 1024 * 1024
+_ENCRYPTED_FLAG = 0x1
+_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
+_DISK_FULL_ERRORS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_UNZIP_YOURSELF = "unzip it yourself and give the folder instead"
+
+
+@dataclass(frozen=True)
+class ExtractedArchive:
+    """Where a zip's dataset now lies, and which entries were refused.
+
+    Attributes:
+        root: The dataset folder. When everything in the zip sits in one
+            top-level folder (the usual result of zipping a folder), that
+            folder; otherwise the extraction folder itself.
+        skipped_entries: `(entry name, plain reason)` for every entry that was
+            refused, in zip order. Hidden and system entries (`__MACOSX/`,
+            `.DS_Store`, ...) are left out silently and are not listed.
+    """
+
+    root: pathlib.Path
+    skipped_entries: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _PlannedEntry:
+    """One zip entry that passed the safety checks, and its path parts inside the target."""
+
+    info: zipfile.ZipInfo
+    parts: tuple[str, ...]
+
+
+class _ArchiveTooLarge(Exception):
+    """Internal: the bytes written passed the limit while an entry was being copied."""
+
+
+def extract_zip(
+    zip_path: str | os.PathLike,
+    cache_root: str | os.PathLike,
+    max_total_bytes: int = MAX_ZIP_TOTAL_BYTES_DEFAULT,
+    max_entries: int = MAX_ZIP_ENTRIES_DEFAULT,
+) -> ExtractedArchive:
+    """Safely unpack a zip into `cache_root / <first 16 hex digits of its SHA-256>`.
+
+    A finished earlier extraction of the same zip is reused as it is.
+    Otherwise the zip is unpacked into a hidden temporary folder beside the
+    final one, which is renamed into place only once everything is written.
+
+    Args:
+        zip_path: The user's .zip file.
+        cache_root: Folder that holds extractions; created if missing.
+        max_total_bytes: Most uncompressed bytes to write, counted while
+            copying rather than trusted from the zip's own size fields.
+            Defaults to 2 GiB.
+        max_entries: Most entries the zip may list. Defaults to 100,000.
+
+    Returns:
+        An `ExtractedArchive` with the dataset folder and the refused entries.
+
+    Raises:
+        InputError: If the file is missing, not a zip, damaged, password
+            protected, uses an unsupported compression method, has too many
+            entries or expands past `max_total_bytes`, or the disk fills up.
+            Nothing partial is left behind.
+    """
+    zip_path = pathlib.Path(zip_path)
+    cache_root = pathlib.Path(cache_root)
+    extraction_dir = cache_root / _zip_digest(zip_path)[:_DIGEST_LENGTH]
+    finished = _read_finished_extraction(extraction_dir)
+    if finished is not None:
+        return finished
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with _open_zip(zip_path) as archive:
+        entries, skipped = _plan_extraction(archive, zip_path.name, max_total_bytes, max_entries)
+        temporary_dir = _make_temporary_dir(cache_root, extraction_dir.name)
+        try:
+            skipped += _write_entries(archive, entries, temporary_dir, zip_path.name, max_total_bytes)
+            _write_complete_marker(temporary_dir, skipped)
+        except BaseException:
+            shutil.rmtree(temporary_dir, ignore_errors=True)
+            raise
+    return _move_into_place(temporary_dir, extraction_dir)
+
+
+def _make_temporary_dir(cache_root: pathlib.Path, final_name: str) -> pathlib.Path:
+    """Create a hidden, uniquely named folder beside the final one, on the same file system.
+
+    Hidden so dataset scans skip it; on the same file system so the final
+    rename is a single atomic step.
+    """
+    return pathlib.Path(tempfile.mkdtemp(prefix=f".{final_name}.partial-", dir=cache_root))
+
+
+def _zip_digest(zip_path: pathlib.Path) -> str:
+    """Hash the zip, turning a missing or unreadable file into an `InputError`."""
+    if zip_path.is_dir():
+        raise InputError(
+            f"'{zip_path.name}' is a folder, not a zip file: give the folder itself as the dataset instead"
+        )
+    if not zip_path.is_file():
+        raise InputError(f"the zip '{zip_path}' was not found: check the path and try again")
+    try:
+        return file_sha256(zip_path)
+    except OSError as error:
+        raise InputError(
+            f"the zip '{zip_path.name}' cannot be read ({error.strerror or error}): "
+            f"check that the file is yours to read and try again"
+        ) from None
+
+
+def _open_zip(zip_path: pathlib.Path) -> zipfile.ZipFile:
+    """Open the zip's table of contents, or explain why it is not a zip."""
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        raise InputError(
+            f"'{zip_path.name}' is not a valid zip file (it is damaged or another kind of file): "
+            f"create the zip again, or give the folder instead"
+        ) from None
+    except OSError as error:
+        raise InputError(
+            f"the zip '{zip_path.name}' cannot be read ({error.strerror or error}): "
+            f"check that the file is yours to read and try again"
+        ) from None
+
+
+def _plan_extraction(
+    archive: zipfile.ZipFile,
+    zip_name: str,
+    max_total_bytes: int,
+    max_entries: int,
+) -> tuple[list[_PlannedEntry], list[tuple[str, str]]]:
+    """Decide, before writing anything, which entries to extract and which to refuse.
+
+    Returns:
+        The entries to extract and the `(name, reason)` of refused ones.
+
+    Raises:
+        InputError: On too many entries, an encrypted entry, or declared
+            sizes already over the limit (failing fast on an honest but
+            oversized zip; the real limit is enforced while copying).
+    """
+    infos = archive.infolist()
+    if len(infos) > max_entries:
+        raise InputError(
+            f"the zip '{zip_name}' holds {len(infos):,} entries (limit {max_entries:,}): "
+            f"it may be a zip bomb; {_UNZIP_YOURSELF}"
+        )
+    entries: list[_PlannedEntry] = []
+    skipped: list[tuple[str, str]] = []
+    for info in infos:
+        name = info.filename.replace("\\", "/")  # zips made on Windows may use backslashes
+        if name.endswith("/"):
+            continue  # folders are created as the files inside them need them
+        problem = _entry_problem(name, info)
+        if problem is not None:
+            skipped.append((info.filename, problem))
+            continue
+        parts = _path_parts(name)
+        if not parts or any(is_ignored_name(part) for part in parts):
+            continue
+        if info.flag_bits & _ENCRYPTED_FLAG:
+            raise InputError(
+                f"the zip '{zip_name}' is password-protected (entry '{info.filename}'): {_UNZIP_YOURSELF}"
+            )
+        entries.append(_PlannedEntry(info=info, parts=parts))
+    if _declared_total_bytes(entries) > max_total_bytes:
+        raise _too_large_error(zip_name, max_total_bytes)
+    return entries, skipped
+
+
+def _entry_problem(name: str, info: zipfile.ZipInfo) -> str | None:
+    """Give the reason an entry must be refused, or None when it is safe to write."""
+    if name.startswith("/"):
+        return "absolute path"
+    if _DRIVE_LETTER.match(name):
+        return "absolute path (Windows drive letter)"
+    if ".." in name.split("/"):
+        return "path escapes the archive (contains ..)"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    return None
+
+
+def _path_parts(name: str) -> tuple[str, ...]:
+    """Split an entry name into its folder and file names, dropping empty and '.' parts."""
+    return tuple(part for part in name.split("/") if part not in ("", "."))
+
+
+def _declared_total_bytes(entries: list[_PlannedEntry]) -> int:
+    """Sum the uncompressed sizes the zip claims for the planned entries."""
+    return sum(entry.info.file_size for entry in entries)
+
+
+def _write_entries(
+    archive: zipfile.ZipFile,
+    entries: list[_PlannedEntry],
+    destination: pathlib.Path,
+    zip_name: str,
+    max_total_bytes: int,
+) -> list[tuple[str, str]]:
+    """Copy the planned entries under `destination`, counting every byte written.
+
+    Returns:
+        `(name, reason)` of entries the file system refused (a name too long,
+        a file where a folder is needed); the rest of the zip is still used.
+
+    Raises:
+        InputError: If the total passes `max_total_bytes`, the zip is damaged
+            or uses an unsupported compression method, or the disk is full.
+    """
+    skipped: list[tuple[str, str]] = []
+    written_bytes = 0
+    resolved_destination = destination.resolve()
+    for entry in entries:
+        target = destination.joinpath(*entry.parts)
+        if not target.resolve().is_relative_to(resolved_destination):
+            skipped.append((entry.info.filename, "path escapes the archive"))
+            continue
+        try:
+            written_bytes += _copy_entry(archive, entry.info, target, max_total_bytes - written_bytes)
+        except _ArchiveTooLarge:
+            raise _too_large_error(zip_name, max_total_bytes) from None
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise InputError(
+                f"the zip '{zip_name}' is damaged (entry '{entry.info.filename}': {error}): "
+                f"create the zip again, or {_UNZIP_YOURSELF}"
+            ) from None
+        except NotImplementedError:
+            raise InputError(
+                f"the zip '{zip_name}' uses a compression method this tool cannot read "
+                f"(entry '{entry.info.filename}'): {_UNZIP_YOURSELF}"
+            ) from None
+        except OSError as error:
+            if error.errno in _DISK_FULL_ERRORS:
+                raise InputError(
+                    f"not enough disk space to unpack the zip '{zip_name}': free some space and try again"
+                ) from None
+            skipped.append((entry.info.filename, f"could not be written: {error.strerror or error}"))
+    return skipped
+
+
+def _copy_entry(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    target: pathlib.Path,
+    budget_bytes: int,
+) -> int:
+    """Stream one entry to `target` in chunks, stopping as soon as `budget_bytes` is passed.
+
+    Returns:
+        The number of bytes written.
+
+    Raises:
+        _ArchiveTooLarge: If the entry holds more than `budget_bytes`.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    copied_bytes = 0
+    with archive.open(info) as source, open(target, "wb") as destination:
+        while chunk := source.read(_COPY_CHUNK_BYTES):
+            copied_bytes += len(chunk)
+            if copied_bytes > budget_bytes:
+                raise _ArchiveTooLarge()
+            destination.write(chunk)
+    return copied_bytes
+
+
+def _write_complete_marker(extraction_dir: pathlib.Path, skipped: list[tuple[str, str]]) -> None:
+    """Write the marker that says the extraction finished, with the refused entries.
+
+    Storing the refused entries lets a reused extraction report them again.
+    """
+    marker = {"skipped_entries": [list(pair) for pair in skipped]}
+    (extraction_dir / _COMPLETE_MARKER).write_text(json.dumps(marker, ensure_ascii=False), encoding="utf-8")
+
+
+def _read_finished_extraction(extraction_dir: pathlib.Path) -> ExtractedArchive | None:
+    """Return a finished extraction, or None if there is none (or its marker is unreadable)."""
+    try:
+        marker = json.loads((extraction_dir / _COMPLETE_MARKER).read_text(encoding="utf-8"))
+        skipped = tuple((str(name), str(reason)) for name, reason in marker["skipped_entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return ExtractedArchive(root=_dataset_root(extraction_dir), skipped_entries=skipped)
+
+
+def _move_into_place(temporary_dir: pathlib.Path, extraction_dir: pathlib.Path) -> ExtractedArchive:
+    """Rename a finished temporary extraction to its final name.
+
+    A folder already there without a readable marker is debris from outside
+    this module and is replaced. If another process finished the same zip
+    first, its extraction is used and ours discarded.
+    """
+    if extraction_dir.exists() and _read_finished_extraction(extraction_dir) is None:
+        shutil.rmtree(extraction_dir, ignore_errors=True)
+    try:
+        os.rename(temporary_dir, extraction_dir)
+    except OSError:
+        shutil.rmtree(temporary_dir, ignore_errors=True)
+    finished = _read_finished_extraction(extraction_dir)
+    if finished is None:
+        raise InputError(
+            f"could not move the unpacked zip into '{extraction_dir}': "
+            f"check that the cache folder is writable and try again"
+        )
+    return finished
+
+
+def _dataset_root(extraction_dir: pathlib.Path) -> pathlib.Path:
+    """Step into the single top-level folder when the zip was made by zipping one folder."""
+    visible = [child for child in extraction_dir.iterdir() if not is_ignored_name(child.name)]
+    if len(visible) == 1 and visible[0].is_dir():
+        return visible[0]
+    return extraction_dir
+
+
+def _too_large_error(zip_name: str, max_total_bytes: int) -> InputError:
+    """Build the zip-bomb `InputError`."""
+    limit = _format_size(max_total_bytes)
+    return InputError(
+        f"the zip '{zip_name}' expands to more than {limit} (limit {limit}): "
+        f"it may be a zip bomb; {_UNZIP_YOURSELF}"
+    )
+
+
+def _format_size(byte_count: int) -> str:
+    """Format a byte count for people: '2.0 GB', '1.0 MB', '512 bytes'."""
+    for unit_name, unit_bytes in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if byte_count >= unit_bytes:
+            return f"{byte_count / unit_bytes:.1f} {unit_name}"
+    return f"{byte_count} bytes"

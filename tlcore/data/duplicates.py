@@ -1,0 +1,231 @@
+"""Find pictures that are in a dataset more than once: exact copies and near copies.
+
+Real folders are full of them: a photo saved twice, the same download under two
+names, a resized or re-saved copy, the same picture filed under two classes.
+Where the copies sit decides what they cost:
+
+- within one class and one split, a copy only makes the model see that picture
+  more often than the others (redundant; it inflates that class);
+- in two classes, the model is told the same picture is two different things
+  (a label conflict), which it cannot learn;
+- in training and in validation or test, the model is graded on a picture it
+  has already seen (leakage), so the accuracy shown is better than it will be
+  on new photos.
+
+Exact copies are found by the SHA-256 of the file bytes, near copies by a
+perceptual hash (`imagehash.phash`, 64 bits) of the picture as training sees it
+(`images.load_rgb`: upright, RGB), compared by Hamming distance. Each file is
+in at most one group; a group is "exact" when all its files have the same
+bytes, else "near". Nothing here touches the user's files: `suggested_exclusions`
+returns paths for the run's config (`TrainConfig.excluded_files`).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import imagehash
+import numpy as np
+
+from tlcore.data import images
+from tlcore.data.records import (
+    _SPLIT_ORDER,
+    ACROSS_CLASSES,
+    ACROSS_SPLITS,
+    EXACT,
+    NEAR,
+    WITHIN_CLASS,
+    DuplicateGroup,
+    DuplicateMember,
+)
+from tlcore.errors import InputError
+
+if TYPE_CHECKING:  # imported for type hints only: tlcore.data imports this module
+    from tlcore.data.records import ImageRecord
+
+
+
+NEAR_DUPLICATE_MAX_DISTANCE = 8
+
+
+_DISTANCES_PER_BLOCK = 4_000_000  # pairwise distances computed at once (32 MB), whatever the dataset size
+
+
+def find_duplicates(
+    records: list[ImageRecord],
+    max_distance: int = NEAR_DUPLICATE_MAX_DISTANCE,
+    workers: int | None = None,
+) -> list[DuplicateGroup]:
+    """Group the records that hold the same picture, exactly or nearly.
+
+    Files are hashed in a thread pool (hashing and Pillow's decoders release
+    the GIL); each distinct content is decoded once, JPEGs at reduced scale.
+    A file that cannot be read any more (changed since the audit) is left out
+    of the comparison rather than failing it.
+
+    Args:
+        records: the usable images (`DatasetAudit.records`), after exclusions.
+        max_distance: largest Hamming distance between two perceptual hashes
+            for the pictures to count as near copies; -1 finds exact copies
+            only. Defaults to `NEAR_DUPLICATE_MAX_DISTANCE` (8 of 64 bits).
+        workers: threads to hash with; defaults to twice the CPU count, at most 8.
+
+    Returns:
+        The groups, label conflicts first, then leakage, then redundant copies.
+
+    Raises:
+        InputError: `max_distance` is not a whole number from -1 to 64.
+    """
+    if isinstance(max_distance, bool) or not isinstance(max_distance, int) or not -1 <= max_distance <= 64:
+        raise InputError(
+            f"max_distance must be a whole number of bits from -1 to 64, got {max_distance!r} "
+            f"(e.g. {NEAR_DUPLICATE_MAX_DISTANCE}; -1 finds exact copies only)."
+        )
+    if len(records) < 2:
+        return []
+    by_content, picture_hashes = _hash_files(records, max_distance >= 0, workers)
+    contents = list(by_content)
+    groups = []
+    for content_indices in _connect_near_contents(picture_hashes, max_distance):
+        members = [
+            DuplicateMember(records[i].relative, records[i].label, records[i].split, contents[c])
+            for c in content_indices
+            for i in by_content[contents[c]]
+        ]
+        if len(members) >= 2:
+            groups.append(_make_group(members))
+    return sorted(groups, key=_group_order)
+
+
+def _hash_files(
+    records: list[ImageRecord], with_pictures: bool, workers: int | None
+) -> tuple[dict[str, list[int]], list[int | None]]:
+    """Hash every file's bytes, then each distinct content's picture once.
+
+    Returns:
+        {sha256: indices of the records with those bytes}, and the perceptual
+        hash of each distinct content in the same order (None where unreadable
+        or when `with_pictures` is False).
+    """
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
+        digests = list(pool.map(_content_digest, [record.path for record in records]))
+        by_content: dict[str, list[int]] = {}
+        for index, digest in enumerate(digests):
+            if digest is not None:
+                by_content.setdefault(digest, []).append(index)
+        if not with_pictures:
+            return by_content, [None] * len(by_content)
+        first_paths = [records[indices[0]].path for indices in by_content.values()]
+        return by_content, list(pool.map(_picture_hash, first_paths))
+
+
+def _content_digest(path: str) -> str | None:
+    try:
+        return images.file_sha256(path)
+    except OSError:
+        return None
+
+
+def _picture_hash(path: str) -> int | None:
+    """The 64-bit perceptual hash of a picture as training sees it, or None if unreadable."""
+    try:
+        picture = images.load_rgb(path, preview=True)
+    except (InputError, OSError):
+        return None
+    bits = imagehash.phash(picture).hash.flatten()
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def _connect_near_contents(picture_hashes: list[int | None], max_distance: int) -> list[list[int]]:
+    """Join contents whose hashes are within `max_distance` bits; return the connected groups.
+
+    Near copies chain: if A is near B and B is near C, all three are one group,
+    so each file is in exactly one group.
+    """
+    parent = list(range(len(picture_hashes)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    known = [i for i, value in enumerate(picture_hashes) if value is not None]
+    if max_distance >= 0 and len(known) >= 2:
+        hashes = np.array([picture_hashes[i] for i in known], dtype=np.uint64)
+        rows = max(1, _DISTANCES_PER_BLOCK // len(hashes))
+        for start in range(0, len(hashes), rows):
+            distances = _bit_counts(hashes[start : start + rows, None] ^ hashes[None, :])
+            for row, column in zip(*np.nonzero(distances <= max_distance), strict=True):
+                first, second = known[start + int(row)], known[int(column)]
+                if first < second:
+                    parent[root(first)] = root(second)
+    components: dict[int, list[int]] = {}
+    for index in range(len(picture_hashes)):
+        components.setdefault(root(index), []).append(index)
+    return list(components.values())
+
+
+def _bit_counts(values: np.ndarray) -> np.ndarray:
+    """How many bits are set in each uint64 (numpy 2 has it built in; numpy 1.26 does not)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    return np.unpackbits(values[..., None].view(np.uint8), axis=-1).sum(axis=-1)
+
+
+def _make_group(members: list[DuplicateMember]) -> DuplicateGroup:
+    members = sorted(members, key=_member_order)
+    kind = EXACT if len({member.sha256 for member in members}) == 1 else NEAR
+    classes = {member.label for member in members}
+    splits = {member.split for member in members}
+    if len(classes) > 1:
+        scope = ACROSS_CLASSES
+    elif len(splits) > 1:
+        scope = ACROSS_SPLITS
+    else:
+        scope = WITHIN_CLASS
+    return DuplicateGroup(kind=kind, scope=scope, members=tuple(members), explanation=_explain(kind, scope, members))
+
+
+def _member_order(member: DuplicateMember) -> tuple:
+    return (_SPLIT_ORDER.get(member.split, len(_SPLIT_ORDER)), member.relative)
+
+
+def _group_order(group: DuplicateGroup) -> tuple:
+    scope_rank = {ACROSS_CLASSES: 0, ACROSS_SPLITS: 1, WITHIN_CLASS: 2}[group.scope]
+    return (scope_rank, group.kind != EXACT, group.files)
+
+
+def _explain(kind: str, scope: str, members: list[DuplicateMember]) -> str:
+    """Say what the copies are, why they matter and what to do, for a non-programmer."""
+    count = len(members)
+    if kind == EXACT:
+        what = f"These {count} files are the same picture, byte for byte"
+    else:
+        what = f"These {count} files look like the same picture (resized, re-saved or slightly edited copies)"
+    classes = sorted({member.label for member in members})
+    splits = sorted({member.split for member in members}, key=_SPLIT_ORDER.get)
+    if scope == ACROSS_CLASSES:
+        text = (
+            f"{what}, filed under different classes ({', '.join(repr(name) for name in classes)}): "
+            "a label conflict. The model is told one picture is two different things, which it cannot "
+            "learn. Decide which class is right and exclude the copies in the other class(es)."
+        )
+        if len(splits) > 1:
+            text += f" The copies are also in more than one split ({', '.join(splits)}), so they leak too."
+        return text
+    if scope == ACROSS_SPLITS:
+        return (
+            f"{what}, in class {classes[0]!r}, in {' and '.join(splits)}: leakage. The model is graded on a "
+            "picture it has already trained on, so the accuracy shown is better than it will be on new "
+            "photos. Keep one copy and exclude the others, so the picture is in one split only."
+        )
+    advice = "Keep one and exclude the others" if kind == EXACT else (
+        "If they are copies, keep one and exclude the others; if they are different shots, keep them"
+    )
+    return (
+        f"{what}, all in class {classes[0]!r}. Extra copies make the model see this picture more often "
+        f"than the others, which quietly inflates the class. {advice}."
+    )

@@ -1,0 +1,61 @@
+"""The stratified, seeded train/validation split, keeping byte-identical copies on one side.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict
+
+from tlcore.data import images
+from tlcore.data.records import ImageRecord
+
+
+def split_records(records: list[ImageRecord], val_split: float, seed: int) -> list[ImageRecord]:
+    """Stratified, seeded train/validation split of one pool of images.
+
+    Each class keeps at least one training image; a class with two or more
+    images gives at least one to validation, so every class is validated.
+    Byte-identical copies within a class stay on the same side of the split:
+    a copy in validation of a training picture would inflate the accuracy.
+    """
+    copy_keys = _exact_copy_keys(records)
+    by_label: dict[str, list[ImageRecord]] = {}
+    for record in sorted(records, key=lambda r: r.relative):
+        by_label.setdefault(record.label, []).append(record)
+    result = []
+    for label, members in sorted(by_label.items()):
+        units = _copy_units(members, copy_keys)
+        random.Random(f"{seed}:{label}").shuffle(units)
+        count = len(members)
+        val_count = min(max(1, round(count * val_split)), count - 1) if count >= 2 else 0
+        in_val = 0
+        for unit in units:
+            split = "val" if in_val < val_count and count - in_val - len(unit) >= 1 else "train"
+            in_val += len(unit) if split == "val" else 0
+            result.extend(ImageRecord(**{**asdict(record), "split": split}) for record in unit)
+    return result
+
+
+def _exact_copy_keys(records: list[ImageRecord]) -> dict[str, str]:
+    """Content hash of every file that has a same-size twin (only those can be copies)."""
+    by_size: dict[int, list[ImageRecord]] = {}
+    for record in records:
+        try:
+            by_size.setdefault(os.path.getsize(record.path), []).append(record)
+        except OSError:
+            continue
+    return {
+        record.relative: images.file_sha256(record.path)
+        for same_size in by_size.values()
+        if len(same_size) > 1
+        for record in same_size
+    }
+
+
+def _copy_units(members: list[ImageRecord], copy_keys: dict[str, str]) -> list[list[ImageRecord]]:
+    """Group a class's records so exact copies form one unit, in name order."""
+    units: dict[str, list[ImageRecord]] = {}
+    for record in members:
+        units.setdefault(copy_keys.get(record.relative, "file:" + record.relative), []).append(record)
+    return list(units.values())

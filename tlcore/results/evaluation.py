@@ -1,0 +1,126 @@
+"""Measure a trained classifier: accuracy, loss, per-class metrics, confusions, mistakes.
+
+The metric arithmetic is plain NumPy on (true labels, predicted probabilities),
+so it is the same whether the probabilities came from the full model on images
+or from the trained head on cached features, and it is easy to test by hand.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from tlcore.runs import folder as run_folder
+
+MAX_MISTAKES_LISTED = 200
+
+
+def classification_report(
+    true_labels: np.ndarray, probabilities: np.ndarray, class_names: list[str], files: list[str] | None = None
+) -> dict:
+    """Accuracy, loss, per-class precision/recall/F1, confusion matrix, mistakes.
+
+    Args:
+        true_labels: integer class per image, shape (N,).
+        probabilities: predicted probabilities, shape (N, classes).
+        class_names: names in output order.
+        files: the image files, in the same order, to list the mistakes.
+
+    Returns:
+        A JSON-friendly dict. `confusion[i][j]` counts images of class i
+        predicted as class j.
+    """
+    true_labels = np.asarray(true_labels, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    count = len(true_labels)
+    num_classes = len(class_names)
+    predicted = probabilities.argmax(axis=1) if count else np.zeros(0, dtype=int)
+    confusion = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(confusion, (true_labels, predicted), 1)
+    per_class = []
+    for index, name in enumerate(class_names):
+        true_positive = confusion[index, index]
+        predicted_total = confusion[:, index].sum()
+        actual_total = confusion[index, :].sum()
+        precision = true_positive / predicted_total if predicted_total else 0.0
+        recall = true_positive / actual_total if actual_total else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(
+            {"class": name, "precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(actual_total)}
+        )
+    picked = probabilities[np.arange(count), true_labels] if count else np.zeros(0)
+    loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))) if count else None
+    mistakes = []
+    for index in np.flatnonzero(predicted != true_labels):
+        mistakes.append(
+            {
+                "file": files[index] if files else None,
+                "true": class_names[true_labels[index]],
+                "predicted": class_names[predicted[index]],
+                "confidence": float(probabilities[index, predicted[index]]),
+            }
+        )
+    mistakes.sort(key=lambda item: -item["confidence"])
+    supported = [row for row in per_class if row["support"]]
+    return {
+        "images": count,
+        "accuracy": float((predicted == true_labels).mean()) if count else None,
+        "loss": loss,
+        "macro_f1": float(np.mean([row["f1"] for row in supported])) if supported else None,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "class_names": list(class_names),
+        "mistakes": mistakes[:MAX_MISTAKES_LISTED],
+        "mistakes_total": len(mistakes),
+    }
+
+
+def write_evaluation(run_dir: pathlib.Path, reports: dict[str, dict]) -> dict:
+    """Save {"val": report, "test": report} as evaluation.json."""
+    run_folder.write_json_atomic(pathlib.Path(run_dir) / run_folder.EVALUATION_FILE, reports)
+    return reports
+
+
+def read_evaluation(run_dir) -> dict | None:
+    return run_folder.read_json(pathlib.Path(run_dir) / run_folder.EVALUATION_FILE, None)
+
+
+def evaluate_run(run_dir, recompute: bool = False) -> dict:
+    """The run's evaluation report; computed from its model if not saved yet.
+
+    Args:
+        run_dir: a run folder.
+        recompute: ignore a saved evaluation.json and measure again.
+
+    Returns:
+        {"val": report, "test": report (if the data had a test/ folder)}.
+    """
+    from tlcore.results.prediction import load_run_model, prepare_images
+
+    path = run_folder.require_run_dir(run_dir)
+    saved = None if recompute else read_evaluation(path)
+    if saved:
+        return saved
+    model, labels = load_run_model(path)
+    split = run_folder.read_json(path / run_folder.SPLIT_FILE, {}) or {}
+    index = {name: i for i, name in enumerate(labels)}
+    reports = {}
+    for name in ("val", "test"):
+        entries = [entry for entry in split.get(name, []) if entry[1] in index]
+        if not entries:
+            continue
+        missing = [entry[2] for entry in entries if not pathlib.Path(entry[2]).is_file()]
+        if missing:
+            from tlcore.errors import InputError
+
+            raise InputError(
+                f"{len(missing)} {name} image(s) of run {path.name} are gone (e.g. {missing[0]}); "
+                "restore the dataset folder to evaluate again."
+            )
+        batch = prepare_images([entry[2] for entry in entries], model.input_shape[1])
+        probabilities = model.predict(batch, verbose=0)
+        reports[name] = classification_report(
+            [index[entry[1]] for entry in entries], probabilities, labels, [entry[2] for entry in entries]
+        )
+    return write_evaluation(path, reports)

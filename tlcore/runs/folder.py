@@ -1,0 +1,133 @@
+"""The run directory: the single source of truth about one training run.
+
+A run lives in its own folder, written by the training process and read by
+anyone (the CLI, the app's pages, a notebook):
+
+- `config.json`     the `TrainConfig`
+- `status.json`     state and message, replaced atomically (never half-written)
+- `metrics.jsonl`   append-only; one JSON object per line (epoch and progress rows)
+- `labels.json`     class names in output order
+- `split.json`      which files were used for training, validation and test
+- `model.keras`     the best model so far, replaced atomically
+- `evaluation.json` metrics on the validation (and test) images
+- `STOP`            present when a stop was requested
+
+Whether the training process is alive is told by a lock it holds on
+`.worker.lock`: the operating system releases the lock when the process dies,
+however it dies (even SIGKILL), so a dead run is never reported as running.
+"""
+
+from __future__ import annotations
+
+import datetime as _datetime
+import json
+import os
+import pathlib
+import re
+import threading
+
+from tlcore import paths
+from tlcore.errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: fall back to checking the process id
+    fcntl = None
+
+
+
+CONFIG_FILE = "config.json"
+
+
+STATUS_FILE = "status.json"
+
+
+METRICS_FILE = "metrics.jsonl"
+
+
+LABELS_FILE = "labels.json"
+
+
+SPLIT_FILE = "split.json"
+
+
+MODEL_FILE = "model.keras"
+
+
+EVALUATION_FILE = "evaluation.json"
+
+
+STOP_FILE = "STOP"
+
+
+WORKER_LOCK_FILE = ".worker.lock"
+
+
+LOG_FILE = "worker.log"
+
+
+PID_FILE = "worker.pid"
+
+
+QUEUED_GRACE_S = 60
+
+
+ACTIVE_STATES = ("queued", "running")
+
+
+
+
+def write_json_atomic(path: pathlib.Path, data) -> None:
+    """Write JSON so readers see the old file or the new one, never a mix."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name that is not valid UTF-8: \u escapes load back the same
+        text = json.dumps(data, indent=2, ensure_ascii=True, default=str)
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def read_json(path: pathlib.Path, default=None):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return default
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+    return slug[:40] or "data"
+
+
+def new_run_dir(runs_dir: str | os.PathLike | None, backbone: str, data: str) -> pathlib.Path:
+    """Create a fresh, uniquely named run folder like `20261122-143005-mobilenetv2_035-flowers`."""
+    root = pathlib.Path(runs_dir) if runs_dir else paths.default_runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = _datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{backbone}-{_slug(pathlib.Path(data).stem)}"
+    for suffix in [""] + [f"-{n}" for n in range(2, 1000)]:
+        candidate = root / (base + suffix)
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise InputError(f"cannot create a new run folder in {str(root)!r}; too many runs started this second.")
+
+
+def require_run_dir(run_dir: str | os.PathLike) -> pathlib.Path:
+    """Check that a path is a run folder, with a helpful message if not."""
+    path = pathlib.Path(run_dir).expanduser()
+    if not (path / CONFIG_FILE).is_file():
+        raise InputError(
+            f"{str(run_dir)!r} is not a tlcore run folder (no {CONFIG_FILE} in it); "
+            "`tlcore runs` lists the runs there are."
+        )
+    return path

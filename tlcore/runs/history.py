@@ -1,0 +1,91 @@
+"""The runs a machine has: one summary row per run, the list, deletion, and who holds the training slot.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from tlcore import paths
+from tlcore.errors import InputError, RunBusyError
+from tlcore.runs.folder import CONFIG_FILE, MODEL_FILE, read_json, require_run_dir
+from tlcore.runs.locks import current_training_run, worker_alive
+from tlcore.runs.record import epoch_rows, estimate_remaining_seconds, read_status
+
+try:
+    import fcntl
+except ImportError:  # Windows: fall back to checking the process id
+    fcntl = None
+
+
+
+def busy_message(run_dir: pathlib.Path) -> str:
+    """Say which run holds the slot and roughly when it should finish."""
+    eta = estimate_remaining_seconds(run_dir)
+    when = f"; it should finish in about {format_duration(eta)}" if eta is not None else ""
+    return (
+        f"another training run is in progress ({run_dir.name}){when}. Wait for it to finish, "
+        f"or stop it with `tlcore stop {run_dir}` (the Stop button on the Train page)."
+    )
+
+
+def ensure_slot_free() -> None:
+    """Raise `RunBusyError` when another run holds the training slot."""
+    running = current_training_run()
+    if running is not None:
+        raise RunBusyError(busy_message(running))
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def run_summary(run_dir: str | os.PathLike) -> dict:
+    """One row of the run history: what ran, how it ended, how well it did."""
+    run_dir = pathlib.Path(run_dir)
+    config = read_json(run_dir / CONFIG_FILE, {}) or {}
+    status = read_status(run_dir)
+    epochs = epoch_rows(run_dir)
+    val_accuracies = [row["val_accuracy"] for row in epochs if row.get("val_accuracy") is not None]
+    started, ended = status.get("started_at"), status.get("ended_at") or status.get("updated_at")
+    return {
+        "run_dir": str(run_dir),
+        "name": run_dir.name,
+        "status": status.get("state"),
+        "message": status.get("message", ""),
+        "backbone": config.get("backbone"),
+        "data": config.get("data"),
+        "epochs_run": len(epochs),
+        "best_val_accuracy": max(val_accuracies) if val_accuracies else None,
+        "started_at": started,
+        "duration_s": (ended - started) if started and ended else None,
+        "has_model": (run_dir / MODEL_FILE).is_file(),
+    }
+
+
+def list_runs(runs_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Summaries of every run in a runs folder, newest first."""
+    root = pathlib.Path(runs_dir) if runs_dir else paths.default_runs_dir()
+    if not root.is_dir():
+        return []
+    run_dirs = [child for child in root.iterdir() if (child / CONFIG_FILE).is_file()]
+    return [run_summary(child) for child in sorted(run_dirs, key=lambda p: p.name, reverse=True)]
+
+
+def delete_run(run_dir: str | os.PathLike) -> None:
+    """Delete a finished run's folder; a running run must be stopped first."""
+    import shutil
+
+    path = require_run_dir(run_dir)
+    if worker_alive(path):
+        raise InputError(f"run {path.name} is still training; stop it first, then delete it.")
+    shutil.rmtree(path)

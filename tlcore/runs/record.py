@@ -1,0 +1,124 @@
+"""The one writer and reader of a run's live record: `status.json`, `metrics.jsonl` and the `STOP` file.
+
+Every module that reports progress (training, callbacks, the feature pass, the
+spare) writes through these functions, so the format has one owner. Stop is a
+file: `request_stop` writes it, the training callback checks `stop_requested`
+every batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+
+from tlcore.runs.folder import (
+    ACTIVE_STATES,
+    METRICS_FILE,
+    MODEL_FILE,
+    PID_FILE,
+    QUEUED_GRACE_S,
+    STATUS_FILE,
+    STOP_FILE,
+    read_json,
+    require_run_dir,
+    write_json_atomic,
+)
+from tlcore.runs.locks import _pid_alive, worker_alive
+
+try:
+    import fcntl
+except ImportError:  # Windows: fall back to checking the process id
+    fcntl = None
+
+
+
+def write_status(run_dir: pathlib.Path, state: str, message: str = "", **fields) -> dict:
+    """Replace status.json, keeping earlier fields that are not overridden."""
+    run_dir = pathlib.Path(run_dir)
+    status = read_json(run_dir / STATUS_FILE, {}) or {}
+    status.update(fields)
+    status.update({"state": state, "message": message, "updated_at": time.time()})
+    write_json_atomic(run_dir / STATUS_FILE, status)
+    return status
+
+
+def read_status(run_dir: str | os.PathLike) -> dict:
+    """The run's status, with a dead process reported as `interrupted`.
+
+    A run whose status says running but whose process no longer holds its lock
+    was killed or crashed; it is reported as interrupted, with its best model
+    (if any) still usable.
+    """
+    run_dir = pathlib.Path(run_dir)
+    status = read_json(run_dir / STATUS_FILE, None)
+    if status is None:
+        return {"state": "unknown", "message": "this run has no readable status.json"}
+    if status.get("state") in ACTIVE_STATES and not _active_run_alive(run_dir, status):
+        has_model = (run_dir / MODEL_FILE).is_file()
+        status = dict(status)
+        status["state"] = "interrupted"
+        status["message"] = (
+            "the training process ended unexpectedly (it was killed or crashed)"
+            + ("; the best model so far is kept and the run can be resumed." if has_model else ".")
+        )
+    return status
+
+
+def append_metrics(run_dir: pathlib.Path, row: dict) -> None:
+    """Append one JSON line; a single write so a crash cannot split a line."""
+    line = json.dumps(row, ensure_ascii=False, default=float) + "\n"
+    with open(pathlib.Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """Every valid line of metrics.jsonl; a torn last line is ignored."""
+    rows = []
+    try:
+        with open(pathlib.Path(run_dir) / METRICS_FILE, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict):
+                    rows.append(row)
+    except OSError:
+        pass
+    return rows
+
+
+def epoch_rows(run_dir: str | os.PathLike) -> list[dict]:
+    return [row for row in read_metrics(run_dir) if row.get("type") == "epoch"]
+
+
+def request_stop(run_dir: str | os.PathLike) -> None:
+    """Ask a run to stop; its training callback sees the file at the next batch."""
+    path = require_run_dir(run_dir)
+    (path / STOP_FILE).write_text(str(time.time()))
+
+
+def stop_requested(run_dir: pathlib.Path) -> bool:
+    return os.path.exists(os.path.join(run_dir, STOP_FILE))
+
+
+def _active_run_alive(run_dir: pathlib.Path, status: dict) -> bool:
+    """A queued run is alive while its starting process is; a running one while it holds its lock."""
+    if worker_alive(run_dir):
+        return True
+    if status.get("state") != "queued":
+        return False
+    try:
+        pid = int((run_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return time.time() - float(status.get("queued_at") or 0) < QUEUED_GRACE_S
+    return _pid_alive(pid)
+
+
+def estimate_remaining_seconds(run_dir: pathlib.Path) -> float | None:
+    """Seconds left at the current pace, or None before the first progress."""
+    status = read_json(pathlib.Path(run_dir) / STATUS_FILE, {}) or {}
+    return status.get("eta_s")

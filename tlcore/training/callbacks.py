@@ -1,0 +1,263 @@
+"""Keras callbacks that connect a training run to its run directory.
+
+Small callbacks sharing one idea (as fastai's tracker callbacks do): each does
+one job and talks to the outside world only through files in the run folder.
+
+- `MetricsLogger`  appends epoch and progress rows to metrics.jsonl, keeps the
+  status's epoch, batch and ETA fresh.
+- `StopOnRequest`  ends training at the next batch when the STOP file appears.
+- `BestModelKeeper` remembers the best weights, saves the best model atomically,
+  and restores those weights when training ends.
+- `NanGuard`       stops on a NaN or infinite loss and says so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import time
+
+import keras
+
+from tlcore.runs import record as run_record
+
+PROGRESS_INTERVAL_S = 0.5
+# Saving a full model takes most of a second on a laptop CPU; when epochs are
+# very fast (cached features) an improved model is written at most this often,
+# and always once more at the end of training, so a crash loses at most this
+# much progress and a short run pays for one save.
+SAVE_INTERVAL_S = float(os.environ.get("TLCORE_SAVE_INTERVAL_S", "10"))
+
+
+def save_model_atomic(model, path: pathlib.Path) -> None:
+    """Save a .keras file so that a crash never leaves a broken one behind."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.stem}.partial.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk or a crash mid-write: drop the partial file, keep the previous model.
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+class RunClock:
+    """Counts optimisation steps across phases, for progress and time estimates."""
+
+    def __init__(self, total_epochs: int, steps_per_epoch: int):
+        self.total_epochs = total_epochs
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.started = time.monotonic()
+        self.epoch_offset = 0
+        self.resumed_epochs = 0  # epochs done by an earlier process (resume), not timed here
+        self.epochs_done = 0
+
+    def remaining_seconds(self, epoch_index: int, batch: int) -> float | None:
+        done = (epoch_index - self.resumed_epochs) * self.steps_per_epoch + batch
+        total = (self.total_epochs - self.resumed_epochs) * self.steps_per_epoch
+        elapsed = time.monotonic() - self.started
+        if done <= 0 or elapsed <= 0:
+            return None
+        return elapsed / done * max(0, total - done)
+
+
+class MetricsLogger(keras.callbacks.Callback):
+    """Append epoch rows (and throttled progress rows) to metrics.jsonl."""
+
+    def __init__(self, run_dir: pathlib.Path, clock: RunClock, phase: str, echo=None):
+        super().__init__()
+        self.echo = echo
+        self.run_dir = pathlib.Path(run_dir)
+        self.clock = clock
+        self.phase = phase
+        self._last_progress = 0.0
+        self._epoch = 0
+        self._epoch_started = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        global_epoch = self.clock.epoch_offset + self._epoch
+        eta = self.clock.remaining_seconds(global_epoch, batch + 1)
+        row = {
+            "type": "progress",
+            "phase": self.phase,
+            "epoch": global_epoch + 1,
+            "epochs": self.clock.total_epochs,
+            "batch": batch + 1,
+            "batches": self.clock.steps_per_epoch,
+            "loss": _number((logs or {}).get("loss")),
+            "accuracy": _number((logs or {}).get("accuracy")),
+            "eta_s": eta,
+            "time": time.time(),
+        }
+        run_record.append_metrics(self.run_dir, row)
+        run_record.write_status(
+            self.run_dir, "running", f"training epoch {row['epoch']} of {row['epochs']}",
+            epoch=row["epoch"], epochs=row["epochs"], batch=row["batch"], batches=row["batches"], eta_s=eta,
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        global_epoch = self.clock.epoch_offset + epoch
+        self.clock.epochs_done = global_epoch + 1
+        row = {
+            "type": "epoch",
+            "phase": self.phase,
+            "epoch": global_epoch + 1,
+            "loss": _number(logs.get("loss")),
+            "accuracy": _number(logs.get("accuracy")),
+            "val_loss": _number(logs.get("val_loss")),
+            "val_accuracy": _number(logs.get("val_accuracy")),
+            "lr": _number(_current_learning_rate(self.model)),
+            "epoch_s": time.monotonic() - self._epoch_started,
+            "partial": bool(getattr(self.model, "stop_training", False)),
+            "time": time.time(),
+        }
+        run_record.append_metrics(self.run_dir, row)
+        if self.echo:
+            self.echo(row)
+        eta = self.clock.remaining_seconds(global_epoch + 1, 0)
+        run_record.write_status(
+            self.run_dir, "running", f"finished epoch {row['epoch']} of {self.clock.total_epochs}",
+            epoch=row["epoch"], epochs=self.clock.total_epochs, batch=0, eta_s=eta,
+        )
+
+
+class StopOnRequest(keras.callbacks.Callback):
+    """End training at the next batch once `tlcore stop` (or the app) asked."""
+
+    def __init__(self, run_dir: pathlib.Path):
+        super().__init__()
+        self.run_dir = pathlib.Path(run_dir)
+        self.stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if run_record.stop_requested(self.run_dir):
+            self.stopped = True
+            self.model.stop_training = True
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stop as soon as the loss is NaN or infinite, and remember that it happened."""
+
+    def __init__(self):
+        super().__init__()
+        self.triggered = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.triggered = True
+            self.model.stop_training = True
+
+
+class BestModelKeeper(keras.callbacks.Callback):
+    """Track the best epoch, save the best model, restore its weights at the end.
+
+    The best epoch has the highest validation accuracy; ties go to the lower
+    validation loss. `self.model` may be a smaller model that shares layers with
+    `full_model` (training on cached features); the weights are shared, so saving
+    `full_model` saves what was just learned.
+
+    The best weights are copied in full once; after that only the variables
+    that some training phase could change (those trainable in any `fit` so far)
+    are copied again. With a frozen backbone that is the head's two arrays
+    instead of the whole network, at every better epoch.
+    """
+
+    def __init__(self, full_model, model_path: pathlib.Path, state: dict | None = None):
+        super().__init__()
+        self.full_model = full_model
+        self.model_path = pathlib.Path(model_path)
+        self.state = state if state is not None else {"best_key": None, "best_epoch": None}
+        self._best_weights: list | None = None
+        self._changing: set[int] = set()  # ids of variables trainable in some fit so far
+        self._dirty = False
+        self._last_save = time.monotonic()
+
+    def on_train_begin(self, logs=None):
+        self._changing.update(id(variable) for variable in self.full_model.trainable_weights)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        accuracy, loss = logs.get("val_accuracy"), logs.get("val_loss")
+        if accuracy is None or loss is None or not math.isfinite(float(loss)):
+            return
+        key = (float(accuracy), -float(loss))
+        if self.state["best_key"] is None or key > tuple(self.state["best_key"]):
+            self.state.update(best_key=key, best_epoch=epoch, best_val_accuracy=float(accuracy), best_val_loss=float(loss))
+            self._best_weights = self._current_weights(self._best_weights)
+            self._dirty = True
+            if time.monotonic() - self._last_save >= SAVE_INTERVAL_S:
+                self.save_best()
+
+    def _current_weights(self, previous: list | None) -> list:
+        """The model's weights as arrays, reusing `previous` for those no fit can have changed."""
+        if previous is None or not self._changing:
+            return self.full_model.get_weights()
+        result = list(previous)
+        for index, variable in enumerate(self.full_model.weights):
+            if id(variable) in self._changing:
+                result[index] = keras.ops.convert_to_numpy(variable)
+        return result
+
+    def _assign(self, values: list) -> None:
+        """Put `values` into the model, skipping the variables no fit can have changed."""
+        if not self._changing:
+            self.full_model.set_weights(values)
+            return
+        for variable, value in zip(self.full_model.weights, values, strict=True):
+            if id(variable) in self._changing:
+                variable.assign(value)
+
+    def save_best(self, keep_best_loaded: bool = False) -> None:
+        """Write the best weights seen so far as model.keras (atomically).
+
+        Args:
+            keep_best_loaded: leave the best weights in the model afterwards
+                (end of training) instead of putting the current ones back.
+        """
+        if self._best_weights is None:
+            return
+        current = None if keep_best_loaded else self._current_weights(self._best_weights)
+        self._assign(self._best_weights)
+        if self._dirty:
+            save_model_atomic(self.full_model, self.model_path)
+            self._dirty = False
+            self._last_save = time.monotonic()
+        if current is not None:
+            self._assign(current)
+
+    def restore_best(self) -> bool:
+        """Load the best weights into the model and make sure they are saved.
+
+        Returns:
+            False when no epoch was measured (nothing to restore).
+        """
+        if self._best_weights is None:
+            return False
+        self.save_best(keep_best_loaded=True)
+        return True
+
+
+def _current_learning_rate(model) -> float | None:
+    try:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    except Exception:  # an optimizer without a plain learning rate
+        return None
+
+
+def _number(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,141 @@
+"""Feed images to Keras with tf.data: parallel decode, resize, cache, batch, prefetch.
+
+The audit has already decided which files are images. Files TensorFlow decodes
+exactly as Pillow would (plain JPEG, 8-bit PNG, GIF) are read directly; the rest
+(TIFF, WebP, CMYK, 16-bit, EXIF-rotated photos, ...) are converted once to PNG
+in a cache. The hot path is then pure tf.data, with no Python per image.
+
+This is the one place tlcore talks to TensorFlow for data; the model and training
+code use Keras only, so they also run on the JAX and PyTorch backends.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from tlcore import paths
+from tlcore.data import images
+from tlcore.data.records import ImageRecord
+
+# Resized images are kept in memory (as uint8) when they fit in this budget, so
+# each file is decoded once per run rather than once per epoch.
+DEFAULT_DECODE_CACHE_BYTES = 1_500_000_000
+
+
+def decodable_paths(records: list[ImageRecord]) -> list[str]:
+    """Paths tf.data can decode: the originals, or cached PNG conversions."""
+
+    def one(record: ImageRecord) -> str:
+        if not record.needs_conversion:
+            return record.path
+        return str(images.convert_to_png(record.path, paths.converted_images_dir()))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, records))
+
+
+def decode_and_resize(path, image_size: int):
+    """Read one file and return a float32 (size, size, 3) image in 0..255."""
+    import tensorflow as tf
+
+    raw = tf.io.read_file(path)
+    image = tf.io.decode_image(raw, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    # Shrinking uses area averaging (antialiased, so a 12-megapixel photo does not
+    # alias at 224 px, and about twice as fast as antialiased bilinear); enlarging
+    # a small image uses bilinear, which area would make blocky.
+    shrinking = tf.reduce_max(tf.shape(image)[:2]) > image_size
+    resized = tf.cond(
+        shrinking,
+        lambda: tf.image.resize(image, [image_size, image_size], method="area"),
+        lambda: tf.image.resize(image, [image_size, image_size], method="bilinear"),
+    )
+    return tf.clip_by_value(tf.round(resized), 0.0, 255.0)
+
+
+def make_dataset(
+    file_paths: list[str],
+    labels: list[int] | None,
+    image_size: int,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache_bytes: int = DEFAULT_DECODE_CACHE_BYTES,
+):
+    """A batched `tf.data.Dataset` of (image, label) pairs (or images only).
+
+    Args:
+        file_paths: files tf.data can decode (see `decodable_paths`).
+        labels: integer labels in the same order, or None for images only.
+        image_size: square output size.
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch (training), seeded.
+        seed: the shuffle seed.
+        cache_bytes: keep decoded images in memory when they fit in this many bytes.
+    """
+    import tensorflow as tf
+
+    # Bytes, not str: a file name that is not valid UTF-8 must still load.
+    dataset = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in file_paths])
+    if labels is not None:
+        dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype="int32")))
+    else:
+        dataset = dataset.map(lambda path: (path,))
+
+    def load(path, *rest):
+        image = tf.cast(decode_and_resize(path, image_size), tf.uint8)
+        return (image, *rest)
+
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if len(file_paths) * image_size * image_size * 3 <= cache_bytes:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(max(len(file_paths), 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda image, *rest: (tf.cast(image, tf.float32), *rest))
+    if labels is None:
+        dataset = dataset.map(lambda image: image)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def decode_images(file_paths: list[str], image_size: int, batch_size: int = 64, stop=None) -> np.ndarray | None:
+    """Decode and resize files once into one uint8 array (N, size, size, 3).
+
+    Parallel decoding by tf.data; uint8 keeps the array a quarter of float32's
+    size, so a few thousand images fit comfortably in memory.
+
+    Args:
+        stop: a `threading.Event`; once set, decoding ends after the current
+            batch and the result is None (the images turned out not to be needed).
+    """
+    import tensorflow as tf
+
+    output = np.empty((len(file_paths), image_size, image_size, 3), dtype="uint8")
+    dataset = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in file_paths])
+    dataset = dataset.map(
+        lambda path: tf.cast(decode_and_resize(path, image_size), tf.uint8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    position = 0
+    for batch in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        if stop is not None and stop.is_set():
+            return None
+        output[position : position + len(batch)] = batch.numpy()
+        position += len(batch)
+    return output
+
+
+def decoded_bytes(count: int, image_size: int) -> int:
+    return count * image_size * image_size * 3
+
+
+def load_images(file_paths: list[str], image_size: int) -> np.ndarray:
+    """Decode files into one float32 array (N, size, size, 3), as training sees them."""
+    dataset = make_dataset(file_paths, None, image_size, batch_size=32, cache_bytes=0)
+    batches = [batch.numpy() for batch in dataset]
+    if not batches:
+        return np.zeros((0, image_size, image_size, 3), dtype="float32")
+    return np.concatenate(batches)
