@@ -60,7 +60,7 @@ def server_folder() -> None:
     if not server_paths.server_paths_enabled():
         st.info(
             "Reading folders on this computer is turned off, so visitors cannot browse its files. "
-            f"Whoever starts the app can share folders by setting `{server_paths.ENV_VAR}` "
+            f"Whoever starts the app can share folders by setting `{server_paths.DATA_ROOTS_ENV_VAR}` "
             "(e.g. `TLCORE_DATA_ROOTS=/home/me/pictures streamlit run app.py`)."
         )
         return

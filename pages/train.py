@@ -7,7 +7,6 @@ keep coming after a page switch or a reload.
 """
 
 import pathlib
-import statistics
 
 import common
 import streamlit as st
@@ -24,7 +23,6 @@ AUGMENT = {
     "light": "Light: small flips, turns and zooms",
     "strong": "Strong: bigger changes, for few pictures",
 }
-AUGMENTED_VIEWS = config_defaults.AUGMENTED_VIEWS
 POLL_SECONDS = 1.0
 
 st.title("Train: teach the model your classes")
@@ -94,7 +92,7 @@ def settings(path: str, audit, model: dict):
                         key="train_early_stopping")
     patience = left.number_input("…after this many epochs without improvement", 1, 50, int(saved.get("patience", 5)),
                                  key="train_patience", disabled=not early)
-    imbalanced = any("imbalanced" in warning for warning in audit.warnings)
+    imbalanced = audit.has_finding(tlcore.FindingKind.CLASS_IMBALANCE)
     class_weights = right.toggle("Balance the classes", value=saved.get("class_weights", imbalanced), key="train_class_weights",
                                  help="Counts the pictures of small classes more, when some classes have far fewer pictures.")
     two_phase = right.toggle(
@@ -125,56 +123,6 @@ def settings(path: str, audit, model: dict):
     except tlcore.TlcoreError as error:
         st.error(str(error))
         return None
-
-
-# ----------------------------------------------------------------- time estimate
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def measured_speed(backbone: str, freeze: str) -> dict:
-    """Pictures per second and seconds per epoch measured on this machine's recent runs."""
-    speeds, epoch_seconds = [], []
-    for row in [r for r in tlcore.list_runs() if r.get("backbone") == backbone][:10]:
-        config = run_folder.read_json(pathlib.Path(row["run_dir"]) / run_folder.CONFIG_FILE, {}) or {}
-        train_images = len((run_folder.read_json(pathlib.Path(row["run_dir"]) / run_folder.SPLIT_FILE, {}) or {}).get("train", []))
-        for metric in tlcore.read_metrics(row["run_dir"]):
-            if metric.get("type") == "feature_pass" and metric.get("images_per_s"):
-                speeds.append(metric["images_per_s"])
-            if metric.get("type") == "epoch" and metric.get("epoch_s") and config.get("freeze") == freeze and train_images:
-                epoch_seconds.append(metric["epoch_s"] / train_images)
-    return {
-        "images_per_s": statistics.median(speeds) if speeds else None,
-        "epoch_s_per_image": statistics.median(epoch_seconds) if epoch_seconds else None,
-    }
-
-
-def estimate(config, audit) -> str:
-    """A rough time estimate in words, from earlier runs when there are some."""
-    spec = {row["name"]: row for row in tlcore.list_backbones()}[config.backbone]
-    n_train, n_val = len(audit.split_records("train")), len(audit.split_records("val"))
-    measured = measured_speed(config.backbone, config.freeze)
-    # Without a measurement: the default model looks at ~45 pictures/s on a 2-core laptop; bigger ones are slower.
-    size_factor = (spec["input_size"] / config.resolved_image_size) ** 2
-    speed = measured["images_per_s"] or 45 * (410_208 / spec["params"]) ** 0.5 * size_factor
-    views = 1 if config.augment == "none" else AUGMENTED_VIEWS
-    source = "measured on your earlier runs" if measured["images_per_s"] else "a rough guess until your first run"
-    if config.freeze == "all":
-        kept = tlcore.kept_for_run(config, audit)  # features an earlier run kept skip the feature pass
-        ready = max(0, n_train * views + n_val - kept) / speed
-        per_epoch = (measured["epoch_s_per_image"] or 0.012) * n_train
-        if kept and ready < 1:
-            getting_ready = f"no feature pass (the features of its {kept} pictures were kept from an earlier run)"
-        elif kept:
-            getting_ready = f"about {common.format_duration(ready)} to get ready ({kept} pictures' features were kept)"
-        else:
-            getting_ready = f"about {common.format_duration(ready)} to get ready"
-        text = f"{getting_ready}, then about {common.format_duration(max(per_epoch, 1))} per epoch"
-        total = ready + per_epoch * config.epochs
-    else:
-        per_epoch = (measured["epoch_s_per_image"] or 3 / speed) * n_train + n_val / speed
-        text = f"about {common.format_duration(per_epoch)} per epoch"
-        total = per_epoch * config.epochs
-    return f"Time: {text}; at most about {common.format_duration(total)} in all ({source})."
 
 
 # ----------------------------------------------------------------- starting
@@ -340,7 +288,7 @@ with st.expander("Settings for a new training") if run_dir is not None else st.c
     common.link("pages/model.py", "Change the model")
     config = settings(path, audit, model)
     if config is not None:
-        st.caption(estimate(config, audit))
+        st.caption(tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit)).describe())
         tlcore.ensure_spare()  # a training process gets TensorFlow ready now, so Start begins at once
     if st.button("Start training", key="train_start", type="primary", disabled=config is None):
         start(config)

@@ -184,8 +184,8 @@ def test_fixed_size_batches_give_the_same_features_for_any_count(classifier, tin
 
 
 def test_allocate_uses_memory_within_budget_and_a_file_beyond(tmp_path):
-    in_memory = allocate((4, 8), tmp_path / "small.npy", memory_budget=1024)
-    on_disk = allocate((4, 8), tmp_path / "big.npy", memory_budget=16)
+    in_memory = allocate((4, 8), tmp_path / "small.npy", on_disk=False)
+    on_disk = allocate((4, 8), tmp_path / "big.npy", on_disk=True)
 
     assert not isinstance(in_memory, np.memmap) and not (tmp_path / "small.npy").exists()
     assert isinstance(on_disk, np.memmap) and (tmp_path / "big.npy").is_file()
@@ -338,9 +338,9 @@ def test_feature_cache_and_plain_path_reach_similar_accuracy(cached_and_plain_ru
 def test_features_beyond_the_memory_budget_go_to_a_file_that_is_removed_afterwards(
     shared_tiny_dataset, tiny_config, tmp_path, monkeypatch
 ):
-    from tlcore.training import features
+    from tlcore.training import feature_cache, features
 
-    monkeypatch.setattr(features, "DEFAULT_MEMORY_BUDGET_BYTES", 1)
+    monkeypatch.setattr(feature_cache, "MEMORY_BUDGET_BYTES", 1)
     seen = []
     original = features.allocate
     monkeypatch.setattr(features, "allocate", lambda *a: seen.append(original(*a)) or seen[-1])
@@ -354,9 +354,9 @@ def test_features_beyond_the_memory_budget_go_to_a_file_that_is_removed_afterwar
 def test_features_beyond_the_disk_budget_fall_back_to_the_plain_path_and_say_so(
     shared_tiny_dataset, tiny_config, tmp_path, monkeypatch
 ):
-    from tlcore.training import features
+    from tlcore.training import feature_cache
 
-    monkeypatch.setattr(features, "DEFAULT_DISK_BUDGET_BYTES", 1)
+    monkeypatch.setattr(feature_cache, "DISK_BUDGET_BYTES", 1)
     result = train(tiny_config(shared_tiny_dataset, epochs=2), runs_dir=tmp_path / "runs")
     assert result.status == "completed"
     assert result.feature_cache.startswith("off (features would need")

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from tlcore.data.server_paths import (
-    ENV_VAR,
+    DATA_ROOTS_ENV_VAR,
     configured_roots,
     list_shared_folders,
     resolve_server_path,
@@ -21,12 +21,12 @@ def shared(tmp_path, monkeypatch):
     (root / ".hidden").mkdir()
     outside = tmp_path / "private"
     outside.mkdir()
-    monkeypatch.setenv(ENV_VAR, str(root))
+    monkeypatch.setenv(DATA_ROOTS_ENV_VAR, str(root))
     return root, outside
 
 
 def test_off_when_unset(monkeypatch):
-    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(DATA_ROOTS_ENV_VAR, raising=False)
     assert configured_roots() == []
     assert not server_paths_enabled()
     with pytest.raises(InputError, match="turned off"):
@@ -35,7 +35,7 @@ def test_off_when_unset(monkeypatch):
 
 def test_several_roots_split_by_pathsep(tmp_path, monkeypatch):
     first, second = tmp_path / "a", tmp_path / "b"
-    monkeypatch.setenv(ENV_VAR, f"{first}{os.pathsep}{os.pathsep}{second}{os.pathsep}{first}")
+    monkeypatch.setenv(DATA_ROOTS_ENV_VAR, f"{first}{os.pathsep}{os.pathsep}{second}{os.pathsep}{first}")
     assert configured_roots() == [first.resolve(), second.resolve()]
 
 

@@ -345,7 +345,7 @@ def _start_audit_early(args):
         return audit_in_background(_train_config(args))
     if args.command == "worker":
         try:
-            config = TrainConfig.from_dict(run_folder.read_json(run_folder.require_run_dir(args.run_dir) / run_folder.CONFIG_FILE, {}))
+            config = TrainConfig.from_run(run_folder.require_run_dir(args.run_dir))
         except Exception:  # a missing or broken config: the worker command reports it
             return None
         return audit_in_background(config)

@@ -14,7 +14,7 @@ import pathlib
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from tlcore.data.records import ACROSS_CLASSES, ACROSS_SPLITS, EXACT, INFO, WARNING, WITHIN_CLASS, Finding
+from tlcore.data.records import ACROSS_CLASSES, ACROSS_SPLITS, EXACT, INFO, WARNING, WITHIN_CLASS, Finding, FindingKind
 
 if TYPE_CHECKING:  # imported for type hints only: tlcore.data imports this module
     from tlcore.data.records import DatasetAudit, ImageRecord
@@ -92,21 +92,21 @@ def _skipped_findings(audit: DatasetAudit) -> list[Finding | None]:
         reasons = Counter(item.reason.split(":")[0] for item in unusable)
         summary = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common())
         findings.append(Finding(
-            "skipped_files", WARNING,
+            FindingKind.SKIPPED_FILES, WARNING,
             f"{_count(len(unusable), 'file')} could not be used and {_are(len(unusable))} left out ({summary}). "
             "Each is listed with its reason; replace a file with a working copy if you need it.",
             files=tuple(item.relative for item in unusable),
         ))
     if excluded:
         findings.append(Finding(
-            "excluded_files", INFO,
+            FindingKind.EXCLUDED_FILES, INFO,
             f"{_count(len(excluded), 'file')} {_are(len(excluded))} left out because you excluded them; "
             "the files themselves are untouched.",
             files=tuple(excluded),
         ))
     if missing:
         findings.append(Finding(
-            "exclusions_not_found", INFO,
+            FindingKind.EXCLUSIONS_NOT_FOUND, INFO,
             f"{_count(len(missing), 'excluded path')} {'matches' if len(missing) == 1 else 'match'} no file "
             f"in the dataset ({_examples(missing)}), so {'it has' if len(missing) == 1 else 'they have'} no "
             "effect. Check the spelling, or whether the file was moved or renamed.",
@@ -123,7 +123,7 @@ def _class_findings(audit: DatasetAudit) -> list[Finding | None]:
     findings: list[Finding | None] = []
     if too_small:
         findings.append(Finding(
-            "class_too_small", WARNING,
+            FindingKind.CLASS_TOO_SMALL, WARNING,
             f"The {_class_list(too_small)} {'has' if len(too_small) == 1 else 'have'} a single image, so it cannot be "
             "split: there is nothing left to check the model on for "
             f"{'it' if len(too_small) == 1 else 'them'}. Add more images ({SMALL_CLASS_IMAGES * 2} or more is good).",
@@ -132,7 +132,7 @@ def _class_findings(audit: DatasetAudit) -> list[Finding | None]:
         ))
     if small:
         findings.append(Finding(
-            "small_class", WARNING,
+            FindingKind.SMALL_CLASS, WARNING,
             f"The {_class_list(small)} {'has' if len(small) == 1 else 'have'} fewer than {SMALL_CLASS_IMAGES} images, "
             "so the model has little to learn from and the accuracy measured on "
             f"{'it' if len(small) == 1 else 'them'} is unreliable. Aim for {SMALL_CLASS_IMAGES * 2} or more per class.",
@@ -143,7 +143,7 @@ def _class_findings(audit: DatasetAudit) -> list[Finding | None]:
         unvalidated = [name for name in audit.class_names if counts[name]["val"] == 0]
         if unvalidated:
             findings.append(Finding(
-                "class_not_validated", WARNING,
+                FindingKind.CLASS_NOT_VALIDATED, WARNING,
                 f"The {_class_list(unvalidated)} {'has' if len(unvalidated) == 1 else 'have'} no images in val/, so "
                 "the accuracy shown does not cover it. Move or add a few of its images to val/.",
                 classes=tuple(unvalidated),
@@ -162,7 +162,7 @@ def _imbalance_finding(totals: dict[str, int]) -> Finding | None:
         return None
     minority = sorted(name for name, total in totals.items() if total * IMBALANCE_RATIO <= largest)
     return Finding(
-        "class_imbalance", WARNING,
+        FindingKind.CLASS_IMBALANCE, WARNING,
         f"The classes are imbalanced: {largest_name!r} has {largest} images, {smallest_name!r} only {smallest} "
         f"({largest / smallest:.0f} to 1). The model will lean towards the big classes and may rarely predict "
         "the small ones. Add images to the small classes, or turn on class weights (`--class-weights` on the "
@@ -180,7 +180,7 @@ def _picture_findings(records: list[ImageRecord]) -> list[Finding | None]:
     findings: list[Finding | None] = []
     if tiny:
         findings.append(Finding(
-            "tiny_images", WARNING,
+            FindingKind.TINY_IMAGES, WARNING,
             f"{_count(len(tiny), 'image')} {_are(len(tiny))} smaller than {TINY_IMAGE_MIN_SIDE} pixels on a side "
             f"({_examples([_sized(r) for r in tiny])}). Every picture is scaled up to the model's input size "
             "(e.g. 224×224), so pictures this small become blurs with little to learn from. Check they are not "
@@ -189,7 +189,7 @@ def _picture_findings(records: list[ImageRecord]) -> list[Finding | None]:
         ))
     if stretched:
         findings.append(Finding(
-            "extreme_aspect_ratio", WARNING,
+            FindingKind.EXTREME_ASPECT_RATIO, WARNING,
             f"{_count(len(stretched), 'image')} {_are(len(stretched))} more than {EXTREME_ASPECT_RATIO:.0f} times "
             f"as wide as tall, or as tall as wide ({_examples([_sized(r) for r in stretched])}). Pictures are "
             "squeezed into a square for the model, which distorts what is in them. Crop them around the subject.",
@@ -223,7 +223,7 @@ def _duplicate_findings(audit: DatasetAudit) -> list[Finding | None]:
             f"{exact} exact" if exact else "", f"{len(groups) - exact} near" if len(groups) > exact else ""
         ) if part)
         findings.append(Finding(
-            f"duplicates_{scope}", WARNING,
+            FindingKind.of_duplicates(scope), WARNING,
             f"{_count(len(groups), 'picture')} ({kinds}) {_are(len(groups))} {why} "
             "The groups are listed under duplicates; your files are never deleted.",
             files=tuple(file for group in groups for file in group.files),
@@ -249,13 +249,13 @@ def _format_findings(records: list[ImageRecord]) -> list[Finding | None]:
                 "source (its compression, size or colours) instead of the subject. Mix sources across classes."
             )
         findings.append(Finding(
-            "mixed_formats", INFO, message,
+            FindingKind.MIXED_FORMATS, INFO, message,
             files=tuple(r.relative for r in records if _format_name(r.format) != main_format),
         ))
     misnamed = [r for r in records if _misnamed(r)]
     if misnamed:
         findings.append(Finding(
-            "misnamed_files", INFO,
+            FindingKind.MISNAMED_FILES, INFO,
             f"{_count(len(misnamed), 'file')} {'has a name that says' if len(misnamed) == 1 else 'have names that say'}"
             f" one format but {'holds' if len(misnamed) == 1 else 'hold'} another "
             f"({_examples([f'{r.relative} is a {_format_name(r.format)}' for r in misnamed])}). tlcore uses them "
@@ -265,7 +265,7 @@ def _format_findings(records: list[ImageRecord]) -> list[Finding | None]:
     converted = [r for r in records if r.needs_conversion]
     if converted:
         findings.append(Finding(
-            "needs_conversion", INFO,
+            FindingKind.NEEDS_CONVERSION, INFO,
             f"{_count(len(converted), 'image')} (e.g. CMYK, 16-bit, TIFF, WebP, BMP or rotated by their camera "
             f"data) {'is' if len(converted) == 1 else 'are'} converted once to PNG in tlcore's cache before "
             "training, so the first run takes a little longer. Your files are not changed.",
@@ -274,7 +274,7 @@ def _format_findings(records: list[ImageRecord]) -> list[Finding | None]:
     animated = [r for r in records if getattr(r, "frames", 1) > 1]
     if animated:
         findings.append(Finding(
-            "animated_images", INFO,
+            FindingKind.ANIMATED_IMAGES, INFO,
             f"{_count(len(animated), 'image')} {_are(len(animated))} animated ({_examples([r.relative for r in animated])}); "
             "only the first frame is used.",
             files=tuple(r.relative for r in animated),

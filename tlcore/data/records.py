@@ -52,6 +52,10 @@ class DatasetAudit:
     duplicates_checked: bool = False  # False when the audit was asked not to look for duplicates
     excluded_files: list[str] = field(default_factory=list)  # as the user asked, normalised
 
+    def has_finding(self, kind: str) -> bool:
+        """True when a finding of this `FindingKind` was made."""
+        return any(finding.kind == kind for finding in self.findings)
+
     def split_records(self, split: str) -> list[ImageRecord]:
         return [record for record in self.records if record.split == split]
 
@@ -81,6 +85,32 @@ class DatasetAudit:
             "excluded_files": self.excluded_files,
             "records": [asdict(record) for record in self.records],
         }
+
+
+class FindingKind:
+    """The kinds of finding, as `Finding.kind` holds them: pages and tests compare kinds, never message text."""
+
+    SKIPPED_FILES = "skipped_files"
+    EXCLUDED_FILES = "excluded_files"
+    EXCLUSIONS_NOT_FOUND = "exclusions_not_found"
+    CLASS_TOO_SMALL = "class_too_small"
+    SMALL_CLASS = "small_class"
+    CLASS_NOT_VALIDATED = "class_not_validated"
+    CLASS_IMBALANCE = "class_imbalance"
+    TINY_IMAGES = "tiny_images"
+    EXTREME_ASPECT_RATIO = "extreme_aspect_ratio"
+    MIXED_FORMATS = "mixed_formats"
+    MISNAMED_FILES = "misnamed_files"
+    NEEDS_CONVERSION = "needs_conversion"
+    ANIMATED_IMAGES = "animated_images"
+    DUPLICATES_WITHIN_CLASS = "duplicates_within_class"
+    DUPLICATES_ACROSS_CLASSES = "duplicates_across_classes"
+    DUPLICATES_ACROSS_SPLITS = "duplicates_across_splits"
+
+    @staticmethod
+    def of_duplicates(scope: str) -> str:
+        """The kind of a duplicate finding for a group's scope ("within_class", "across_classes", "across_splits")."""
+        return f"duplicates_{scope}"
 
 
 WARNING, INFO = "warning", "info"

@@ -21,7 +21,7 @@ import pathlib
 from tlcore.data.images import is_ignored_name
 from tlcore.errors import InputError
 
-ENV_VAR = "TLCORE_DATA_ROOTS"
+DATA_ROOTS_ENV_VAR = "TLCORE_DATA_ROOTS"
 MAX_LISTED_FOLDERS = 500
 
 
@@ -32,7 +32,7 @@ def configured_roots() -> list[pathlib.Path]:
         Each listed folder's real path, in the given order, without duplicates.
         Entries that do not exist are kept (they match nothing until created).
     """
-    text = os.environ.get(ENV_VAR, "")
+    text = os.environ.get(DATA_ROOTS_ENV_VAR, "")
     roots: list[pathlib.Path] = []
     for entry in text.split(os.pathsep):
         entry = entry.strip()
@@ -68,7 +68,7 @@ def resolve_server_path(text: str | os.PathLike) -> pathlib.Path:
     if not roots:
         raise InputError(
             "reading folders on the server is turned off. The person running the app can turn it on by "
-            f"setting {ENV_VAR} to the folders to share (e.g. {ENV_VAR}=/srv/datasets) before starting it."
+            f"setting {DATA_ROOTS_ENV_VAR} to the folders to share (e.g. {DATA_ROOTS_ENV_VAR}=/srv/datasets) before starting it."
         )
     typed = str(text).strip()
     if not typed:

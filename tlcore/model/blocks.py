@@ -107,6 +107,27 @@ def backbone_blocks(backbone_name: str, backbone) -> list[Block]:
     return blocks
 
 
+def freeze_option(trainable: list[str], block_names: list[str]) -> str:
+    """The `freeze` option that makes exactly `trainable` learn: the inverse of `parse_freeze`.
+
+    Args:
+        trainable: the blocks that learn, in any order.
+        block_names: the backbone's blocks in order.
+
+    Returns:
+        "all" when none learns, "none" when all do, "top:K" when they are the
+        last K, else the names in the backbone's order, separated by commas.
+    """
+    chosen = [name for name in block_names if name in set(trainable)]
+    if not chosen:
+        return "all"
+    if len(chosen) == len(block_names):
+        return "none"
+    if chosen == block_names[-len(chosen):]:
+        return f"top:{len(chosen)}"
+    return ",".join(chosen)
+
+
 def parse_freeze(freeze: str, block_names: list[str]) -> set[str]:
     """Turn a freeze option into the set of blocks that stay trainable.
 

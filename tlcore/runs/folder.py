@@ -70,6 +70,7 @@ PID_FILE = "worker.pid"
 
 
 QUEUED_GRACE_S = 60
+MAX_RUN_NAME = 200  # longer than any folder `new_run_dir` makes; a longer name is not looked up
 
 
 ACTIVE_STATES = ("queued", "running")
@@ -131,3 +132,36 @@ def require_run_dir(run_dir: str | os.PathLike) -> pathlib.Path:
             "`tlcore runs` lists the runs there are."
         )
     return path
+
+
+def run_config(run_dir: str | os.PathLike) -> dict:
+    """The run's `config.json` as a dict ({} when it is missing or unreadable); `TrainConfig.from_run` validates it."""
+    return read_json(pathlib.Path(run_dir) / CONFIG_FILE, {}) or {}
+
+
+def run_labels(run_dir: str | os.PathLike) -> list[str]:
+    """The run's class names in output order ([] before training wrote them)."""
+    labels = read_json(pathlib.Path(run_dir) / LABELS_FILE, []) or []
+    return [str(label) for label in labels] if isinstance(labels, list) else []
+
+
+def has_evaluation(run_dir: str | os.PathLike) -> bool:
+    return (pathlib.Path(run_dir) / EVALUATION_FILE).is_file()
+
+
+def find_run(name: str | None, runs_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """The run folder called `name` in the runs folder, or None; never a path outside it.
+
+    A name from the address bar or a form is untrusted: anything that is not a
+    plain folder name (a path, `..`, a hidden name, a name too long for the
+    file system) is simply not found.
+    """
+    if not isinstance(name, str) or not name or len(name) > MAX_RUN_NAME or name != pathlib.PurePath(name).name:
+        return None
+    if name.startswith(".") or "\x00" in name:
+        return None
+    candidate = (pathlib.Path(runs_dir) if runs_dir else paths.default_runs_dir()) / name
+    try:
+        return candidate if (candidate / CONFIG_FILE).is_file() else None
+    except (OSError, ValueError):
+        return None

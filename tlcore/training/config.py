@@ -22,9 +22,6 @@ from tlcore.model.blocks import block_table, parse_freeze
 DEFAULT_EPOCHS = 30
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_BATCH_SIZE = 32
-# With augmentation on and the bottom of the network frozen, this many augmented
-# views of each training image are computed once and cached (see features.py).
-AUGMENTED_VIEWS = 4
 
 
 @dataclass(frozen=True)
@@ -142,6 +139,13 @@ class TrainConfig:
         if unknown:
             raise InputError(f"unknown training option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(known))}.")
         return cls(**data)
+
+    @classmethod
+    def from_run(cls, run_dir) -> "TrainConfig":
+        """The config a run was started with, from its `config.json`."""
+        from tlcore.runs.folder import run_config
+
+        return cls.from_dict(run_config(run_dir))
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

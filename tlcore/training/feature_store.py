@@ -261,13 +261,14 @@ def kept_for_run(config, audit) -> int:
         audit: its `DatasetAudit`.
     """
     from tlcore.model.blocks import block_table, parse_freeze
+    from tlcore.training.feature_cache import views_per_image
 
     try:
         if config.two_phase:
             trainable = set()
         else:
             trainable = parse_freeze(config.freeze, [row["name"] for row in block_table(config.backbone)])
-        splits = ("train", "val") if config.augment == "none" else ("val",)
+        splits = ("train", "val") if views_per_image(config.augment) == 1 else ("val",)
         identities = [image_identity(record.path) for split in splits for record in audit.split_records(split)]
         label = entry_label(config.backbone, config.resolved_image_size, trainable)
     except (OSError, ValueError):  # a file gone, an unknown option: the estimate simply assumes nothing is kept

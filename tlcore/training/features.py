@@ -25,11 +25,7 @@ import numpy as np
 from tlcore.model import build as model_module
 from tlcore.model import folding
 from tlcore.runs import record as run_record
-from tlcore.training.config import AUGMENTED_VIEWS
 
-DEFAULT_MEMORY_BUDGET_BYTES = 1_000_000_000
-DEFAULT_DISK_BUDGET_BYTES = 8_000_000_000
-DEFAULT_AUGMENTED_VIEWS = AUGMENTED_VIEWS
 # Images per forward call of the feature pass. On a CPU small batches stay in
 # the caches: MobileNetV2 0.35 at 224 px on 2 cores runs at about 318 images/s in
 # batches of 16, 292 in batches of 64, and each new batch shape's first call
@@ -97,14 +93,9 @@ def plan_feature_cache(parts: model_module.ModelParts) -> FeaturePlan | None:
     return FeaturePlan(prefix, top, f"before layer {first.name}", tuple(boundary_tensor.shape[1:]))
 
 
-def feature_bytes(plan: FeaturePlan, images: int, views: int = 1) -> int:
-    return int(np.prod(plan.feature_shape)) * 4 * images * views
-
-
-def allocate(shape: tuple[int, ...], path: pathlib.Path, memory_budget: int) -> np.ndarray:
-    """An array in memory when it fits the budget, else a memory-mapped file."""
-    size = int(np.prod(shape)) * 4
-    if size <= memory_budget:
+def allocate(shape: tuple[int, ...], path: pathlib.Path, on_disk: bool) -> np.ndarray:
+    """An array in memory, or a memory-mapped file at `path` (as `feature_cache.decide` chose for the run)."""
+    if not on_disk:
         return np.empty(shape, dtype="float32")
     return np.lib.format.open_memmap(path, mode="w+", dtype="float32", shape=shape)
 

@@ -18,7 +18,7 @@ from tlcore.runs import history as run_history
 from tlcore.runs import record as run_record
 from tlcore.runs.processes import start_tlcore_process
 from tlcore.training.config import TrainConfig
-from tlcore.training.run import _resume_point
+from tlcore.training.run import resume_point
 
 
 def start_training(
@@ -44,7 +44,7 @@ def start_training(
     arguments = ["worker"]
     if resume_run is not None:
         run_dir = run_folder.require_run_dir(resume_run)
-        _resume_point(run_dir, TrainConfig.from_dict(run_folder.read_json(run_dir / run_folder.CONFIG_FILE, {})), resume_epochs)
+        resume_point(run_dir, TrainConfig.from_run(run_dir), resume_epochs)
         arguments += ["--resume-epochs", str(resume_epochs)]
     else:
         run_dir = run_folder.new_run_dir(runs_dir, config.backbone, config.data)

@@ -79,7 +79,7 @@ def train(
         run_history.ensure_slot_free()
         audit = _audit_for_training(config, audit_future)
     run_dir = pathlib.Path(run_dir) if run_dir else run_folder.new_run_dir(runs_dir, config.backbone, config.data)
-    resume = _resume_point(run_dir, config, resume_epochs, queued_by_app) if resume_epochs else None
+    resume = resume_point(run_dir, config, resume_epochs, queued_by_app) if resume_epochs else None
     if resume is not None:
         (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
     if not (run_dir / run_folder.CONFIG_FILE).exists():
@@ -153,7 +153,7 @@ def _log_traceback(run_dir: pathlib.Path) -> None:
         pass
 
 
-def _resume_point(run_dir: pathlib.Path, config: TrainConfig, epochs: int, queued_by_app: bool = False):
+def resume_point(run_dir: pathlib.Path, config: TrainConfig, epochs: int, queued_by_app: bool = False):
     """Check a run can be resumed and find where it left off."""
     from tlcore.training.session import ResumePoint
 
@@ -190,7 +190,7 @@ def resume(
         The `RunResult` of the whole run (epochs counted from its start).
     """
     run_dir = run_folder.require_run_dir(run_dir)
-    config = TrainConfig.from_dict(run_folder.read_json(run_dir / run_folder.CONFIG_FILE, {}))
+    config = TrainConfig.from_run(run_dir)
     return train(config, run_dir=run_dir, echo=echo, resume_epochs=epochs, audit_future=audit_future,
                  queued_by_app=queued_by_app)
 
@@ -266,7 +266,7 @@ def run_worker(run_dir: str | os.PathLike, resume_epochs: int | None = None, aud
     run_dir = run_folder.require_run_dir(run_dir)
     if resume_epochs:
         return resume(run_dir, resume_epochs, audit_future=audit_future, queued_by_app=True)
-    config = TrainConfig.from_dict(run_folder.read_json(run_dir / run_folder.CONFIG_FILE, {}))
+    config = TrainConfig.from_run(run_dir)
     return train(config, run_dir=run_dir, audit_future=audit_future)
 
 

@@ -23,7 +23,7 @@ from tlcore.model.build import build_classifier
 from tlcore.results.evaluation import classification_report
 from tlcore.runs import folder as run_folder
 from tlcore.runs import record as run_record
-from tlcore.training import accelerator, feature_store, pipeline
+from tlcore.training import accelerator, feature_cache, feature_store, pipeline
 from tlcore.training import callbacks as callbacks_module
 from tlcore.training import features as features_module
 from tlcore.training.config import TrainConfig
@@ -287,27 +287,21 @@ class TrainingSession:
     # ------------------------------------------------------------ feature cache
 
     def _prepare_phase(self, phase: Phase):
-        """The model to fit and its data: cached features when possible, else images."""
+        """The model to fit and its data: cached features when `feature_cache.decide` says so, else images."""
         plan = features_module.plan_feature_cache(self.parts) if self.config.feature_cache == "auto" else None
-        if plan is None:
-            self.cached = None
-            if self.config.feature_cache == "auto":
-                self.feature_cache_note = "off (a skip connection crosses the freeze boundary)"
-            return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
-        views = 1 if self.config.augment == "none" else features_module.DEFAULT_AUGMENTED_VIEWS
-        train_count = len(self.splits["train"]["labels"])
-        total = features_module.feature_bytes(plan, train_count, views) + features_module.feature_bytes(
-            plan, len(self.splits["val"]["labels"]) + len(self.splits["test"]["labels"])
+        decision = feature_cache.decide(
+            self.config.feature_cache, plan is not None, int(np.prod(plan.feature_shape)) if plan else 0,
+            len(self.splits["train"]["labels"]), len(self.splits["val"]["labels"]) + len(self.splits["test"]["labels"]),
+            self.config.augment, feature_cache.MEMORY_BUDGET_BYTES, feature_cache.DISK_BUDGET_BYTES,
         )
-        if total > features_module.DEFAULT_DISK_BUDGET_BYTES:
+        if not decision.cached:
             self.cached = None
-            self.feature_cache_note = f"off (features would need {total / 1e9:.1f} GB)"
+            self.feature_cache_note = decision.reason
             return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
         plan.batch_size = features_module.pass_batch_size(self.accelerator.gpus)
         self.plan = plan
-        self.cached, reused = self._compute_all_features(plan, views, phase)
-        where = "in memory" if total <= features_module.DEFAULT_MEMORY_BUDGET_BYTES else "on disk (memory-mapped)"
-        self.feature_cache_note = f"on: {plan.boundary}, {views} view(s) per training image, {where}"
+        self.cached, reused = self._compute_all_features(plan, decision, phase)
+        self.feature_cache_note = f"on: {plan.boundary}, {decision.reason}"
         if reused:
             self.feature_cache_note += f"; features of {reused} images reused from an earlier run"
         message = "features of earlier runs reused; training" if reused else "features cached; training"
@@ -317,7 +311,7 @@ class TrainingSession:
             plan.top,
             features_module.feature_batches(
                 train, self.splits["train"]["labels"], len(self.class_names), self.config.batch_size,
-                shuffle=True, seed=self.config.seed, has_views=views > 1,
+                shuffle=True, seed=self.config.seed, has_views=decision.views > 1,
                 sample_weights=self._sample_weight_table(),
             ),
             features_module.feature_batches(
@@ -330,12 +324,13 @@ class TrainingSession:
         weights = self._class_weights()
         return None if weights is None else np.array([weights[i] for i in range(len(self.class_names))], dtype="float32")
 
-    def _compute_all_features(self, plan, views: int, phase: Phase) -> tuple[dict, int]:
+    def _compute_all_features(self, plan, decision, phase: Phase) -> tuple[dict, int]:
         """Features of every split: from the store of earlier runs, or computed now.
 
         Returns:
             The features per split, and how many images' features were reused.
         """
+        views = decision.views
         store = self._open_store(plan, phase)
         reused = {}
         if store is not None:
@@ -357,15 +352,15 @@ class TrainingSession:
                 run_record.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": 0, "images": count,
                                                    "reused": True, "time": time.time()})
             elif count:
-                result[split] = self._compute_split_features(plan, split, views if split == "train" else 1)
+                result[split] = self._compute_split_features(plan, split, views if split == "train" else 1, decision.where)
         if store is not None:
             _quietly(self._keep_features, store, result, views, reused)
         return result, sum(len(found) for found in reused.values())
 
-    def _compute_split_features(self, plan, split: str, views: int) -> np.ndarray:
+    def _compute_split_features(self, plan, split: str, views: int, where: str) -> np.ndarray:
         count = len(self.splits[split]["labels"])
         shape = ((views,) if views > 1 else ()) + (count, *plan.feature_shape)
-        array = features_module.allocate(shape, self.run_dir / f"features_{split}.npy", features_module.DEFAULT_MEMORY_BUDGET_BYTES)
+        array = features_module.allocate(shape, self.run_dir / f"features_{split}.npy", on_disk=where == feature_cache.ON_DISK)
         augmentation = self.parts.augmentation if views > 1 else None
         for view in range(views):
             target = array[view] if views > 1 else array
