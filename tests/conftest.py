@@ -9,9 +9,12 @@ test its own, fresh pair.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import zlib
 
@@ -19,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared"
 SHARED_WEIGHTS_DIR = SHARED_DIR / "keras-weights"
 SHARED_DATASETS_DIR = SHARED_DIR / "datasets"
@@ -270,3 +274,27 @@ def wait_for(condition, timeout: float = 120.0, what: str = "condition", interva
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# ----------------------------------------------------------------- the command line in a subprocess
+
+CLI_TIMEOUT_S = 300
+
+
+def tlcore_cli(*args, env=None, timeout=CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run `python -m tlcore ARGS` with this test's environment (its TLCORE_HOME and KERAS_HOME)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tlcore", *map(str, args)],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env or dict(os.environ), timeout=timeout,
+    )
+
+
+def last_json_line(result: subprocess.CompletedProcess):
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines, f"no output; stderr: {result.stderr}"
+    return json.loads(lines[-1])
+
+
+def assert_clean_success(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

@@ -34,7 +34,15 @@ def _number(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tlcore", description="Fine-tune a pretrained image classifier on a folder of pictures.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    _add_data_commands(commands)
+    _add_training_commands(commands)
+    _add_result_commands(commands)
+    _add_other_commands(commands)
+    return parser
 
+
+def _add_data_commands(commands) -> None:
+    """Commands about data and backbones: backbones, audit, demo."""
     backbones = commands.add_parser("backbones", help="list the pretrained backbones")
     backbones.add_argument("--json", action="store_true")
 
@@ -48,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--no-duplicates", action="store_true", help="skip the duplicate search (faster)")
     audit.add_argument("--json", action="store_true")
 
+    demo = commands.add_parser("demo", help="create the built-in demo dataset and print its path")
+    demo.add_argument("--out")
+
+
+def _add_training_commands(commands) -> None:
+    """Commands that train: train, resume, and the internal worker and spare."""
     train = commands.add_parser("train", help="train a classifier on a folder or .zip of class folders")
     train.add_argument("data")
     train.add_argument("--backbone")
@@ -83,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--epochs", type=_positive_int, default=5, help="how many more epochs (default 5)")
     resume.add_argument("--json", action="store_true")
 
+
+def _add_result_commands(commands) -> None:
+    """Commands on a trained run: evaluate, predict, export."""
     evaluate = commands.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--json", action="store_true")
@@ -99,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out")
     export.add_argument("--json", action="store_true")
 
+
+def _add_other_commands(commands) -> None:
+    """Commands on runs and weights: runs, stop, weights."""
     runs_command = commands.add_parser("runs", help="list training runs")
     runs_command.add_argument("--runs-dir")
     runs_command.add_argument("--json", action="store_true")
@@ -111,7 +131,3 @@ def build_parser() -> argparse.ArgumentParser:
     weights_import = weights_commands.add_parser("import", help="validate weights files and copy them into the Keras cache")
     weights_import.add_argument("files", nargs="+")
     weights_import.add_argument("--backbone")
-
-    demo = commands.add_parser("demo", help="create the built-in demo dataset and print its path")
-    demo.add_argument("--out")
-    return parser

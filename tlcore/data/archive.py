@@ -18,7 +18,6 @@ import errno
 import json
 import os
 import pathlib
-import re
 import shutil
 import stat
 import tempfile
@@ -26,6 +25,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
+from tlcore import paths
 from tlcore.data.images import file_sha256, is_ignored_name
 from tlcore.errors import InputError
 
@@ -36,7 +36,6 @@ _COMPLETE_MARKER = ".complete"
 _DIGEST_LENGTH = 16
 _COPY_CHUNK_BYTES = 1024 * 1024
 _ENCRYPTED_FLAG = 0x1
-_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 _DISK_FULL_ERRORS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _UNZIP_YOURSELF = "unzip it yourself and give the folder instead"
 
@@ -209,7 +208,7 @@ def _entry_problem(name: str, info: zipfile.ZipInfo) -> str | None:
     """Give the reason an entry must be refused, or None when it is safe to write."""
     if name.startswith("/"):
         return "absolute path"
-    if _DRIVE_LETTER.match(name):
+    if paths.DRIVE_LETTER.match(name):
         return "absolute path (Windows drive letter)"
     if ".." in name.split("/"):
         return "path escapes the archive (contains ..)"
@@ -352,16 +351,10 @@ def _dataset_root(extraction_dir: pathlib.Path) -> pathlib.Path:
 
 def _too_large_error(zip_name: str, max_total_bytes: int) -> InputError:
     """Build the zip-bomb `InputError`."""
-    limit = _format_size(max_total_bytes)
+    limit = paths.format_size(max_total_bytes)
     return InputError(
         f"the zip '{zip_name}' expands to more than {limit} (limit {limit}): "
         f"it may be a zip bomb; {_UNZIP_YOURSELF}"
     )
 
 
-def _format_size(byte_count: int) -> str:
-    """Format a byte count for people: '2.0 GB', '1.0 MB', '512 bytes'."""
-    for unit_name, unit_bytes in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if byte_count >= unit_bytes:
-            return f"{byte_count / unit_bytes:.1f} {unit_name}"
-    return f"{byte_count} bytes"

@@ -80,26 +80,7 @@ def audit_dataset(
     _check_val_split(val_split)
     if isinstance(excluded_files, (str, os.PathLike)):
         excluded_files = (excluded_files,)  # one path, not a sequence of characters
-    root, skipped = _resolve_root(source)
-    layout, class_dirs = _find_layout(root, shown=str(source))
-    excluded = {_normalise_relative(os.fspath(name)) for name in excluded_files}
-    candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
-    skipped += skipped_walk
-    records, skipped_bad = _check_candidates(candidates)
-    skipped += skipped_bad
-    class_names = sorted({label for (_, _, label, _) in candidates if label})
-    records = [record for record in records]
-    if layout == "class_folders":
-        records = split_records(records, val_split, seed)
-    audit = DatasetAudit(
-        source=str(source),
-        root=str(root),
-        layout=layout,
-        class_names=class_names,
-        records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
-        skipped=sorted(skipped, key=lambda s: s.relative),
-        excluded_files=sorted(excluded),
-    )
+    audit = _usable_images(source, val_split, seed, {_normalise_relative(os.fspath(name)) for name in excluded_files})
     _drop_empty_classes(audit)
     _validate_trainable(audit)
     audit.warnings.extend(dataset_warnings(audit))
@@ -108,6 +89,26 @@ def audit_dataset(
         audit.duplicates_checked = True
     audit.findings = dataset_findings(audit)
     return audit
+
+
+def _usable_images(source, val_split: float, seed: int, excluded: set[str]) -> DatasetAudit:
+    """Walk the dataset, check every file and split the usable images: the audit before its findings."""
+    root, skipped = _resolve_root(source)
+    layout, class_dirs = _find_layout(root, shown=str(source))
+    candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
+    records, skipped_bad = _check_candidates(candidates)
+    class_names = sorted({label for (_, _, label, _) in candidates if label})
+    if layout == "class_folders":
+        records = split_records(records, val_split, seed)
+    return DatasetAudit(
+        source=str(source),
+        root=str(root),
+        layout=layout,
+        class_names=class_names,
+        records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
+        skipped=sorted(skipped + skipped_walk + skipped_bad, key=lambda s: s.relative),
+        excluded_files=sorted(excluded),
+    )
 
 
 def _check_val_split(val_split: float) -> None:

@@ -7,9 +7,27 @@ from __future__ import annotations
 
 import re
 
+from PIL import Image
+
 # MPO is what Pillow calls the multi-picture JPEGs many cameras and phones
 # write; TensorFlow decodes them as ordinary JPEGs (the first picture).
-_JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+
+EXIF_ORIENTATION_TAG = 0x0112
+
+ORIENTATIONS_SWAPPING_SIDES = frozenset({5, 6, 7, 8})
+
+# The same table `PIL.ImageOps.exif_transpose` uses: EXIF orientation value to
+# the transpose that makes the image look the way cameras and viewers show it.
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 _NATIVE_JPEG_MODES = frozenset({"RGB", "L"})
@@ -38,7 +56,7 @@ _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", 
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 
-def _needs_conversion(format_name: str | None, mode: str, orientation: int, header: bytes) -> bool:
+def needs_conversion(format_name: str | None, mode: str, orientation: int, header: bytes) -> bool:
     """Tell whether TensorFlow's decoder would disagree with `load_rgb` on this file.
 
     `tf.io.decode_image(channels=3, expand_animations=False)` reads JPEG, PNG,
@@ -51,7 +69,7 @@ def _needs_conversion(format_name: str | None, mode: str, orientation: int, head
         return False
     if orientation != 1:
         return True
-    if format_name in _JPEG_FORMATS:
+    if format_name in JPEG_FORMATS:
         return mode not in _NATIVE_JPEG_MODES
     if format_name == "PNG":
         return mode not in _NATIVE_PNG_MODES or _png_bit_depth(header) > 8
@@ -65,7 +83,7 @@ def _png_bit_depth(header: bytes) -> int:
     return 16  # Unreadable header: assume the unusual case, which is converted safely.
 
 
-def _describe_non_image(header: bytes) -> str:
+def describe_non_image(header: bytes) -> str:
     """Say, from a file's first bytes, what a file Pillow cannot open seems to be."""
     for signature, format_name in _IMAGE_SIGNATURES:
         if header.startswith(signature):
@@ -97,7 +115,7 @@ def _looks_like_text(header: bytes) -> bool:
     return all(byte >= 0x20 or byte in b"\t\n\r\x0c" for byte in header)
 
 
-def _too_large_reason(width: int, height: int, max_pixels: int) -> str:
+def too_large_reason(width: int, height: int, max_pixels: int) -> str:
     """Explain a size refusal in megapixels, the unit cameras use."""
     return (
         f"too large: {width}×{height} = {_megapixels(width * height)} megapixels, "
@@ -105,7 +123,7 @@ def _too_large_reason(width: int, height: int, max_pixels: int) -> str:
     )
 
 
-def _pillow_bomb_reason(error: Exception, header: bytes, max_pixels: int) -> str:
+def pillow_bomb_reason(error: Exception, header: bytes, max_pixels: int) -> str:
     """Explain a refusal by Pillow's own hard limit, which fires before we see the size.
 
     The size is recovered from a PNG header, else from the pixel count in
@@ -113,7 +131,7 @@ def _pillow_bomb_reason(error: Exception, header: bytes, max_pixels: int) -> str
     """
     png_size = _png_declared_size(header)
     if png_size is not None:
-        return _too_large_reason(*png_size, max_pixels)
+        return too_large_reason(*png_size, max_pixels)
     match = re.search(r"\((\d+) pixels\)", str(error))
     claimed = f" {_megapixels(int(match.group(1)))} megapixels," if match else ""
     return (
@@ -135,6 +153,72 @@ def _megapixels(pixel_count: int) -> str:
     return f"{megapixels:.0f}" if megapixels >= 10 or megapixels == int(megapixels) else f"{megapixels:.1f}"
 
 
-def _describe_error(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """Give an exception's message, or its type name when the message is empty."""
     return str(error) or type(error).__name__
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """Read the EXIF orientation, treating missing, invalid or damaged EXIF as 1.
+
+    Damaged EXIF is common in edited photos and must not cost the user an
+    image; `exif_transpose` would ignore such values as well.
+    """
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+        return value if value in ORIENTATION_TRANSPOSE else 1
+    except Exception:
+        return 1
+
+
+def apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    """Turn an image upright according to its EXIF orientation."""
+    transpose_method = ORIENTATION_TRANSPOSE.get(orientation)
+    return image.transpose(transpose_method) if transpose_method is not None else image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert a loaded image of any mode to 8-bit RGB.
+
+    Raises:
+        UnusableImage: If Pillow has no conversion for the mode.
+    """
+    try:
+        if image.mode.startswith("I") or image.mode == "F":
+            image = scale_to_8_bit_gray(image)
+        elif image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
+            # Going through RGBA is Pillow's supported path for palette transparency.
+            image = image.convert("RGBA")
+        return image.convert("RGB")
+    except Exception as error:
+        raise UnusableImage(f"unsupported colour mode {image.mode!r}: {describe_error(error)}") from None
+
+
+def scale_to_8_bit_gray(image: Image.Image) -> Image.Image:
+    """Map a 16-bit, 32-bit or float grayscale image to 8-bit 'L' without clipping.
+
+    16-bit data (0..65535) is divided by 257 so that 65535 becomes 255; float
+    data in 0..1 is multiplied by 255; any other range is stretched from its
+    own minimum and maximum to 0..255.
+    """
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    low, high = image.getextrema()
+    if image.mode == "I" and low >= 0 and high <= 65535:
+        scale, offset = 1 / 257, 0.0
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scale, offset = 255.0, 0.0
+    else:
+        scale = 255 / (high - low) if high > low else 1.0
+        offset = -low * scale
+    # Integer point transforms truncate; adding one half rounds to nearest.
+    rounding = 0.5 if image.mode == "I" else 0.0
+    return image.point(lambda value: value * scale + offset + rounding).convert("L")
+
+
+class UnusableImage(Exception):
+    """Internal: a file cannot be used; the message is the plain-language reason.
+
+    `check_image` turns it into a skipped `ImageCheck`, `load_rgb` into an
+    `InputError`, so both report the same reason for the same file.
+    """

@@ -26,12 +26,17 @@ from typing import BinaryIO, Iterator
 from PIL import Image, UnidentifiedImageError
 
 from tlcore.data.image_formats import (
-    _JPEG_FORMATS,
-    _describe_error,
-    _describe_non_image,
-    _needs_conversion,
-    _pillow_bomb_reason,
-    _too_large_reason,
+    JPEG_FORMATS,
+    ORIENTATIONS_SWAPPING_SIDES,
+    UnusableImage,
+    apply_orientation,
+    describe_error,
+    describe_non_image,
+    exif_orientation,
+    needs_conversion,
+    pillow_bomb_reason,
+    to_rgb,
+    too_large_reason,
 )
 from tlcore.errors import InputError
 
@@ -47,25 +52,6 @@ _HEADER_BYTES = 64
 # JPEG can decode at 1/2, 1/4 or 1/8 scale, which reads every byte of the file
 # (so truncation is still caught) but is many times faster on big photos.
 _JPEG_CHECK_SIZE = (256, 256)
-
-
-_EXIF_ORIENTATION_TAG = 0x0112
-
-
-# The same table `PIL.ImageOps.exif_transpose` uses: EXIF orientation value to
-# the transpose that makes the image look the way cameras and viewers show it.
-_ORIENTATION_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-_ORIENTATIONS_SWAPPING_SIDES = frozenset({5, 6, 7, 8})
 
 
 _IGNORED_NAMES_LOWERCASE = frozenset({"__macosx", "__pycache__", "thumbs.db", "desktop.ini"})
@@ -101,14 +87,6 @@ class ImageCheck:
     frames: int
     needs_conversion: bool
     exif_orientation: int
-
-
-class _UnusableImage(Exception):
-    """Internal: a file cannot be used; the message is the plain-language reason.
-
-    `check_image` turns it into a skipped `ImageCheck`, `load_rgb` into an
-    `InputError`, so both report the same reason for the same file.
-    """
 
 
 def is_ignored_name(name: str) -> bool:
@@ -173,7 +151,7 @@ def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -
             header = _read_header(file)
             with _open_image(file, header, max_pixels) as image:
                 return _inspect_image(path_text, image, header)
-    except _UnusableImage as problem:
+    except UnusableImage as problem:
         return _skipped_check(path_text, str(problem))
 
 
@@ -208,11 +186,11 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, *, p
             header = _read_header(file)
             with _open_image(file, header, max_pixels) as image:
                 _decode(image, preview=preview)
-                orientation = _exif_orientation(image)
-                rgb_image = _to_rgb(image)
-    except _UnusableImage as problem:
+                orientation = exif_orientation(image)
+                rgb_image = to_rgb(image)
+    except UnusableImage as problem:
         raise _unusable_image_error(path_text, str(problem)) from None
-    return _apply_orientation(rgb_image, orientation)
+    return apply_orientation(rgb_image, orientation)
 
 
 def convert_to_png(
@@ -255,7 +233,7 @@ def _source_digest(path_text: str) -> str:
         with _open_regular_file(path_text):
             pass
         return file_sha256(path_text)
-    except _UnusableImage as problem:
+    except UnusableImage as problem:
         raise _unusable_image_error(path_text, str(problem)) from None
     except OSError as error:
         raise _unusable_image_error(path_text, _unreadable_reason(error)) from None
@@ -283,24 +261,24 @@ def _open_regular_file(path_text: str) -> BinaryIO:
     and opening a named pipe would block forever.
 
     Raises:
-        _UnusableImage: With the plain reason the file cannot be read.
+        UnusableImage: With the plain reason the file cannot be read.
     """
     try:
         status = os.stat(path_text)
     except FileNotFoundError:
-        raise _UnusableImage("file not found") from None
+        raise UnusableImage("file not found") from None
     except (OSError, ValueError) as error:
-        raise _UnusableImage(_unreadable_reason(error)) from None
+        raise UnusableImage(_unreadable_reason(error)) from None
     if stat.S_ISDIR(status.st_mode):
-        raise _UnusableImage("not a file (it is a folder)")
+        raise UnusableImage("not a file (it is a folder)")
     if not stat.S_ISREG(status.st_mode):
-        raise _UnusableImage("not a regular file")
+        raise UnusableImage("not a regular file")
     if status.st_size == 0:
-        raise _UnusableImage("empty file (0 bytes)")
+        raise UnusableImage("empty file (0 bytes)")
     try:
         return open(path_text, "rb")
     except OSError as error:
-        raise _UnusableImage(_unreadable_reason(error)) from None
+        raise UnusableImage(_unreadable_reason(error)) from None
 
 
 def _unreadable_reason(error: Exception) -> str:
@@ -330,13 +308,13 @@ def _read_header(file: BinaryIO) -> bytes:
     """Read the first bytes of a file and rewind it, for content sniffing.
 
     Raises:
-        _UnusableImage: If the file cannot be read (a failing disk, a network drive gone).
+        UnusableImage: If the file cannot be read (a failing disk, a network drive gone).
     """
     try:
         header = file.read(_HEADER_BYTES)
         file.seek(0)
     except OSError as error:
-        raise _UnusableImage(_unreadable_reason(error)) from None
+        raise UnusableImage(_unreadable_reason(error)) from None
     return header
 
 
@@ -347,20 +325,20 @@ def _open_image(file: BinaryIO, header: bytes, max_pixels: int) -> Image.Image:
     to be acceptable.
 
     Raises:
-        _UnusableImage: If the file is not an image or is too large.
+        UnusableImage: If the file is not an image or is too large.
     """
     try:
         image = Image.open(file)
     except UnidentifiedImageError:
-        raise _UnusableImage(_describe_non_image(header)) from None
+        raise UnusableImage(describe_non_image(header)) from None
     except Image.DecompressionBombError as error:
-        raise _UnusableImage(_pillow_bomb_reason(error, header, max_pixels)) from None
+        raise UnusableImage(pillow_bomb_reason(error, header, max_pixels)) from None
     except Exception as error:  # Pillow plugins raise many types on bad headers.
-        raise _UnusableImage(f"truncated or corrupt image: {_describe_error(error)}") from None
+        raise UnusableImage(f"truncated or corrupt image: {describe_error(error)}") from None
     width, height = image.size
     if width * height > max_pixels:
         image.close()
-        raise _UnusableImage(_too_large_reason(width, height, max_pixels))
+        raise UnusableImage(too_large_reason(width, height, max_pixels))
     return image
 
 
@@ -373,42 +351,42 @@ def _decode(image: Image.Image, preview: bool) -> None:
             reports change afterwards, so read them before calling this.
 
     Raises:
-        _UnusableImage: If decoding fails.
+        UnusableImage: If decoding fails.
     """
     try:
-        if preview and image.format in _JPEG_FORMATS:
+        if preview and image.format in JPEG_FORMATS:
             image.draft("RGB", _JPEG_CHECK_SIZE)
         image.load()
     except Image.DecompressionBombError as error:
-        raise _UnusableImage(f"too large (possible decompression bomb): {_describe_error(error)}") from None
+        raise UnusableImage(f"too large (possible decompression bomb): {describe_error(error)}") from None
     except Exception as error:  # Decoders raise OSError, SyntaxError, EOFError, ...
-        raise _UnusableImage(f"truncated or corrupt image: {_describe_error(error)}") from None
+        raise UnusableImage(f"truncated or corrupt image: {describe_error(error)}") from None
 
 
 def _count_frames(image: Image.Image) -> int:
     """Count the frames of an animation (1 for a still image).
 
     Raises:
-        _UnusableImage: If a later frame is damaged.
+        UnusableImage: If a later frame is damaged.
     """
     try:
         return int(getattr(image, "n_frames", 1))
     except Exception as error:
-        raise _UnusableImage(f"truncated or corrupt image: {_describe_error(error)}") from None
+        raise UnusableImage(f"truncated or corrupt image: {describe_error(error)}") from None
 
 
 def _inspect_image(path_text: str, image: Image.Image, header: bytes) -> ImageCheck:
     """Decode an opened image and describe it as a usable `ImageCheck`.
 
     Raises:
-        _UnusableImage: If the pixels cannot be decoded.
+        UnusableImage: If the pixels cannot be decoded.
     """
     format_name, mode = image.format, image.mode
     width, height = image.size  # before decoding: JPEG preview decoding shrinks it
     _decode(image, preview=True)
     frames = _count_frames(image)
-    orientation = _exif_orientation(image)
-    if orientation in _ORIENTATIONS_SWAPPING_SIDES:
+    orientation = exif_orientation(image)
+    if orientation in ORIENTATIONS_SWAPPING_SIDES:
         width, height = height, width
     return ImageCheck(
         path=path_text,
@@ -419,7 +397,7 @@ def _inspect_image(path_text: str, image: Image.Image, header: bytes) -> ImageCh
         width=width,
         height=height,
         frames=frames,
-        needs_conversion=_needs_conversion(format_name, mode, orientation, header),
+        needs_conversion=needs_conversion(format_name, mode, orientation, header),
         exif_orientation=orientation,
     )
 
@@ -438,64 +416,6 @@ def _skipped_check(path_text: str, reason: str) -> ImageCheck:
         needs_conversion=False,
         exif_orientation=1,
     )
-
-
-def _exif_orientation(image: Image.Image) -> int:
-    """Read the EXIF orientation, treating missing, invalid or damaged EXIF as 1.
-
-    Damaged EXIF is common in edited photos and must not cost the user an
-    image; `exif_transpose` would ignore such values as well.
-    """
-    try:
-        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        return value if value in _ORIENTATION_TRANSPOSE else 1
-    except Exception:
-        return 1
-
-
-def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
-    """Turn an image upright according to its EXIF orientation."""
-    transpose_method = _ORIENTATION_TRANSPOSE.get(orientation)
-    return image.transpose(transpose_method) if transpose_method is not None else image
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert a loaded image of any mode to 8-bit RGB.
-
-    Raises:
-        _UnusableImage: If Pillow has no conversion for the mode.
-    """
-    try:
-        if image.mode.startswith("I") or image.mode == "F":
-            image = _scale_to_8_bit_gray(image)
-        elif image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
-            # Going through RGBA is Pillow's supported path for palette transparency.
-            image = image.convert("RGBA")
-        return image.convert("RGB")
-    except Exception as error:
-        raise _UnusableImage(f"unsupported colour mode {image.mode!r}: {_describe_error(error)}") from None
-
-
-def _scale_to_8_bit_gray(image: Image.Image) -> Image.Image:
-    """Map a 16-bit, 32-bit or float grayscale image to 8-bit 'L' without clipping.
-
-    16-bit data (0..65535) is divided by 257 so that 65535 becomes 255; float
-    data in 0..1 is multiplied by 255; any other range is stretched from its
-    own minimum and maximum to 0..255.
-    """
-    if image.mode.startswith("I;16"):
-        image = image.convert("I")
-    low, high = image.getextrema()
-    if image.mode == "I" and low >= 0 and high <= 65535:
-        scale, offset = 1 / 257, 0.0
-    elif image.mode == "F" and low >= 0 and high <= 1:
-        scale, offset = 255.0, 0.0
-    else:
-        scale = 255 / (high - low) if high > low else 1.0
-        offset = -low * scale
-    # Integer point transforms truncate; adding one half rounds to nearest.
-    rounding = 0.5 if image.mode == "I" else 0.0
-    return image.point(lambda value: value * scale + offset + rounding).convert("L")
 
 
 def _unusable_image_error(path_text: str, reason: str) -> InputError:

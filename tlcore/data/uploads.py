@@ -40,7 +40,6 @@ MAX_UPLOAD_TOTAL_BYTES = 4 * 1024**3
 MAX_UPLOAD_FILE_BYTES = 100 * 1024**2
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit, leaving room for a "-2" suffix
 
-_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 UploadData = bytes | bytearray | memoryview | BinaryIO
@@ -77,23 +76,14 @@ def safe_parts(name: str) -> tuple[str, ...]:
         nothing usable is left.
     """
     text = _UNSAFE_CHARACTERS.sub("", str(name).replace("\\", "/"))
-    text = _DRIVE_LETTER.sub("", text)
+    text = paths.DRIVE_LETTER.sub("", text)
     return tuple(part.strip() for part in text.split("/") if part.strip() not in ("", ".", ".."))
 
 
 def new_upload_dir() -> pathlib.Path:
     """Create a fresh, uniquely named folder under `$TLCORE_HOME/uploads/`."""
-    root = paths.uploads_dir()
-    root.mkdir(parents=True, exist_ok=True)
     stamp = _datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for _ in range(100):
-        candidate = root / f"{stamp}-{secrets.token_hex(3)}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise InputError(f"cannot create a new upload folder in {str(root)!r}; check that it is writable.")
+    return paths.create_unique_folder(paths.uploads_dir(), (f"{stamp}-{secrets.token_hex(3)}" for _ in range(100)), "upload")
 
 
 def save_uploaded_files(
@@ -132,7 +122,7 @@ def save_uploaded_files(
     total = sum(size for size in sizes if size <= max_file_bytes)
     if total > max_total_bytes:
         raise InputError(
-            f"the upload holds {_format_size(total)}, more than the limit of {_format_size(max_total_bytes)}; "
+            f"the upload holds {paths.format_size(total)}, more than the limit of {paths.format_size(max_total_bytes)}; "
             "upload fewer or smaller pictures, or zip them."
         )
     drop_top = _common_top_folder([parts for _, parts, _ in named])
@@ -174,7 +164,7 @@ def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_
     size = _size_of(data)
     if size > max_bytes:
         raise InputError(
-            f"the file {parts[-1]!r} is {_format_size(size)}, more than the limit of {_format_size(max_bytes)}."
+            f"the file {parts[-1]!r} is {paths.format_size(size)}, more than the limit of {paths.format_size(max_bytes)}."
         )
     root = new_upload_dir()
     target = root / _shorten(parts[-1])
@@ -205,7 +195,7 @@ def _write_files(root, named, sizes, drop_top: bool, max_file_bytes: int) -> tup
             skipped.append((name, "not inside a class folder, so it has no class"))
             continue
         if size > max_file_bytes:
-            skipped.append((name, f"larger than {_format_size(max_file_bytes)}"))
+            skipped.append((name, f"larger than {paths.format_size(max_file_bytes)}"))
             continue
         relative = _unique(tuple(_shorten(part) for part in inside), used)
         target = root.joinpath(*relative)
@@ -273,8 +263,3 @@ def _write(target: pathlib.Path, data: UploadData) -> None:
             shutil.copyfileobj(data, handle)
 
 
-def _format_size(byte_count: int) -> str:
-    for unit_name, unit_bytes in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if byte_count >= unit_bytes:
-            return f"{byte_count / unit_bytes:.1f} {unit_name}"
-    return f"{byte_count} bytes"

@@ -110,17 +110,9 @@ def _slug(text: str) -> str:
 def new_run_dir(runs_dir: str | os.PathLike | None, backbone: str, data: str) -> pathlib.Path:
     """Create a fresh, uniquely named run folder like `20261122-143005-mobilenetv2_035-flowers`."""
     root = pathlib.Path(runs_dir) if runs_dir else paths.default_runs_dir()
-    root.mkdir(parents=True, exist_ok=True)
     stamp = _datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{backbone}-{_slug(pathlib.Path(data).stem)}"
-    for suffix in [""] + [f"-{n}" for n in range(2, 1000)]:
-        candidate = root / (base + suffix)
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise InputError(f"cannot create a new run folder in {str(root)!r}; too many runs started this second.")
+    return paths.create_unique_folder(root, (base + suffix for suffix in [""] + [f"-{n}" for n in range(2, 1000)]), "run")
 
 
 def require_run_dir(run_dir: str | os.PathLike) -> pathlib.Path:

@@ -44,6 +44,11 @@ def write_status(run_dir: pathlib.Path, state: str, message: str = "", **fields)
     return status
 
 
+def written_status(run_dir: str | os.PathLike) -> dict:
+    """status.json exactly as the training process last wrote it ({} when unreadable); `read_status` also checks liveness."""
+    return read_json(pathlib.Path(run_dir) / STATUS_FILE, {}) or {}
+
+
 def read_status(run_dir: str | os.PathLike) -> dict:
     """The run's status, with a dead process reported as `interrupted`.
 
@@ -120,5 +125,4 @@ def _active_run_alive(run_dir: pathlib.Path, status: dict) -> bool:
 
 def estimate_remaining_seconds(run_dir: pathlib.Path) -> float | None:
     """Seconds left at the current pace, or None before the first progress."""
-    status = read_json(pathlib.Path(run_dir) / STATUS_FILE, {}) or {}
-    return status.get("eta_s")
+    return written_status(run_dir).get("eta_s")

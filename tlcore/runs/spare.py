@@ -175,7 +175,7 @@ def _reap(spare: Spare) -> None:
 
 def _fail_if_never_started(run_dir: pathlib.Path, spare_log: pathlib.Path) -> None:
     # The file as written (`read_status` would already call the run interrupted).
-    if (run_folder.read_json(run_dir / run_folder.STATUS_FILE, {}) or {}).get("state") != "queued":
+    if run_record.written_status(run_dir).get("state") != "queued":
         return
     try:
         output = spare_log.read_bytes()[-20_000:]

@@ -52,7 +52,6 @@ class RunClock:
         self.started = time.monotonic()
         self.epoch_offset = 0
         self.resumed_epochs = 0  # epochs done by an earlier process (resume), not timed here
-        self.epochs_done = 0
 
     def remaining_seconds(self, epoch_index: int, batch: int) -> float | None:
         done = (epoch_index - self.resumed_epochs) * self.steps_per_epoch + batch
@@ -108,7 +107,6 @@ class MetricsLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         global_epoch = self.clock.epoch_offset + epoch
-        self.clock.epochs_done = global_epoch + 1
         row = {
             "type": "epoch",
             "phase": self.phase,

@@ -84,15 +84,7 @@ def train(
         (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
     if not (run_dir / run_folder.CONFIG_FILE).exists():
         run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, config.to_dict())
-    slot = run_locks.training_slot_lock()
-    if not slot.try_acquire():
-        running = run_locks.current_training_run()
-        message = run_history.busy_message(running) if running else "another training run is in progress; try again when it ends."
-        run_record.write_status(run_dir, "failed", message, ended_at=time.time())
-        raise RunBusyError(message)
-    worker_lock = run_locks.FileLock(run_dir / run_folder.WORKER_LOCK_FILE)
-    worker_lock.try_acquire()
-    slot.write_owner(str(run_dir.resolve()))
+    slot, worker_lock = _claim_training_slot(run_dir)
     run_record.write_status(run_dir, "running", "checking the images", pid=os.getpid(), started_at=started)
     try:
         audit = audit or _audit_for_training(config, audit_future)
@@ -114,6 +106,20 @@ def train(
         _reset_precision()
         worker_lock.release()
         slot.release()
+
+
+def _claim_training_slot(run_dir: pathlib.Path):
+    """Take the machine's training slot and the run's worker lock, or mark the run failed and raise `RunBusyError`."""
+    slot = run_locks.training_slot_lock()
+    if not slot.try_acquire():
+        running = run_locks.current_training_run()
+        message = run_history.busy_message(running) if running else "another training run is in progress; try again when it ends."
+        run_record.write_status(run_dir, "failed", message, ended_at=time.time())
+        raise RunBusyError(message)
+    worker_lock = run_locks.FileLock(run_dir / run_folder.WORKER_LOCK_FILE)
+    worker_lock.try_acquire()
+    slot.write_owner(str(run_dir.resolve()))
+    return slot, worker_lock
 
 
 def _reset_precision() -> None:

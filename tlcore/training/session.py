@@ -8,6 +8,7 @@ Keras only; data arrives from `tlcore.pipeline` (tf.data) or as NumPy features.
 from __future__ import annotations
 
 import contextlib
+import logging
 import pathlib
 import threading
 import time
@@ -27,6 +28,8 @@ from tlcore.training import accelerator, feature_cache, feature_store, pipeline
 from tlcore.training import callbacks as callbacks_module
 from tlcore.training import features as features_module
 from tlcore.training.config import TrainConfig
+
+_log = logging.getLogger("tlcore.training")
 
 
 @dataclass
@@ -420,8 +423,14 @@ class TrainingSession:
 
 
 def _quietly(function, *args):
-    """Call a feature-store function; on any failure, None: the store is only ever a shortcut."""
+    """Call a feature-store function; on any failure, None: the store is only ever a shortcut.
+
+    The failure is logged as a warning (into the run's worker.log), so a store
+    that never helps can be found out, but it never fails the run.
+    """
     try:
         return function(*args)
     except Exception:
+        _log.warning("the feature store's %s failed; the run goes on without it", getattr(function, "__name__", function),
+                     exc_info=True)
         return None

@@ -343,7 +343,7 @@ def test_features_beyond_the_memory_budget_go_to_a_file_that_is_removed_afterwar
     monkeypatch.setattr(feature_cache, "MEMORY_BUDGET_BYTES", 1)
     seen = []
     original = features.allocate
-    monkeypatch.setattr(features, "allocate", lambda *a: seen.append(original(*a)) or seen[-1])
+    monkeypatch.setattr(features, "allocate", lambda *a, **k: seen.append(original(*a, **k)) or seen[-1])
     result = train(tiny_config(shared_tiny_dataset, epochs=2), runs_dir=tmp_path / "runs")
     assert result.status == "completed"
     assert "on disk" in result.feature_cache

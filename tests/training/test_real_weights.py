@@ -25,7 +25,7 @@ from tlcore.training.run import train
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # A proxy on a closed local port: any download attempt fails at once, with or without internet.
 OFFLINE_PROXY = "http://127.0.0.1:9"
 

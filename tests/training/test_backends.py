@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 import pytest
-from test_cli import assert_clean_success, last_json_line, tlcore_cli
+from conftest import assert_clean_success, last_json_line, tlcore_cli
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (pip install jax) for KERAS_BACKEND=jax")
 

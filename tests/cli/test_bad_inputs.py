@@ -42,7 +42,7 @@ from tlcore.data.audit import audit_dataset
 from tlcore.errors import InputError
 from tlcore.training.config import TrainConfig
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLI_TIMEOUT_S = 60
 TRAIN_TIMEOUT_S = 150  # TensorFlow's import, plus a failing weights download on a dead network
 

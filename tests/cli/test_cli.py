@@ -7,37 +7,17 @@ the commands that read a run, and the bad-input cases run a few at a time.
 import json
 import os
 import pathlib
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import assert_clean_success, last_json_line, tlcore_cli
 
 from tlcore.runs import folder as run_folder
 from tlcore.runs import history as run_history
 from tlcore.runs import record as run_record
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
-
-
-def tlcore_cli(*args, env=None, timeout=TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run `python -m tlcore ARGS` with this test's environment (its TLCORE_HOME and KERAS_HOME)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tlcore", *map(str, args)],
-        capture_output=True, text=True, cwd=REPO_ROOT, env=env or dict(os.environ), timeout=timeout,
-    )
-
-
-def last_json_line(result: subprocess.CompletedProcess):
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert lines, f"no output; stderr: {result.stderr}"
-    return json.loads(lines[-1])
-
-
-def assert_clean_success(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
 
 
 # ----------------------------------------------------------------- a run trained through the CLI
