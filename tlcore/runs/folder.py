@@ -52,6 +52,7 @@ SPLIT_FILE = "split.json"
 
 
 MODEL_FILE = "model.keras"
+MODEL_FACTS_FILE = "model.json"  # the saved model's epoch and validation scores, written after each save
 
 
 EVALUATION_FILE = "evaluation.json"
@@ -157,3 +158,14 @@ def find_run(name: str | None, runs_dir: str | os.PathLike | None = None) -> pat
         return candidate if (candidate / CONFIG_FILE).is_file() else None
     except (OSError, ValueError):
         return None
+
+
+def write_model_facts(run_dir: str | os.PathLike, facts: dict) -> None:
+    """Record what the model.keras just saved scored, so listings show the model that is kept, not a later epoch."""
+    write_json_atomic(pathlib.Path(run_dir) / MODEL_FACTS_FILE, facts)
+
+
+def model_facts(run_dir: str | os.PathLike) -> dict:
+    """The saved model's epoch and scores ({} when no model was saved by this version)."""
+    facts = read_json(pathlib.Path(run_dir) / MODEL_FACTS_FILE, {}) or {}
+    return facts if isinstance(facts, dict) else {}

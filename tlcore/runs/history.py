@@ -8,7 +8,7 @@ import pathlib
 
 from tlcore import paths
 from tlcore.errors import InputError, RunBusyError
-from tlcore.runs.folder import CONFIG_FILE, MODEL_FILE, read_json, require_run_dir
+from tlcore.runs.folder import ACTIVE_STATES, CONFIG_FILE, MODEL_FILE, model_facts, read_json, require_run_dir
 from tlcore.runs.locks import current_training_run, worker_alive
 from tlcore.runs.record import epoch_rows, estimate_remaining_seconds, read_status
 
@@ -66,10 +66,27 @@ def run_summary(run_dir: str | os.PathLike) -> dict:
         "data": config.get("data"),
         "epochs_run": len(epochs),
         "best_val_accuracy": max(val_accuracies) if val_accuracies else None,
+        "model_val_accuracy": _kept_accuracy(run_dir, val_accuracies),
         "started_at": started,
         "duration_s": (ended - started) if started and ended else None,
         "has_model": (run_dir / MODEL_FILE).is_file(),
     }
+
+
+def _kept_accuracy(run_dir: pathlib.Path, val_accuracies: list[float]) -> float | None:
+    """The validation accuracy of the model the run keeps on disk: what a user gets from it.
+
+    The saved model's own score (`model.json`, written after each save), so a
+    run killed before its best epoch was saved, or whose last save was refused,
+    shows what its `model.keras` really scores; None without a saved model.
+    Runs saved before `model.json` existed fall back to their best epoch.
+    """
+    if not (run_dir / MODEL_FILE).is_file():
+        return None
+    facts = model_facts(run_dir)
+    if "val_accuracy" in facts:
+        return facts["val_accuracy"]
+    return max(val_accuracies) if val_accuracies else None
 
 
 def list_runs(runs_dir: str | os.PathLike | None = None) -> list[dict]:

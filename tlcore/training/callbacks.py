@@ -20,13 +20,17 @@ import time
 
 import keras
 
+from tlcore.runs import folder as run_folder
 from tlcore.runs import record as run_record
 
 PROGRESS_INTERVAL_S = 0.5
 # Saving a full model takes most of a second on a laptop CPU; when epochs are
 # very fast (cached features) an improved model is written at most this often,
-# and always once more at the end of training, so a crash loses at most this
-# much progress and a short run pays for one save.
+# and always once more at the end of training. A better model waiting to be
+# written is written as soon as this much time has passed since the last save
+# (checked after every batch), so a killed run's model.keras is the best model
+# seen up to at most this many seconds before the kill, and a short run pays
+# for one save.
 SAVE_INTERVAL_S = float(os.environ.get("TLCORE_SAVE_INTERVAL_S", "10"))
 
 
@@ -188,15 +192,21 @@ class BestModelKeeper(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         accuracy, loss = logs.get("val_accuracy"), logs.get("val_loss")
-        if accuracy is None or loss is None or not math.isfinite(float(loss)):
-            return
-        key = (float(accuracy), -float(loss))
-        if self.state["best_key"] is None or key > tuple(self.state["best_key"]):
-            self.state.update(best_key=key, best_epoch=epoch, best_val_accuracy=float(accuracy), best_val_loss=float(loss))
-            self._best_weights = self._current_weights(self._best_weights)
-            self._dirty = True
-            if time.monotonic() - self._last_save >= SAVE_INTERVAL_S:
-                self.save_best()
+        if accuracy is not None and loss is not None and math.isfinite(float(loss)):
+            key = (float(accuracy), -float(loss))
+            if self.state["best_key"] is None or key > tuple(self.state["best_key"]):
+                self.state.update(best_key=key, best_epoch=epoch, best_val_accuracy=float(accuracy), best_val_loss=float(loss))
+                self._best_weights = self._current_weights(self._best_weights)
+                self._dirty = True
+        self._save_if_due()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._save_if_due()
+
+    def _save_if_due(self) -> None:
+        """Write a better model that is waiting once the save interval has passed since the last save."""
+        if self._dirty and time.monotonic() - self._last_save >= SAVE_INTERVAL_S:
+            self.save_best()
 
     def _current_weights(self, previous: list | None) -> list:
         """The model's weights as arrays, reusing `previous` for those no fit can have changed."""
@@ -232,6 +242,12 @@ class BestModelKeeper(keras.callbacks.Callback):
             save_model_atomic(self.full_model, self.model_path)
             self._dirty = False
             self._last_save = time.monotonic()
+            run_folder.write_model_facts(self.model_path.parent, {
+                "epoch": _epoch_number(self.state.get("best_epoch")),
+                "val_accuracy": self.state.get("best_val_accuracy"),
+                "val_loss": self.state.get("best_val_loss"),
+                "saved_at": time.time(),
+            })
         if current is not None:
             self._assign(current)
 
@@ -245,6 +261,11 @@ class BestModelKeeper(keras.callbacks.Callback):
             return False
         self.save_best(keep_best_loaded=True)
         return True
+
+
+def _epoch_number(epoch_index) -> int | None:
+    """The 1-based epoch number of a 0-based Keras epoch index (None when unknown)."""
+    return None if epoch_index is None else int(epoch_index) + 1
 
 
 def _current_learning_rate(model) -> float | None:
