@@ -12,6 +12,7 @@ THUMBNAILS_PER_CLASS = 8
 DUPLICATE_GROUPS_SHOWN = 10
 SPLIT_WORDS = {"train": "for learning", "val": "for checking (validation)", "test": "for the final test"}
 
+messages.open_in_app_menu()
 st.title("Data: your pictures")
 st.markdown(
     "The computer learns from examples. Put the pictures of each kind of thing (each **class**) in its own folder, "

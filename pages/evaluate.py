@@ -10,6 +10,7 @@ from ui import charts, messages, run_picker, words
 
 MISTAKES_SHOWN = 24
 
+messages.open_in_app_menu()
 st.title("Evaluate: how good is it?")
 st.markdown(
     "The model is measured on the **checking pictures** (the validation set) that it never learned from, "

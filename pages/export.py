@@ -65,6 +65,7 @@ print(labels[int(probabilities.argmax())], probabilities.max())''',
     },
 }
 
+messages.open_in_app_menu()
 st.title("Export: take your model with you")
 
 

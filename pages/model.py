@@ -19,6 +19,7 @@ BLOCK_COLUMNS = {
     "parameters": st.column_config.NumberColumn(format="localized"),
 }
 
+messages.open_in_app_menu()
 st.title("Model: start from a model that already knows how to see")
 st.markdown(
     "Nobody teaches a computer to see from scratch with a few pictures. The app starts from a **pretrained model** "

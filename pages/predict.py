@@ -10,6 +10,7 @@ from ui import charts, messages, run_picker
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif", "avif"]
 
+messages.open_in_app_menu()
 st.title("Predict: try it on new pictures")
 st.markdown("Show the model pictures it has never seen, and it says what it thinks each one is, and how sure it is.")
 

@@ -23,6 +23,7 @@ AUGMENT = {
 POLL_SECONDS = 1.0
 NAME_SHOWN = 80  # characters of a run name from the address bar that a message repeats
 
+messages.open_in_app_menu()
 st.title("Train: teach the model your classes")
 
 

@@ -46,6 +46,24 @@ def shown_errors():
         st.stop()
 
 
+def open_in_app_menu() -> None:
+    """Run this page inside app.py's menu, also when it is the first address a fresh server gets.
+
+    Because a folder called pages/ sits beside app.py, Streamlit starts in its
+    old multipage mode: until some session has run `st.navigation` (app.py
+    does), a page opened by its own address (`/data`) runs on its own, under a
+    menu of file names ("app", "data", ...) and without app.py's page settings.
+    `st.navigation` ends that mode for the whole server; this ends it as soon
+    as a page sees it, and runs the address again through app.py. Call it first
+    thing on every page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def link(page: str, label: str) -> None:
     """A link to another page; plain words when the page runs on its own (tests)."""
     try:
