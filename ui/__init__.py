@@ -3,7 +3,8 @@
 Arrows point one way: pages -> ui -> tlcore's public API. Nothing here trains
 or imports TensorFlow, and nothing in `tlcore` imports this package.
 
-- `messages`: errors without tracebacks (`shown_errors`), links and page switches.
+- `messages`: errors without tracebacks (`shown_errors`), links and page switches, and
+  `open_in_app_menu`, which every page calls first.
 - `choices`: what the user chose (dataset, validation share, left-out files,
   model and training settings), kept in the session and in app_state.json.
 - `audit_cache`: the dataset audit, cached until the folder changes.
