@@ -1,21 +1,15 @@
 """The app's entry point: the menu of pages and the landing page.
 
 Run it with `streamlit run app.py`. Each step of the journey is a page in
-pages/; this file only lists them and says where things stand.
+pages/; this file only lists them and says where things stand. The helpers the
+pages share are the `ui` package beside this file: Streamlit puts this file's
+folder on `sys.path`, so `import ui` finds it.
 """
-
-import pathlib
-import sys
 
 import streamlit as st
 
-PAGES_DIR = pathlib.Path(__file__).resolve().parent / "pages"
-if str(PAGES_DIR) not in sys.path:
-    sys.path.insert(0, str(PAGES_DIR))
-
-import common  # noqa: E402  (needs the line above)
-
-import tlcore  # noqa: E402
+import tlcore
+from ui import audit_cache, choices, messages, run_picker, words
 
 STEPS = (
     ("pages/data.py", "Data", "bring your pictures: one folder per kind of thing (or try the demo shapes)."),
@@ -27,6 +21,7 @@ STEPS = (
 )
 
 
+@messages.shown_errors()
 def landing() -> None:
     st.title("Teach a computer to recognise your pictures")
     st.markdown(
@@ -36,14 +31,14 @@ def landing() -> None:
     )
     if st.button("Use demo dataset", key="home_use_demo", type="primary",
                  help="160 drawn pictures of circles, squares, triangles and stars, made on this computer."):
-        common.choose_demo_dataset()
-        common.go_to("pages/data.py")
+        choices.choose_demo_dataset()
+        messages.go_to("pages/data.py")
 
     st.subheader("The steps")
     for number, (page, label, text) in enumerate(STEPS, start=1):
         columns = st.columns([1, 6], vertical_alignment="center")
         with columns[0]:
-            common.link(page, f"{number}. {label}")
+            messages.link(page, f"{number}. {label}")
         columns[1].write(text)
 
     st.subheader("Where you are")
@@ -51,31 +46,31 @@ def landing() -> None:
 
 
 def show_where_things_stand() -> None:
-    data = common.dataset_path()
+    data = choices.dataset_path()
     if data:
-        st.markdown(f"**Pictures:** {common.dataset_name(data)}")
+        st.markdown(f"**Pictures:** {words.dataset_name(data)}")
         try:
-            audit = common.audit(data)
+            audit = audit_cache.audit(data)
             st.caption(f"{len(audit.class_names)} classes ({', '.join(audit.class_names)}), {len(audit.records)} pictures.")
         except tlcore.TlcoreError as error:
             st.caption(f"There is a problem with these pictures: {error}")
     else:
         st.markdown("**Pictures:** not chosen yet. Start on the Data page, or press *Use demo dataset*.")
-    choice = common.model_choice()
-    st.markdown(f"**Model:** {common.backbone_title(choice['backbone'])}, "
+    choice = choices.model_choice()
+    st.markdown(f"**Model:** {words.backbone_title(choice['backbone'])}, "
                 + ("only its new last layer learns." if choice["freeze"] == "all" else f"learning blocks: {choice['freeze']}."))
-    running = common.training_run()
+    running = run_picker.training_run()
     if running is not None:
         status = tlcore.read_status(running)
         st.markdown(f"**Training now:** {status.get('message', '')}.")
-        common.link("pages/train.py", "Watch the training")
+        messages.link("pages/train.py", "Watch the training")
         return
-    run_dir = common.remembered_run()
+    run_dir = run_picker.remembered_run()
     if run_dir is None:
         st.markdown("**Training:** nothing trained yet.")
         return
     summary = tlcore.run_summary(run_dir)
-    st.markdown(f"**Last training:** {common.describe_run(summary)}.")
+    st.markdown(f"**Last training:** {run_picker.describe_run(summary)}.")
 
 
 pages = [
@@ -83,4 +78,5 @@ pages = [
     *[st.Page(page, title=label) for page, label, _ in STEPS],
 ]
 st.set_page_config(page_title="Picture trainer", layout="wide")
-st.navigation(pages).run()
+with messages.shown_errors():  # each page shows its own errors; this catches what a page runs outside that
+    st.navigation(pages).run()

@@ -2,18 +2,17 @@
 
 import pathlib
 
-import common
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore.data import server_paths, uploads
-from tlcore.data.records import SPLITS, SkippedFile
+from ui import audit_cache, charts, choices, messages, words
 
 THUMBNAILS_PER_CLASS = 8
 DUPLICATE_GROUPS_SHOWN = 10
 SPLIT_WORDS = {"train": "for learning", "val": "for checking (validation)", "test": "for the final test"}
 
+messages.open_in_app_menu()
 st.title("Data: your pictures")
 st.markdown(
     "The computer learns from examples. Put the pictures of each kind of thing (each **class**) in its own folder, "
@@ -24,10 +23,11 @@ st.markdown(
 def use_demo() -> None:
     if st.button("Use demo dataset", key="data_use_demo", type="primary",
                  help="Draws 160 pictures of circles, squares, triangles and stars on this computer (a few seconds)."):
-        common.choose_demo_dataset()
+        choices.choose_demo_dataset()
     st.caption("No pictures at hand? The demo has 4 classes of drawn shapes on busy backgrounds, 40 pictures each.")
 
 
+@messages.shown_errors()  # the message where the button is
 def upload_folder() -> None:
     files = st.file_uploader(
         "Pick the folder that holds one folder per class",
@@ -36,50 +36,42 @@ def upload_folder() -> None:
         help="Your browser sends every file in the folder. Hidden files are ignored.",
     )
     if files and st.button("Use these pictures", key="data_use_folder_upload"):
-        try:
-            saved = uploads.save_uploaded_files([(file.name, file) for file in files])
-        except tlcore.TlcoreError as error:
-            common.fail(error)
-        common.set_dataset(saved.root)
+        saved = tlcore.save_uploaded_files([(file.name, file) for file in files])
+        choices.set_dataset(saved.root)
         if saved.skipped:
             st.session_state["upload_skipped"] = list(saved.skipped)
 
 
+@messages.shown_errors()  # the message where the button is
 def upload_zip() -> None:
     file = st.file_uploader("A .zip of the folder", type=["zip"], key="data_zip_upload",
                             help="Zip the folder that holds one folder per class.")
     if file is not None and st.button("Use this zip", key="data_use_zip"):
-        try:
-            path = uploads.save_uploaded_file(file.name, file)
-        except tlcore.TlcoreError as error:
-            common.fail(error)
-        common.set_dataset(path)
+        choices.set_dataset(tlcore.save_uploaded_file(file.name, file))
 
 
+@messages.shown_errors()  # the message where the button is
 def server_folder() -> None:
-    if not server_paths.server_paths_enabled():
+    if not tlcore.server_paths_enabled():
         st.info(
             "Reading folders on this computer is turned off, so visitors cannot browse its files. "
-            f"Whoever starts the app can share folders by setting `{server_paths.DATA_ROOTS_ENV_VAR}` "
+            f"Whoever starts the app can share folders by setting `{tlcore.DATA_ROOTS_ENV_VAR}` "
             "(e.g. `TLCORE_DATA_ROOTS=/home/me/pictures streamlit run app.py`)."
         )
         return
-    folders = [str(folder) for folder in server_paths.list_shared_folders()]
+    folders = [str(folder) for folder in tlcore.list_shared_folders()]
     picked = st.selectbox("Shared folders", [""] + folders, key="data_server_pick",
                           format_func=lambda text: text or "(choose a folder)")
     typed = st.text_input("…or type a path", key="data_server_path", placeholder="e.g. flowers or /srv/datasets/flowers",
-                          help="Only folders inside: " + ", ".join(str(r) for r in server_paths.configured_roots()))
+                          help="Only folders inside: " + ", ".join(str(r) for r in tlcore.configured_roots()))
     if st.button("Use this folder", key="data_use_server_path"):
-        try:
-            common.set_dataset(server_paths.resolve_server_path(typed.strip() or picked))
-        except tlcore.TlcoreError as error:
-            common.fail(error)
+        choices.set_dataset(choices.shared_folder(typed.strip() or picked))
 
 
 def counts_chart(audit) -> go.Figure:
     counts = audit.counts()
     figure = go.Figure()
-    for split, colour in (("train", common.TRAIN_COLOUR), ("val", common.VAL_COLOUR), ("test", "#2ca02c")):
+    for split, colour in (("train", charts.TRAIN_COLOUR), ("val", charts.VAL_COLOUR), ("test", "#2ca02c")):
         values = [counts[name][split] for name in audit.class_names]
         if any(values):
             figure.add_trace(go.Bar(x=audit.class_names, y=values, name=SPLIT_WORDS[split], marker_color=colour))
@@ -90,15 +82,10 @@ def counts_chart(audit) -> go.Figure:
 
 def show_findings(audit) -> None:
     """What is worth a look: warnings in full, the rest folded away."""
-    findings = getattr(audit, "findings", None)
-    if findings is None:  # an audit without findings has its warnings as sentences
-        for warning in audit.warnings:
-            st.warning(warning)
-        return
-    for finding in findings:
+    for finding in audit.findings:
         if finding.severity == "warning":
             st.warning(finding.message)
-    notes = [finding for finding in findings if finding.severity != "warning"]
+    notes = [finding for finding in audit.findings if finding.severity != "warning"]
     if notes:
         with st.expander(f"Good to know ({len(notes)})"):
             for finding in notes:
@@ -107,43 +94,35 @@ def show_findings(audit) -> None:
 
 def show_duplicates(path: str, audit) -> None:
     """Duplicate pictures side by side, and leaving out the exact copies for training."""
-    groups = getattr(audit, "duplicates", None) or []
+    groups = audit.duplicates
     if not groups:
         return
-    try:
-        from tlcore.data.records import suggested_exclusions
-
-        suggested = suggested_exclusions(audit)
-    except ImportError:
-        suggested = []
+    suggested = tlcore.suggested_exclusions(audit)
     with st.expander(f"Duplicates: {len(groups)} picture(s) appear more than once"):
         st.caption("A picture in both the learning and the checking set makes the accuracy look better than it is; "
                    "one picture in two classes confuses the model.")
         for group in groups[:DUPLICATE_GROUPS_SHOWN]:
             st.markdown(f"**{group.kind} copies** — {group.explanation}")
-            common.show_thumbnails([str(pathlib.Path(audit.root) / m.relative) for m in group.members],
+            charts.show_thumbnails([str(pathlib.Path(audit.root) / m.relative) for m in group.members],
                                    [f"{m.label} · {SPLIT_WORDS.get(m.split, m.split)}" for m in group.members], size=110)
-    excluded = common.excluded_files(path)
+    excluded = choices.excluded_files(path)
     if suggested or excluded:
         leave_out = st.toggle(f"Leave out the exact copies when training ({len(suggested or excluded)} files)",
                               value=bool(excluded), key="data_exclude_duplicates",
                               help="Your files are not touched; training just skips them.")
-        common.set_excluded_files(path, (suggested or excluded) if leave_out else [])
+        choices.set_excluded_files(path, (suggested or excluded) if leave_out else [])
 
 
 def show_audit(path: str) -> None:
     split = st.slider(
-        "Share of each class kept aside for checking", 10, 40, round(common.val_split() * 100), 5, format="%d%%",
+        "Share of each class kept aside for checking", 10, 40, round(choices.val_split() * 100), 5, format="%d%%",
         key="data_val_split",
         help="These pictures are never learned from; the app checks the model on them after every epoch "
         "(the validation set). Ignored when your folder already has train/ and val/ folders.",
     )
-    common.set_val_split(split / 100)
-    try:
-        audit = common.audit(path, split / 100)
-    except tlcore.TlcoreError as error:
-        common.fail(error)
-    sizes = {name: len(audit.split_records(name)) for name in SPLITS}
+    choices.set_val_split(split / 100)
+    audit = audit_cache.audit(path, split / 100)
+    sizes = {name: len(audit.split_records(name)) for name in tlcore.SPLITS}
     columns = st.columns(5)
     columns[0].metric("Classes", len(audit.class_names))
     columns[1].metric("Pictures", len(audit.records))
@@ -154,7 +133,7 @@ def show_audit(path: str) -> None:
     st.success(f"Ready: {len(audit.class_names)} classes. Have a look below, then choose how to learn on the Model page.")
     st.plotly_chart(counts_chart(audit), key="data_counts_chart", config={"displayModeBar": False})
     show_duplicates(path, audit)
-    skipped = list(audit.skipped) + [SkippedFile(n, r) for n, r in st.session_state.get("upload_skipped", [])]
+    skipped = list(audit.skipped) + [tlcore.SkippedFile(n, r) for n, r in st.session_state.get("upload_skipped", [])]
     if skipped:
         with st.expander(f"{len(skipped)} file(s) skipped, and why"):
             st.dataframe([{"file": item.relative, "reason": item.reason} for item in skipped],
@@ -164,28 +143,29 @@ def show_audit(path: str) -> None:
     for name in audit.class_names:
         records = [record for record in audit.records if record.label == name][:THUMBNAILS_PER_CLASS]
         st.markdown(f"**{name}** ({sum(audit.counts()[name].values())} pictures)")
-        common.show_thumbnails([record.path for record in records], size=96)
+        charts.show_thumbnails([record.path for record in records], size=96)
     if st.button("Check the folder again", key="data_recheck", help="After adding or removing pictures."):
-        common.forget_audits()
+        audit_cache.forget_audits()
         st.rerun()
-    common.link("pages/model.py", "Next: Model →")
+    messages.link("pages/model.py", "Next: Model →")
 
 
-use_demo()
-with st.expander("Use your own pictures", expanded=common.dataset_path() is None):
-    folder_tab, zip_tab, server_tab = st.tabs(["Upload a folder", "Upload a .zip", "Folder on this computer"])
-    with folder_tab:
-        upload_folder()
-    with zip_tab:
-        upload_zip()
-    with server_tab:
-        server_folder()
+with messages.shown_errors():
+    use_demo()
+    with st.expander("Use your own pictures", expanded=choices.dataset_path() is None):
+        folder_tab, zip_tab, server_tab = st.tabs(["Upload a folder", "Upload a .zip", "Folder on this computer"])
+        with folder_tab:
+            upload_folder()
+        with zip_tab:
+            upload_zip()
+        with server_tab:
+            server_folder()
 
-path = common.dataset_path()
-st.divider()
-if path is None:
-    st.info("No pictures chosen yet: press **Use demo dataset** or bring your own above.")
-    st.stop()
-st.subheader(f"Your pictures: {common.dataset_name(path)}")
-st.caption(f"Stored in {path}")
-show_audit(path)
+    path = choices.dataset_path()
+    st.divider()
+    if path is None:
+        st.info("No pictures chosen yet: press **Use demo dataset** or bring your own above.")
+        st.stop()
+    st.subheader(f"Your pictures: {words.dataset_name(path)}")
+    st.caption(f"Stored in {path}")
+    show_audit(path)

@@ -2,15 +2,15 @@
 
 import pathlib
 
-import common
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore.runs import folder as run_folder
+from ui import charts, messages, run_picker, words
 
 MISTAKES_SHOWN = 24
 
+messages.open_in_app_menu()
 st.title("Evaluate: how good is it?")
 st.markdown(
     "The model is measured on the **checking pictures** (the validation set) that it never learned from, "
@@ -71,7 +71,7 @@ def show_mistakes(report: dict) -> None:
         return
     st.caption("Most confident mistakes first. Look for pictures in the wrong folder, or kinds of picture a class lacks.")
     shown = mistakes[:MISTAKES_SHOWN]
-    common.show_thumbnails(
+    charts.show_thumbnails(
         [m["file"] for m in shown],
         [f"is {m['true']}, said {m['predicted']} ({m['confidence']:.0%})" for m in shown],
         size=150,
@@ -82,12 +82,12 @@ def show_mistakes(report: dict) -> None:
 
 def show_report(report: dict, key: str) -> None:
     accuracy, count = report.get("accuracy"), report.get("images", 0)
-    st.markdown(f"#### It got **{common.percent(accuracy)}** of {count} pictures right.")
+    st.markdown(f"#### It got **{words.percent(accuracy)}** of {count} pictures right.")
     columns = st.columns(3)
-    columns[0].metric("Accuracy", common.percent(accuracy), help="Share of pictures classified correctly.")
+    columns[0].metric("Accuracy", words.percent(accuracy), help="Share of pictures classified correctly.")
     columns[1].metric("Loss", f"{report['loss']:.3f}" if report.get("loss") is not None else "?",
                       help="How unsure or wrong it was on average; lower is better (0 is perfect).")
-    columns[2].metric("Macro F1", common.percent(report.get("macro_f1")),
+    columns[2].metric("Macro F1", words.percent(report.get("macro_f1")),
                       help="The F1 score averaged over classes, each class counting the same.")
     left, right = st.columns([1, 1])
     with left:
@@ -99,41 +99,41 @@ def show_report(report: dict, key: str) -> None:
 
 
 def usable(row: dict) -> bool:
-    return row["has_model"] or (pathlib.Path(row["run_dir"]) / run_folder.EVALUATION_FILE).is_file()
+    return row["has_model"] or tlcore.has_evaluation(row["run_dir"])
 
 
-run_dir = common.choose_run("evaluate_run", "Which training?", usable)
-if run_dir is None:
-    st.info("Nothing to evaluate yet: train a model first.")
-    common.link("pages/train.py", "Go to Train")
-    st.stop()
-
-status = tlcore.read_status(run_dir)
-if status.get("state") in run_folder.ACTIVE_STATES:
-    st.info("This training is still going; it is measured when it ends.")
-    common.link("pages/train.py", "Watch it on Train")
-    st.stop()
-if not (run_dir / run_folder.EVALUATION_FILE).is_file():
-    st.info("This model has not been measured yet (its training ended early).")
-    if not st.button("Measure it now", key="evaluate_measure", help="Loads the model and checks every checking picture."):
+def measured_reports(run_dir: pathlib.Path) -> dict:
+    """The run's evaluation reports; stops with a message while it trains or until asked to measure."""
+    if tlcore.read_status(run_dir).get("state") in tlcore.ACTIVE_STATES:
+        st.info("This training is still going; it is measured when it ends.")
+        messages.link("pages/train.py", "Watch it on Train")
         st.stop()
-try:
+    if not tlcore.has_evaluation(run_dir):
+        st.info("This model has not been measured yet (its training ended early).")
+        if not st.button("Measure it now", key="evaluate_measure", help="Loads the model and checks every checking picture."):
+            st.stop()
     with st.spinner("Measuring…"):
-        reports = tlcore.evaluate_run(run_dir)
-except tlcore.TlcoreError as error:
-    common.fail(error)
+        return tlcore.evaluate_run(run_dir)
 
-if "test" in reports:
-    val_tab, test_tab = st.tabs(["Checking pictures (validation)", "Test pictures"])
-    with val_tab:
+
+with messages.shown_errors():
+    run_dir = run_picker.choose_run("evaluate_run", "Which training?", usable)
+    if run_dir is None:
+        st.info("Nothing to evaluate yet: train a model first.")
+        messages.link("pages/train.py", "Go to Train")
+        st.stop()
+    reports = measured_reports(run_dir)
+    if "test" in reports:
+        val_tab, test_tab = st.tabs(["Checking pictures (validation)", "Test pictures"])
+        with val_tab:
+            show_report(reports["val"], "val")
+        with test_tab:
+            show_report(reports["test"], "test")
+    else:
         show_report(reports["val"], "val")
-    with test_tab:
-        show_report(reports["test"], "test")
-else:
-    show_report(reports["val"], "val")
 
-epochs = tlcore.epoch_rows(run_dir)
-if epochs:
-    with st.expander("How the learning went"):
-        common.show_curves(epochs, key="evaluate_curves")
-common.link("pages/predict.py", "Next: try it on new pictures →")
+    epochs = tlcore.epoch_rows(run_dir)
+    if epochs:
+        with st.expander("How the learning went"):
+            charts.show_curves(epochs, key="evaluate_curves")
+    messages.link("pages/predict.py", "Next: try it on new pictures →")

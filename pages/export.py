@@ -3,12 +3,11 @@
 import pathlib
 import shutil
 
-import common
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore.runs import folder as run_folder
+from ui import messages, run_picker, words
 
 FORMATS = {
     "keras": {
@@ -66,6 +65,7 @@ print(labels[int(probabilities.argmax())], probabilities.max())''',
     },
 }
 
+messages.open_in_app_menu()
 st.title("Export: take your model with you")
 
 
@@ -74,14 +74,15 @@ def export_path(run_dir: pathlib.Path, format: str) -> pathlib.Path:
 
 
 def picture_size(run_dir: pathlib.Path) -> int:
-    """The square picture size the run's model takes."""
-    config = run_folder.read_json(run_dir / run_folder.CONFIG_FILE, {}) or {}
-    native = {row["name"]: row["input_size"] for row in tlcore.list_backbones()}.get(config.get("backbone"), 224)
-    return int(config.get("image_size") or native)
+    """The square picture size the run's model takes (224, the usual one, for a config tlcore cannot read)."""
+    try:
+        return tlcore.TrainConfig.from_run(run_dir).resolved_image_size
+    except tlcore.TlcoreError:
+        return 224
 
 
 def is_fresh(path: pathlib.Path, run_dir: pathlib.Path) -> bool:
-    model = run_dir / run_folder.MODEL_FILE
+    model = run_dir / tlcore.MODEL_FILE
     return path.is_file() and model.is_file() and path.stat().st_mtime >= model.stat().st_mtime
 
 
@@ -97,6 +98,7 @@ def prepare(run_dir: pathlib.Path, format: str) -> None:
             tlcore.export_run(run_dir, format, export_path(run_dir, format))
 
 
+@messages.shown_errors()  # the message where the button is
 def format_card(run_dir: pathlib.Path, format: str) -> None:
     info = FORMATS[format]
     path = export_path(run_dir, format)
@@ -107,17 +109,14 @@ def format_card(run_dir: pathlib.Path, format: str) -> None:
                                key=f"export_download_{format}", mime="application/octet-stream")
             st.caption(f"{path.stat().st_size / 1e6:.1f} MB")
         elif st.button(f"Prepare {path.name}", key=f"export_prepare_{format}"):
-            try:
-                prepare(run_dir, format)
-            except tlcore.TlcoreError as error:
-                common.fail(error)
+            prepare(run_dir, format)
             st.rerun()
         with st.expander("How to use it in Python"):
             st.code(info["snippet"].replace("size = 224 ", f"size = {picture_size(run_dir)} "), language="python")
 
 
 def downloads(run_dir: pathlib.Path) -> None:
-    labels = run_dir / run_folder.LABELS_FILE
+    labels = run_dir / tlcore.LABELS_FILE
     st.markdown("Every file takes ordinary RGB pictures (pixel values 0 to 255) at the model's picture size and "
                 "gives one probability per class, in the order of **labels.json**.")
     st.caption("Each file is made when you ask for it (a few seconds, up to a minute for TensorFlow Lite); "
@@ -140,12 +139,12 @@ def history() -> None:
         [
             {
                 "training": row["name"],
-                "model": common.backbone_title(row["backbone"]),
-                "pictures": common.dataset_name(row["data"]) if row.get("data") else "?",
-                "status": common.STATE_WORDS.get(row["status"], row["status"]),
+                "model": words.backbone_title(row["backbone"]),
+                "pictures": words.dataset_name(row["data"]) if row.get("data") else "?",
+                "status": words.state_word(row["status"]),
                 "best validation accuracy": 100 * row["best_val_accuracy"] if row["best_val_accuracy"] is not None else None,
                 "epochs": row["epochs_run"],
-                "duration": common.format_duration(row["duration_s"]) if row["duration_s"] else "",
+                "duration": tlcore.format_duration(row["duration_s"]) if row["duration_s"] else "",
             }
             for row in rows
         ],
@@ -155,13 +154,13 @@ def history() -> None:
     )
     names = [row["name"] for row in rows]
     by_name = {row["name"]: row for row in rows}
-    label = {name: common.describe_run(by_name[name]) for name in names}
+    label = {name: run_picker.describe_run(by_name[name]) for name in names}
     picked = st.multiselect("Compare the learning curves of", names, default=names[:3], key="export_compare",
                             format_func=label.get)
     if picked:
         figure = go.Figure()
         for name in picked:
-            epochs = tlcore.epoch_rows(common.run_dir_for(name) or name)
+            epochs = tlcore.epoch_rows(by_name[name]["run_dir"])
             figure.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r.get("val_accuracy") for r in epochs],
                                         mode="lines+markers", name=label[name]))
         figure.update_layout(title="Accuracy on the checking pictures", height=340, xaxis_title="epoch", showlegend=True,
@@ -170,7 +169,7 @@ def history() -> None:
         st.plotly_chart(figure, key="export_compare_chart", config={"displayModeBar": False})
     with st.expander("Delete a training"):
         doomed = st.selectbox("Training to delete", names, key="export_delete_pick",
-                              format_func=lambda name: common.describe_run(next(r for r in rows if r["name"] == name)))
+                              format_func=lambda name: label[name])
         sure = st.checkbox("Yes, delete its model and curves for good", key="export_delete_confirm")
         st.button("Delete", key="export_delete", disabled=not sure, on_click=delete, args=(doomed,))
         if "export_delete_error" in st.session_state:
@@ -179,24 +178,24 @@ def history() -> None:
 
 def delete(name: str) -> None:
     """Delete a run (a button callback, so the confirmation can be reset before the page is drawn)."""
+    run_dir = tlcore.find_run(name)
+    if run_dir is None:
+        st.session_state["export_delete_error"] = f"There is no training called {name!r} any more."
+        return
     try:
-        tlcore.delete_run(common.run_dir_for(name) or name)
+        tlcore.delete_run(run_dir)
     except tlcore.TlcoreError as error:
         st.session_state["export_delete_error"] = str(error)
         return
     st.session_state["export_delete_confirm"] = False
-    if st.session_state.get("run_name") == name:
-        st.session_state.pop("run_name", None)
-    if st.query_params.get(common.RUN_PARAM) == name:
-        del st.query_params[common.RUN_PARAM]
-    if common.app_state().get("last_run") == name:
-        common.remember(last_run=None)
+    run_picker.forget_run(name)
 
 
-run_dir = common.choose_run("export_run", "Which trained model?", common.has_model)
-if run_dir is None:
-    st.info("No trained model yet: train one first.")
-    common.link("pages/train.py", "Go to Train")
-else:
-    downloads(run_dir)
-history()
+with messages.shown_errors():
+    run_dir = run_picker.choose_run("export_run", "Which trained model?", run_picker.has_model)
+    if run_dir is None:
+        st.info("No trained model yet: train one first.")
+        messages.link("pages/train.py", "Go to Train")
+    else:
+        downloads(run_dir)
+    history()

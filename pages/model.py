@@ -1,13 +1,11 @@
 """Model: pick the pretrained model (backbone), the new last layer, and what may change (freezing)."""
 
-
-import common
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore.data import uploads
+from ui import audit_cache, charts, choices, messages
 
 PRESETS = {
     "all": "Only the new last layer learns (feature extraction): fastest, best for small datasets",
@@ -21,6 +19,7 @@ BLOCK_COLUMNS = {
     "parameters": st.column_config.NumberColumn(format="localized"),
 }
 
+messages.open_in_app_menu()
 st.title("Model: start from a model that already knows how to see")
 st.markdown(
     "Nobody teaches a computer to see from scratch with a few pictures. The app starts from a **pretrained model** "
@@ -28,9 +27,10 @@ st.markdown(
     "adds a new last layer for your classes, and trains that. Smaller models learn faster; bigger ones can be more accurate."
 )
 
-choice = common.model_choice()
-rows = tlcore.list_backbones()
-by_name = {row["name"]: row for row in rows}
+with messages.shown_errors():
+    choice = choices.model_choice()
+    rows = tlcore.list_backbones()
+    by_name = {row["name"]: row for row in rows}
 
 
 def backbone_table() -> None:
@@ -87,6 +87,7 @@ def pick_backbone() -> str:
     return name
 
 
+@messages.shown_errors()  # the message where the button is
 def offer_weights_import(name: str) -> None:
     row = by_name[name]
     st.warning(
@@ -95,12 +96,9 @@ def offer_weights_import(name: str) -> None:
     )
     file = st.file_uploader("Import a weights file (.h5)", type=["h5"], key="model_weights_upload")
     if file is not None and st.button("Import weights", key="model_import_weights"):
-        try:
-            saved = uploads.save_uploaded_file(file.name, file)
-            with st.spinner("Checking the weights file…"):
-                tlcore.import_weights(saved)
-        except tlcore.TlcoreError as error:
-            common.fail(error)
+        saved = tlcore.save_uploaded_file(file.name, file)
+        with st.spinner("Checking the weights file…"):
+            tlcore.import_weights(saved)
         st.session_state["model_imported"] = f"Imported {file.name}: {row['title']} is ready on this computer."
         st.rerun()
 
@@ -125,28 +123,20 @@ def head_options(backbone: str) -> dict:
     return {"dropout": dropout, "label_smoothing": smoothing, "image_size": 0 if size == native else size}
 
 
-def freeze_string(trainable: list[str], names: list[str]) -> str:
-    """The TrainConfig `freeze` option for a set of trainable blocks."""
-    if not trainable:
-        return "all"
-    if len(trainable) == len(names):
-        return "none"
-    count = len(trainable)
-    if trainable == names[-count:]:
-        return f"top:{count}"
-    return ",".join(trainable)
+def remembered_freeze(backbone: str, names: list[str]) -> tuple[str, list[str]]:
+    """The remembered freeze option for this backbone and its learning blocks, in order.
 
-
-def trainable_blocks_of(freeze: str, names: list[str]) -> list[str]:
-    if freeze == "all":
-        return []
-    if freeze == "none":
-        return list(names)
-    if freeze.startswith("top:") and freeze[4:].isdigit():
-        count = min(int(freeze[4:]), len(names))
-        return names[len(names) - count:] if count else []
-    picked = set(freeze.split(","))
-    return [name for name in names if name in picked]
+    A remembered option this backbone cannot take (a block name it does not
+    have) starts over from "all", and says so.
+    """
+    remembered = choice["freeze"] if choice["backbone"] == backbone else "all"
+    try:
+        trainable = tlcore.parse_freeze(remembered, names)
+    except tlcore.InputError:
+        st.info(f"The blocks chosen before ({remembered!r}) are not blocks of {by_name[backbone]['title']}, "
+                "so only the new last layer learns for now; pick again below.")
+        return "all", []
+    return remembered, [name for name in names if name in trainable]
 
 
 def preset_of(freeze: str) -> str:
@@ -166,11 +156,7 @@ def freezing_map(backbone: str) -> str:
     )
     blocks = tlcore.block_table(backbone)
     names = [block["name"] for block in blocks]
-    remembered = choice["freeze"] if choice["backbone"] == backbone else "all"
-    try:
-        remembered_blocks = trainable_blocks_of(remembered, names)
-    except ValueError:
-        remembered_blocks = []
+    remembered, remembered_blocks = remembered_freeze(backbone, names)
     preset = st.radio("How much may learn?", list(PRESETS), index=list(PRESETS).index(preset_of(remembered)),
                       format_func=PRESETS.get, key="model_freeze_preset")
     if preset == "top":
@@ -201,15 +187,12 @@ def freezing_map(backbone: str) -> str:
         trainable = [name for name, learns in zip(edited["block"], edited["learns"], strict=True) if learns]
     else:
         st.dataframe(table, hide_index=True, key="model_blocks_view", height=300, column_config=BLOCK_COLUMNS)
-    return freeze_string(trainable, names)
+    return tlcore.freeze_option(trainable, names)
 
 
 def show_counts(backbone: str, freeze: str) -> None:
     classes = _class_count()
-    try:
-        summary = tlcore.trainable_summary(backbone, freeze, classes)
-    except tlcore.TlcoreError as error:
-        common.fail(error)
+    summary = tlcore.trainable_summary(backbone, freeze, classes)
     trainable, frozen = summary["trainable_params"], summary["frozen_params"]
     columns = st.columns(3)
     columns[0].metric("Numbers that learn", f"{trainable:,}",
@@ -217,7 +200,7 @@ def show_counts(backbone: str, freeze: str) -> None:
     columns[1].metric("Numbers kept as they are", f"{frozen:,}", help="Frozen parameters.")
     columns[2].metric("Share that learns", f"{trainable / (trainable + frozen):.1%}")
     figure = go.Figure()
-    figure.add_trace(go.Bar(y=["parameters"], x=[trainable], name="learn", orientation="h", marker_color=common.VAL_COLOUR))
+    figure.add_trace(go.Bar(y=["parameters"], x=[trainable], name="learn", orientation="h", marker_color=charts.VAL_COLOUR))
     figure.add_trace(go.Bar(y=["parameters"], x=[frozen], name="frozen", orientation="h", marker_color="#c7c7c7"))
     figure.update_layout(barmode="stack", height=140, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                          legend={"orientation": "h"}, xaxis_title="parameters")
@@ -225,23 +208,24 @@ def show_counts(backbone: str, freeze: str) -> None:
     if freeze == "all":
         st.caption("With everything frozen, the app shows each picture to the pretrained model once and reuses what it "
                    "saw, so each epoch takes a moment (a feature cache).")
-    st.caption(f"Counted for {classes} classes" + ("" if common.dataset_path() else " (choose your pictures for the real number)") + ".")
+    st.caption(f"Counted for {classes} classes" + ("" if choices.dataset_path() else " (choose your pictures for the real number)") + ".")
 
 
 def _class_count() -> int:
-    path = common.dataset_path()
+    path = choices.dataset_path()
     if path:
         try:
-            return len(common.audit(path).class_names)
+            return len(audit_cache.audit(path).class_names)
         except tlcore.TlcoreError:
             pass
     return 2
 
 
-backbone_table()
-backbone = pick_backbone()
-head = head_options(backbone)
-freeze = freezing_map(backbone)
-show_counts(backbone, freeze)
-common.set_model_choice({"backbone": backbone, "freeze": freeze, **head})
-common.link("pages/train.py", "Next: Train →")
+with messages.shown_errors():
+    backbone_table()
+    backbone = pick_backbone()
+    head = head_options(backbone)
+    freeze = freezing_map(backbone)
+    show_counts(backbone, freeze)
+    choices.set_model_choice({"backbone": backbone, "freeze": freeze, **head})
+    messages.link("pages/train.py", "Next: Train →")

@@ -2,15 +2,15 @@
 
 import pathlib
 
-import common
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from tlcore.runs import folder as run_folder
+from ui import charts, messages, run_picker
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif", "avif"]
 
+messages.open_in_app_menu()
 st.title("Predict: try it on new pictures")
 st.markdown("Show the model pictures it has never seen, and it says what it thinks each one is, and how sure it is.")
 
@@ -24,7 +24,7 @@ def load_model(run_dir: str, model_mtime: float):
 def probabilities_chart(top: list[tuple[str, float]]) -> go.Figure:
     names = [name for name, _ in top][::-1]
     values = [value for _, value in top][::-1]
-    figure = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=common.TRAIN_COLOUR,
+    figure = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=charts.TRAIN_COLOUR,
                               text=[f"{value:.0%}" for value in values], textposition="auto"))
     figure.update_layout(height=60 + 40 * len(top), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                          xaxis={"range": [0, 1], "tickformat": ".0%", "title": "how sure"})
@@ -44,31 +44,29 @@ def show_prediction(index: int, name: str, data: bytes, model, labels, top_k: in
     chart.plotly_chart(probabilities_chart(top), key=f"predict_chart_{index}", config={"displayModeBar": False})
 
 
-run_dir = common.choose_run("predict_run", "Which trained model?", common.has_model)
-if run_dir is None:
-    st.info("No trained model yet: train one first.")
-    common.link("pages/train.py", "Go to Train")
-    st.stop()
+with messages.shown_errors():
+    run_dir = run_picker.choose_run("predict_run", "Which trained model?", run_picker.has_model)
+    if run_dir is None:
+        st.info("No trained model yet: train one first.")
+        messages.link("pages/train.py", "Go to Train")
+        st.stop()
 
-labels_count = len(run_folder.read_json(run_dir / run_folder.LABELS_FILE, []) or [])
-top_k = st.slider("How many guesses to show per picture", 1, max(2, min(5, labels_count)), min(3, max(1, labels_count)),
-                  key="predict_top_k")
-files = st.file_uploader("Pictures to classify", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_upload")
-photo = None
-if st.toggle("Use the camera", key="predict_use_camera", help="Your browser asks for permission first."):
-    photo = st.camera_input("Take a picture", key="predict_camera")
+    labels_count = len(tlcore.run_labels(run_dir))
+    top_k = st.slider("How many guesses to show per picture", 1, max(2, min(5, labels_count)),
+                      min(3, max(1, labels_count)), key="predict_top_k")
+    files = st.file_uploader("Pictures to classify", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_upload")
+    photo = None
+    if st.toggle("Use the camera", key="predict_use_camera", help="Your browser asks for permission first."):
+        photo = st.camera_input("Take a picture", key="predict_camera")
 
-pictures = [(file.name, file.getvalue()) for file in files or []]
-if photo is not None:
-    pictures.append(("camera", photo.getvalue()))
-if not pictures:
-    st.info("Add one or more pictures above.")
-    st.stop()
+    pictures = [(file.name, file.getvalue()) for file in files or []]
+    if photo is not None:
+        pictures.append(("camera", photo.getvalue()))
+    if not pictures:
+        st.info("Add one or more pictures above.")
+        st.stop()
 
-model_file = pathlib.Path(run_dir) / run_folder.MODEL_FILE
-try:
+    model_file = pathlib.Path(run_dir) / tlcore.MODEL_FILE
     model, labels = load_model(str(run_dir), model_file.stat().st_mtime if model_file.exists() else 0.0)
-except tlcore.TlcoreError as error:
-    common.fail(error)
-for index, (name, data) in enumerate(pictures):
-    show_prediction(index, name, data, model, labels, top_k)
+    for index, (name, data) in enumerate(pictures):
+        show_prediction(index, name, data, model, labels, top_k)

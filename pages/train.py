@@ -8,13 +8,10 @@ keep coming after a page switch or a reload.
 
 import pathlib
 
-import common
 import streamlit as st
 
 import tlcore
-from tlcore.runs import folder as run_folder
-from tlcore.runs import record as run_record
-from tlcore.training import config as config_defaults
+from ui import audit_cache, charts, choices, messages, run_picker, words
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BATCH_SIZES = [8, 16, 32, 64, 128]
@@ -24,7 +21,9 @@ AUGMENT = {
     "strong": "Strong: bigger changes, for few pictures",
 }
 POLL_SECONDS = 1.0
+NAME_SHOWN = 80  # characters of a run name from the address bar that a message repeats
 
+messages.open_in_app_menu()
 st.title("Train: teach the model your classes")
 
 
@@ -32,26 +31,23 @@ st.title("Train: teach the model your classes")
 
 
 def require_data():
-    path = common.dataset_path()
+    path = choices.dataset_path()
     if path is None:
         st.info("First choose your pictures on the Data page (or press **Use demo dataset** there).")
-        common.link("pages/data.py", "Go to Data")
+        messages.link("pages/data.py", "Go to Data")
         st.stop()
-    try:
-        return path, common.audit(path, excluded=common.excluded_files(path))
-    except tlcore.TlcoreError as error:
-        common.fail(error)
+    return path, audit_cache.audit(path, excluded=choices.excluded_files(path))
 
 
 def describe_plan(path: str, audit, model: dict) -> None:
     offline = {row["name"]: row["available_offline"] for row in tlcore.list_backbones()}
     learns = "only the new last layer learns" if model["freeze"] == "all" else f"these blocks also learn: {model['freeze']}"
     st.markdown(
-        f"**Pictures:** {common.dataset_name(path)}, {len(audit.class_names)} classes, "
+        f"**Pictures:** {words.dataset_name(path)}, {len(audit.class_names)} classes, "
         f"{len(audit.split_records('train'))} for learning and {len(audit.split_records('val'))} for checking.  \n"
-        f"**Model:** {common.backbone_title(model['backbone'])}; {learns}. "
+        f"**Model:** {words.backbone_title(model['backbone'])}; {learns}. "
     )
-    excluded = common.excluded_files(path)
+    excluded = choices.excluded_files(path)
     if excluded:
         st.caption(f"{len(excluded)} exact duplicate copies are left out, as chosen on the Data page.")
     if not offline.get(model["backbone"], True):
@@ -64,21 +60,40 @@ def describe_plan(path: str, audit, model: dict) -> None:
 
 def settings(path: str, audit, model: dict):
     """The hyperparameter widgets; returns a TrainConfig, or None after showing why it is not valid."""
-    saved = common.train_choice()
+    saved = choices.train_choice()
+    choice = {**step_settings(saved), **schedule_settings(saved, audit, model)}
+    choices.set_train_choice(choice)
+    try:
+        return tlcore.TrainConfig(
+            data=path, backbone=model["backbone"], image_size=model["image_size"], epochs=int(choice["epochs"]),
+            batch_size=choice["batch_size"], learning_rate=choice["learning_rate"], freeze=model["freeze"],
+            augment=choice["augment"], dropout=model["dropout"], label_smoothing=model["label_smoothing"],
+            val_split=choices.val_split(),
+            early_stopping_patience=int(choice["patience"]) if choice["early_stopping"] else 0,
+            class_weights=choice["class_weights"], two_phase=choice["two_phase"], head_epochs=int(choice["head_epochs"]),
+            fine_tune_learning_rate=choice["fine_tune_learning_rate"], excluded_files=tuple(choices.excluded_files(path)),
+        )
+    except tlcore.TlcoreError as error:
+        st.error(str(error))
+        return None
+
+
+def step_settings(saved: dict) -> dict:
+    """How long and in which steps it learns: epochs, learning rate, batch size, augmentation."""
     left, middle, right = st.columns(3)
     epochs = left.number_input(
-        "Epochs", 1, 500, int(saved.get("epochs", config_defaults.DEFAULT_EPOCHS)), key="train_epochs",
+        "Epochs", 1, 500, int(saved.get("epochs", tlcore.DEFAULT_EPOCHS)), key="train_epochs",
         help="One epoch is one pass over all the training pictures. With early stopping on, training ends by "
         "itself once it stops improving.",
     )
     learning_rate = middle.select_slider(
-        "Learning rate", LEARNING_RATES, value=saved.get("learning_rate", config_defaults.DEFAULT_LEARNING_RATE),
+        "Learning rate", LEARNING_RATES, value=saved.get("learning_rate", tlcore.DEFAULT_LEARNING_RATE),
         format_func=lambda value: f"{value:g}", key="train_learning_rate",
         help="How big a step the model takes each time it corrects itself. Too big and it jumps around; too small "
         "and it learns slowly. 0.001 suits a frozen model; use 0.0001 or less when blocks learn too.",
     )
     batch_size = right.select_slider(
-        "Batch size", BATCH_SIZES, value=saved.get("batch_size", config_defaults.DEFAULT_BATCH_SIZE),
+        "Batch size", BATCH_SIZES, value=saved.get("batch_size", tlcore.DEFAULT_BATCH_SIZE),
         key="train_batch_size", help="Pictures looked at before each correction. Lower it if the computer runs out of memory.",
     )
     augment = st.radio(
@@ -87,6 +102,11 @@ def settings(path: str, audit, model: dict):
         help="Random changes to the training pictures, so the model learns the thing and not the exact picture. "
         "Helps with few pictures; makes getting ready slower.",
     )
+    return {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size, "augment": augment}
+
+
+def schedule_settings(saved: dict, audit, model: dict) -> dict:
+    """When it stops, class balance, and the two-phase schedule for fine-tuning."""
     left, right = st.columns(2)
     early = left.toggle("Stop by itself when it stops improving (early stopping)", value=saved.get("early_stopping", True),
                         key="train_early_stopping")
@@ -106,41 +126,25 @@ def settings(path: str, audit, model: dict):
         head_epochs = right.number_input("Epochs of the first phase", 1, 100, head_epochs, key="train_head_epochs")
         fine_tune_rate = right.select_slider("Learning rate of the second phase", LEARNING_RATES, value=fine_tune_rate,
                                              format_func=lambda value: f"{value:g}", key="train_fine_tune_rate")
-    common.set_train_choice(
-        {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size, "augment": augment,
-         "early_stopping": early, "patience": patience, "class_weights": class_weights, "two_phase": two_phase,
-         "head_epochs": head_epochs, "fine_tune_learning_rate": fine_tune_rate}
-    )
-    try:
-        return tlcore.TrainConfig(
-            data=path, backbone=model["backbone"], image_size=model["image_size"], epochs=int(epochs),
-            batch_size=batch_size, learning_rate=learning_rate, freeze=model["freeze"], augment=augment,
-            dropout=model["dropout"], label_smoothing=model["label_smoothing"], val_split=common.val_split(),
-            early_stopping_patience=int(patience) if early else 0, class_weights=class_weights, two_phase=two_phase,
-            head_epochs=int(head_epochs), fine_tune_learning_rate=fine_tune_rate,
-            excluded_files=tuple(common.excluded_files(path)),
-        )
-    except tlcore.TlcoreError as error:
-        st.error(str(error))
-        return None
+    return {"early_stopping": early, "patience": patience, "class_weights": class_weights, "two_phase": two_phase,
+            "head_epochs": head_epochs, "fine_tune_learning_rate": fine_tune_rate}
 
 
 # ----------------------------------------------------------------- starting
 
 
+@messages.shown_errors()  # the message where the button is
 def start(config) -> None:
     try:
         run_dir = tlcore.start_training(config)
     except tlcore.RunBusyError as error:
         st.error(f"Only one training can run at a time on this computer: {error}")
-        running = common.training_run()
+        running = run_picker.training_run()
         if running is not None and st.button("Watch that training", key="train_watch_busy"):
-            common.attach_run(running)
+            run_picker.attach_run(running)
             st.rerun()
         st.stop()
-    except tlcore.TlcoreError as error:
-        common.fail(error)
-    common.attach_run(run_dir)
+    run_picker.attach_run(run_dir)
     st.rerun()
 
 
@@ -149,19 +153,20 @@ def start(config) -> None:
 
 def attached_run() -> pathlib.Path | None:
     """The run in the address bar, else this session's, else the one training on this machine."""
-    name = st.query_params.get(common.RUN_PARAM)
+    name = st.query_params.get(run_picker.RUN_PARAM)
     if name:
-        run_dir = common.run_dir_for(name)
+        run_dir = tlcore.find_run(name)
         if run_dir is not None:
-            common.attach_run(run_dir)
+            run_picker.attach_run(run_dir)
             return run_dir
-        st.warning(f"There is no training called {name!r} (it may have been deleted).")
-        del st.query_params[common.RUN_PARAM]
-    run_dir = common.run_dir_for(st.session_state.get("run_name"))
+        shown = name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "…"
+        st.warning(f"There is no training called {shown!r} (it may have been deleted).")
+        del st.query_params[run_picker.RUN_PARAM]
+    run_dir = tlcore.find_run(st.session_state.get("run_name"))
     if run_dir is None:
-        run_dir = common.training_run()
+        run_dir = run_picker.training_run()
     if run_dir is not None:
-        common.attach_run(run_dir)
+        run_picker.attach_run(run_dir)
     return run_dir
 
 
@@ -188,26 +193,27 @@ def progress(status: dict, rows: list[dict]) -> tuple[float, str]:
         return 0.0, message[:1].upper() + message[1:]
     eta = status.get("eta_s")
     if eta is not None:
-        text += f" · about {common.format_duration(eta)} left at most"
+        text += f" · about {tlcore.format_duration(eta)} left at most"
     return min(1.0, max(0.0, fraction)), text
 
 
 @st.fragment(run_every=POLL_SECONDS)
+@messages.shown_errors()  # a fragment reruns on its own, outside the page's
 def live_panel(run_dir: pathlib.Path) -> None:
     status = tlcore.read_status(run_dir)
-    if status.get("state") not in run_folder.ACTIVE_STATES:
+    if status.get("state") not in tlcore.ACTIVE_STATES:
         st.rerun()  # the whole page: show the finished run
     rows = tlcore.read_metrics(run_dir)
     fraction, text = progress(status, rows)
     st.progress(fraction, text=text)
-    if run_record.stop_requested(run_dir):
+    if tlcore.stop_requested(run_dir):
         st.info("Stopping at the next step; the best model so far is kept.")
-    elif st.button("Stop", key="train_stop", help="Ends training soon; the best model so far is kept and can be used."):
-        tlcore.request_stop(run_dir)
-        st.rerun(scope="fragment")
+    else:  # asked in the click's callback, so the rerun the click makes already says it is stopping
+        st.button("Stop", key="train_stop", help="Ends training soon; the best model so far is kept and can be used.",
+                  on_click=messages.shown_errors()(tlcore.request_stop), args=(run_dir,))
     epochs = [row for row in rows if row.get("type") == "epoch"]
     if epochs:
-        common.show_curves(epochs, key="train_live", planned_epochs=status.get("epochs"))
+        charts.show_curves(epochs, key="train_live", planned_epochs=status.get("epochs"))
     else:
         st.caption("The curves appear after the first epoch.")
 
@@ -215,7 +221,7 @@ def live_panel(run_dir: pathlib.Path) -> None:
 def finished_panel(run_dir: pathlib.Path, status: dict) -> None:
     summary = tlcore.run_summary(run_dir)
     best, state = summary["best_val_accuracy"], status.get("state")
-    score = f" Best result: {common.percent(best)} of the checking pictures right." if best is not None else ""
+    score = f" Best result: {words.percent(best)} of the checking pictures right." if best is not None else ""
     if state == "completed":
         st.success(f"Training finished after {summary['epochs_run']} epoch(s).{score}")
     elif state == "stopped":
@@ -223,16 +229,16 @@ def finished_panel(run_dir: pathlib.Path, status: dict) -> None:
     elif state == "failed":
         st.error(f"Training failed: {status.get('message', '')}")
     else:
-        st.warning(f"Training {common.STATE_WORDS.get(state, state)}: {status.get('message', '')}")
+        st.warning(f"Training {words.state_word(state)}: {status.get('message', '')}")
     epochs = tlcore.epoch_rows(run_dir)
     if epochs:
-        common.show_curves(epochs, key="train_final")
+        charts.show_curves(epochs, key="train_final")
     if summary["has_model"]:
         left, right = st.columns(2)
         with left:
-            common.link("pages/evaluate.py", "Next: see its mistakes on Evaluate →")
+            messages.link("pages/evaluate.py", "Next: see its mistakes on Evaluate →")
         with right:
-            common.link("pages/predict.py", "Try it on new pictures on Predict →")
+            messages.link("pages/predict.py", "Try it on new pictures on Predict →")
         continue_training(run_dir)
 
 
@@ -243,13 +249,8 @@ def continue_training(run_dir: pathlib.Path) -> None:
                    "The saved model is only replaced by a better one.")
         extra = st.number_input("More epochs", 1, 500, 5, key="train_resume_epochs")
         if st.button("Continue training", key="train_resume"):
-            try:
+            with messages.shown_errors():  # the message where the button is
                 tlcore.start_training(None, resume_run=run_dir, resume_epochs=int(extra))
-            except tlcore.RunBusyError as error:
-                st.error(str(error))
-                st.stop()
-            except tlcore.TlcoreError as error:
-                common.fail(error)
             st.rerun()
 
 
@@ -262,33 +263,34 @@ def run_details(run_dir: pathlib.Path, status: dict) -> None:
                 [{k: row.get(k) for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_s")}
                  for row in epochs], hide_index=True, key="train_epoch_table",
             )
-        st.json(run_folder.read_json(run_dir / run_folder.CONFIG_FILE, {}), expanded=False)
+        st.json(tlcore.run_config(run_dir), expanded=False)
 
 
 def show_run(run_dir: pathlib.Path) -> None:
     status = tlcore.read_status(run_dir)
-    st.subheader(f"Training {common.describe_run(tlcore.run_summary(run_dir), with_outcome=False)}")
+    st.subheader(f"Training {run_picker.describe_run(tlcore.run_summary(run_dir), with_outcome=False)}")
     st.caption("Blue: the pictures it learns from. Orange: the pictures kept aside for checking. When orange stops "
                "getting better while blue still does, the model has started to memorise its training pictures.")
-    if status.get("state") in run_folder.ACTIVE_STATES:
+    if status.get("state") in tlcore.ACTIVE_STATES:
         live_panel(run_dir)
     else:
         finished_panel(run_dir, status)
     run_details(run_dir, status)
 
 
-run_dir = attached_run()
-if run_dir is not None:
-    show_run(run_dir)
-    st.divider()
-with st.expander("Settings for a new training") if run_dir is not None else st.container():
-    path, audit = require_data()
-    model = common.model_choice()
-    describe_plan(path, audit, model)
-    common.link("pages/model.py", "Change the model")
-    config = settings(path, audit, model)
-    if config is not None:
-        st.caption(tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit)).describe())
-        tlcore.ensure_spare()  # a training process gets TensorFlow ready now, so Start begins at once
-    if st.button("Start training", key="train_start", type="primary", disabled=config is None):
-        start(config)
+with messages.shown_errors():
+    run_dir = attached_run()
+    if run_dir is not None:
+        show_run(run_dir)
+        st.divider()
+    with st.expander("Settings for a new training") if run_dir is not None else st.container():
+        path, audit = require_data()
+        model = choices.model_choice()
+        describe_plan(path, audit, model)
+        messages.link("pages/model.py", "Change the model")
+        config = settings(path, audit, model)
+        if config is not None:
+            st.caption(tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit)).describe())
+            tlcore.ensure_spare()  # a training process gets TensorFlow ready now, so Start begins at once
+        if st.button("Start training", key="train_start", type="primary", disabled=config is None):
+            start(config)

@@ -4,8 +4,10 @@ No training happens here: a populated state is a small fake run folder written b
 the test, and the calls that would start a process or load TensorFlow are patched.
 """
 
+import ast
 import io
 import json
+import logging
 import os
 import pathlib
 import subprocess
@@ -23,10 +25,12 @@ import tlcore.data.demo
 import tlcore.model.backbones
 import tlcore.results.export
 import tlcore.results.prediction
+import tlcore.runs.history
 import tlcore.runs.locks
 import tlcore.training.launch
 from tlcore.data.demo import generate_demo_dataset
 from tlcore.results.evaluation import classification_report
+from ui import charts, messages
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = ["app.py", "pages/data.py", "pages/model.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py",
@@ -45,6 +49,18 @@ def home(tmp_path, monkeypatch):
     st.cache_data.clear()
     st.cache_resource.clear()
     return tmp_path / "home"
+
+
+@pytest.fixture(autouse=True)
+def no_hidden_bugs(caplog):
+    """A page that hits a bug shows a short apology, which `not app.exception` cannot see: the log can.
+
+    A test that causes a bug on purpose checks the log itself, then calls `caplog.clear()`.
+    """
+    caplog.set_level(logging.ERROR, logger=messages.LOGGER.name)
+    yield
+    bugs = [record for record in caplog.get_records("call") if record.name == messages.LOGGER.name]
+    assert not bugs, [record.getMessage() + "\n" + (record.exc_text or "") for record in bugs]
 
 
 @pytest.fixture
@@ -448,3 +464,159 @@ def test_a_finished_run_can_be_continued(populated, monkeypatch):
 
     assert not app.exception, app.exception
     assert calls == [(None, RUN_NAME, 7)]
+
+
+# ----------------------------------------------------------------- no page shows a traceback
+
+
+def _guarded_page(raise_what: str):
+    """A page whose body, inside ui's wrapper, ends in `raise_what` ("tlcore", "bug", "stop" or "rerun")."""
+    import streamlit as st
+
+    import tlcore
+    from ui import messages
+
+    with messages.shown_errors():
+        st.markdown("before")
+        if raise_what == "tlcore":
+            raise tlcore.InputError("that folder has no pictures; add some.")
+        if raise_what == "bug":
+            raise RuntimeError("a bug with a secret path /home/someone")
+        if raise_what == "stop":
+            st.stop()
+        if raise_what == "rerun" and not st.session_state.get("reran"):
+            st.session_state["reran"] = True
+            st.rerun()
+        st.markdown("after")
+
+
+def test_a_tlcore_error_is_shown_as_its_message_and_stops_the_page():
+    app = AppTest.from_function(_guarded_page, args=("tlcore",)).run()
+
+    assert not app.exception
+    assert [e.value for e in app.error] == ["that folder has no pictures; add some."]
+    assert "after" not in _texts(app)
+
+
+def test_a_bug_is_a_short_message_on_the_page_and_a_traceback_in_the_log(caplog):
+    app = AppTest.from_function(_guarded_page, args=("bug",)).run()
+
+    assert not app.exception
+    assert "Something went wrong" in app.error[0].value and "server log" in app.error[0].value
+    assert "secret" not in app.error[0].value and "after" not in _texts(app)
+    logged = [r for r in caplog.get_records("call") if r.name == "tlcore.app"]
+    assert logged and "RuntimeError: a bug" in logged[0].exc_text
+    caplog.clear()
+
+
+@pytest.mark.parametrize("control", ["stop", "rerun"])
+def test_stop_and_rerun_pass_through_the_wrapper(control):
+    app = AppTest.from_function(_guarded_page, args=(control,)).run()
+
+    assert not app.exception and not app.error
+    assert ("after" in _texts(app)) == (control == "rerun")  # a rerun runs the page again, to its end
+
+
+def test_a_bug_behind_a_page_is_not_shown_as_a_traceback(populated, monkeypatch, caplog):
+    def broken(runs_dir=None):
+        raise RuntimeError("a bug in listing runs")
+
+    monkeypatch.setattr(tlcore.runs.history, "list_runs", broken)
+    for page in ("pages/evaluate.py", "pages/predict.py", "pages/export.py"):
+        app = _run(page)
+
+        assert not app.exception, page
+        assert "Something went wrong" in app.error[0].value, page
+    caplog.clear()
+
+
+@pytest.mark.parametrize("page", ["pages/train.py", "pages/evaluate.py", "pages/predict.py", "pages/export.py", "app.py"])
+def test_a_huge_run_name_in_the_address_is_no_such_training(page, populated):
+    app = _run(page, run="x" * 5000)
+
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    if page == "pages/train.py":
+        assert "no training called" in app.warning[0].value
+        assert len(app.warning[0].value) < 300
+
+
+@pytest.mark.parametrize("typed, words", [("a" * 5000, "cannot be used as a folder"), ("pets\x00/cats", "NUL")])
+def test_a_typed_path_no_folder_can_have_is_a_clear_error(typed, words, dataset, monkeypatch):
+    monkeypatch.setenv("TLCORE_DATA_ROOTS", str(dataset))
+    app = _run("pages/data.py")
+
+    app.text_input(key="data_server_path").set_value(typed).run()
+    app.button(key="data_use_server_path").click().run()
+
+    assert not app.exception
+    assert words in app.error[0].value and "Something went wrong" not in app.error[0].value
+    assert len(app.error[0].value) < 400
+    assert "dataset_path" not in app.session_state or app.session_state["dataset_path"] is None
+
+
+def test_a_picture_too_thin_for_a_thumbnail_is_left_out(home, dataset):
+    Image.new("RGB", (60000, 1), "red").save(dataset / "star" / "a_sliver.png")
+    Image.new("RGB", (1, 60000), "red").save(dataset / "star" / "b_sliver.png")
+    _remember_dataset(home, dataset)
+
+    app = _run("pages/data.py")
+
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert "Ready: 4 classes" in _texts(app)
+    assert charts.thumbnail(str(dataset / "star" / "a_sliver.png")) is None
+    assert charts.thumbnail(str(dataset / "star" / "star_000.jpg")) is not None
+
+
+def test_an_unknown_remembered_block_falls_back_to_the_new_layer_only(home):
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "app_state.json").write_text(json.dumps(
+        {"model_choice": {"backbone": "mobilenetv2_035", "freeze": "block_that_is_not_there"}}))
+
+    app = _run("pages/model.py")
+
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert "block_that_is_not_there" in app.info[0].value
+    assert app.radio(key="model_freeze_preset").value == "all"
+    assert app.session_state["model_choice"]["freeze"] == "all"
+
+
+def test_remembered_blocks_come_back_as_they_were(home):
+    blocks = [block["name"] for block in tlcore.block_table("mobilenetv2_035")]
+    freeze = f"{blocks[1]},{blocks[3]}"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "app_state.json").write_text(json.dumps({"model_choice": {"backbone": "mobilenetv2_035", "freeze": freeze}}))
+
+    app = _run("pages/model.py")
+
+    assert not app.exception
+    assert app.radio(key="model_freeze_preset").value == "custom"
+    assert app.session_state["model_choice"]["freeze"] == freeze
+
+
+# ----------------------------------------------------------------- what pages may import
+
+
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module or "")
+    return names
+
+
+@pytest.mark.parametrize("path", sorted([*(REPO / "pages").glob("*.py"), *(REPO / "ui").glob("*.py"), REPO / "app.py"]),
+                         ids=lambda path: str(path.relative_to(REPO)))
+def test_pages_and_ui_use_only_tlcores_public_names(path):
+    inside = sorted(name for name in _imported_modules(path) if name.startswith("tlcore."))
+
+    assert not inside, f"{path.name} imports {inside}; use the public names `tlcore.X` (tlcore/__init__.py)"
+
+
+def test_pages_holds_only_pages():
+    for path in (REPO / "pages").glob("*.py"):
+        assert "st.title(" in path.read_text(encoding="utf-8"), f"{path.name} is not a page; helpers belong in ui/"

@@ -1,11 +1,13 @@
-"""The whole journey in a real browser: demo data, model, live training, stop, evaluate, predict.
+"""The app in a real browser: every page by its own address on a fresh server, then the whole journey.
 
-Starts `streamlit run app.py` on a free port with its own TLCORE_HOME and a
-KERAS_HOME holding the offline ImageNet weights from `<repo>/../shared`, then
-drives Debian's Chromium with Playwright. Screenshots of each page are saved in
-`test-artifacts/` (the README's pictures in assets/ come from there).
+Starts `streamlit run app.py` on a free port with its own TLCORE_HOME (for the
+journey also a KERAS_HOME holding the offline ImageNet weights from
+`<repo>/../shared`), then drives Debian's Chromium with Playwright. Screenshots
+of each page of the journey are saved in `test-artifacts/` (the README's
+pictures in assets/ come from there).
 """
 
+import contextlib
 import os
 import pathlib
 import re
@@ -27,13 +29,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
 
+MENU = ["Start", "Data", "Model", "Train", "Evaluate", "Predict", "Export"]
+APP_ERROR = "This app has encountered an error"
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium (`apt-get install chromium`)"),
-    pytest.mark.skipif(not (SHARED_WEIGHTS / WEIGHTS_FILE).is_file(),
-                       reason=f"offline ImageNet weights not found in {SHARED_WEIGHTS} (the shared folder beside the repo)"),
 ]
+needs_weights = pytest.mark.skipif(
+    not (SHARED_WEIGHTS / WEIGHTS_FILE).is_file(),
+    reason=f"offline ImageNet weights not found in {SHARED_WEIGHTS} (the shared folder beside the repo)",
+)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
@@ -68,19 +75,14 @@ def _stop_workers(home: pathlib.Path) -> None:
             pass
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    """The running app's address and its TLCORE_HOME."""
-    root = tmp_path_factory.mktemp("journey")
-    home, keras_models = root / "tlcore-home", root / "keras" / "models"
-    keras_models.mkdir(parents=True)
-    for weights in list(SHARED_WEIGHTS.glob("*.h5")) + list(SHARED_WEIGHTS.glob("*.json")):
-        shutil.copy(weights, keras_models / weights.name)
+@contextlib.contextmanager
+def _serve(root: pathlib.Path, **environment):
+    """`streamlit run app.py` on a free port with TLCORE_HOME in `root`; yields its address and TLCORE_HOME."""
+    home = root / "tlcore-home"
     port = _free_port()
     log = root / "streamlit.log"
-    # With spares on, as for a user: the Train page readies a training process before Start is clicked.
     env = dict(os.environ, TLCORE_HOME=str(home), KERAS_HOME=str(root / "keras"), TF_CPP_MIN_LOG_LEVEL="3",
-               TLCORE_SPARE="1")
+               **environment)
     env.pop("TLCORE_DATA_ROOTS", None)
     with open(log, "wb") as output:
         process = subprocess.Popen(
@@ -103,16 +105,83 @@ def app(tmp_path_factory):
         _stop_workers(home)
 
 
-@pytest.fixture(scope="module")
-def page(app):
+@contextlib.contextmanager
+def _chromium():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _new_page(browser):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(30_000)
+    return page
+
+
+# ----------------------------------------------------------------- every page by its own address
+
+
+class TestPagesByAddressOnAFreshServer:
+    """A bookmark or a shared link is the first thing a server gets: each page must open through app.py's menu.
+
+    With a pages/ folder beside app.py, Streamlit would run such a page on its
+    own (file names as the menu, app.py's settings skipped) until "/" was opened.
+    """
+
+    @pytest.fixture(scope="class")
+    def fresh_app(self, tmp_path_factory):
+        with _serve(tmp_path_factory.mktemp("fresh"), TLCORE_SPARE="0") as (url, _home):
+            yield url
+
+    @pytest.fixture(scope="class")
+    def browser(self, fresh_app):
+        with _chromium() as browser:
+            yield browser
+
+    # In this order, and before "/": the first request the server gets is a page's own address.
+    @pytest.mark.parametrize("address, heading", [
+        ("/data", "Data: your pictures"),
+        ("/train?run=x", "Train: teach the model your classes"),
+        ("/evaluate", "Evaluate: how good is it?"),
+        ("/export", "Export: take your model with you"),
+        ("/", "Teach a computer to recognise your pictures"),
+    ])
+    def test_a_page_opened_by_its_address_shows_the_apps_menu(self, fresh_app, browser, address, heading):
+        page = _new_page(browser)
+        page.goto(fresh_app + address)
+
+        expect(page.get_by_role("heading", name=heading)).to_be_visible(timeout=60_000)
+        menu = page.locator('[data-testid="stSidebarNav"]').get_by_role("link")
+        expect(menu).to_have_text(MENU)
+        assert page.get_by_text(APP_ERROR).count() == 0
+        page.context.close()
+
+
+# ----------------------------------------------------------------- the journey
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The running app's address and its TLCORE_HOME."""
+    root = tmp_path_factory.mktemp("journey")
+    keras_models = root / "keras" / "models"
+    keras_models.mkdir(parents=True)
+    for weights in list(SHARED_WEIGHTS.glob("*.h5")) + list(SHARED_WEIGHTS.glob("*.json")):
+        shutil.copy(weights, keras_models / weights.name)
+    # With spares on, as for a user: the Train page readies a training process before Start is clicked.
+    with _serve(root, TLCORE_SPARE="1") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with _chromium() as browser:
+        page = _new_page(browser)
         page.goto(app[0])
         yield page
-        browser.close()
 
 
 def _shot(page, name: str) -> None:
@@ -137,6 +206,7 @@ def _chart_points(page) -> int:
     return page.locator(".js-plotly-plot .scatterlayer .trace .points path").count()
 
 
+@needs_weights
 def test_journey_from_demo_data_to_prediction(app, page):
     home = app[1]
     expect(page.get_by_role("heading", name="Teach a computer to recognise your pictures")).to_be_visible()

@@ -1,0 +1,17 @@
+"""The Streamlit helpers the app's pages share; `tlcore` does the work, these show it.
+
+Arrows point one way: pages -> ui -> tlcore's public API. Nothing here trains
+or imports TensorFlow, and nothing in `tlcore` imports this package.
+
+- `messages`: errors without tracebacks (`shown_errors`), links and page switches, and
+  `open_in_app_menu`, which every page calls first.
+- `choices`: what the user chose (dataset, validation share, left-out files,
+  model and training settings), kept in the session and in app_state.json.
+- `audit_cache`: the dataset audit, cached until the folder changes.
+- `run_picker`: which training run a page shows (address bar, session, last used).
+- `charts`: learning curves and picture thumbnails.
+- `words`: numbers and names said for people (percentages, run states, model titles).
+
+Pages import it as `from ui import choices, messages`: Streamlit puts the folder
+of `app.py` on `sys.path`, and the tests get it from pyproject's `pythonpath`.
+"""

@@ -1,0 +1,92 @@
+"""Pictures of training: loss and accuracy curves per epoch, and thumbnails of the user's pictures."""
+
+from __future__ import annotations
+
+import io
+
+import streamlit as st
+
+import tlcore
+
+TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#ff7f0e"
+THUMBNAIL_PIXELS = 160
+# A thumbnail thinner than this is a sliver (a 60000x1 picture), not something to look at;
+# Streamlit would also fail to shrink it to the width shown.
+MIN_THUMBNAIL_SIDE = 4
+
+CURVES = (
+    ("loss", "Loss (lower is better)", "loss"),
+    ("accuracy", "Accuracy (higher is better)", "share right"),
+)
+SERIES = (("", "training pictures", TRAIN_COLOUR), ("val_", "validation pictures", VAL_COLOUR))
+
+
+def curve_figures(rows: list[dict], planned_epochs: int | None = None):
+    """Plotly figures of loss and accuracy per epoch, training vs validation.
+
+    Args:
+        rows: the run's epoch rows (`tlcore.epoch_rows`).
+        planned_epochs: when given, the epoch axis spans the whole planned run,
+            so the curves visibly fill it as training goes on.
+
+    Returns:
+        The loss figure and the accuracy figure.
+    """
+    import plotly.graph_objects as go
+
+    epochs = [row["epoch"] for row in rows]
+    last = max([planned_epochs or 0, *epochs, 1])
+    figures = []
+    for metric, title, y_title in CURVES:
+        figure = go.Figure()
+        for prefix, name, colour in SERIES:
+            figure.add_trace(go.Scatter(x=epochs, y=[row.get(prefix + metric) for row in rows], mode="lines+markers",
+                                        name=name, line={"color": colour}))
+        figure.update_layout(title=title, height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                             xaxis_title="epoch (one pass over the training pictures)", yaxis_title=y_title,
+                             legend={"orientation": "h", "y": -0.3})
+        figure.update_xaxes(range=[0.5, last + 0.5], dtick=1 if last <= 15 else None, tickformat="d")
+        if metric == "accuracy":
+            figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
+        figures.append(figure)
+    return figures
+
+
+def show_curves(rows: list[dict], key: str, planned_epochs: int | None = None) -> None:
+    """The loss and accuracy curves side by side."""
+    loss_figure, accuracy_figure = curve_figures(rows, planned_epochs)
+    left, right = st.columns(2)
+    left.plotly_chart(loss_figure, key=f"{key}_loss", config={"displayModeBar": False})
+    right.plotly_chart(accuracy_figure, key=f"{key}_accuracy", config={"displayModeBar": False})
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def thumbnail(path: str, size: int = THUMBNAIL_PIXELS) -> bytes | None:
+    """A small JPEG of an image file, upright as training sees it.
+
+    Returns:
+        The JPEG's bytes, or None when the file cannot be read or shrunk to a
+        thumbnail worth showing (a picture 60000 pixels wide and 1 high).
+    """
+    try:
+        image = tlcore.load_rgb(path)
+        image.thumbnail((size, size))
+        if min(image.size) < MIN_THUMBNAIL_SIDE:
+            return None
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+    except Exception:  # unreadable, or Pillow cannot shrink it: a thumbnail never fails the page
+        return None
+    return buffer.getvalue()
+
+
+def show_thumbnails(files: list[str], captions: list[str] | None = None, size: int = 120) -> None:
+    """A wrapping row of thumbnails (with captions if given); files without a thumbnail are left out."""
+    pictures, texts = [], []
+    for index, file in enumerate(files):
+        data = thumbnail(str(file))
+        if data is not None:
+            pictures.append(data)
+            texts.append(captions[index] if captions else None)
+    if pictures:
+        st.image(pictures, caption=texts if captions else None, width=size)

@@ -1,0 +1,160 @@
+"""What the user chose, remembered: the dataset, the validation share, left-out files, model and training settings.
+
+A choice lives in `st.session_state` (it survives a page switch) and in
+`$TLCORE_HOME/app_state.json` (it survives a browser reload or a restart of the
+server). The file is shared by everyone using this app on this computer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+
+import streamlit as st
+
+import tlcore
+
+STATE_FILE = "app_state.json"
+
+DEFAULT_MODEL_CHOICE = {
+    "backbone": "mobilenetv2_035",
+    "freeze": "all",
+    "dropout": 0.2,
+    "label_smoothing": 0.1,
+    "image_size": 0,
+}
+
+
+# ----------------------------------------------------------------- app_state.json
+
+
+def _state_path() -> pathlib.Path:
+    return pathlib.Path(tlcore.tlcore_home()) / STATE_FILE
+
+
+def app_state() -> dict:
+    """Choices remembered across reloads and restarts ({} when none or unreadable)."""
+    try:
+        state = json.loads(_state_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def remember(**changes) -> None:
+    """Store choices in app_state.json, writing only when something changed."""
+    state = app_state()
+    if all(state.get(key) == value for key, value in changes.items()):
+        return
+    state.update(changes)
+    target = _state_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A unique temporary name: every browser session is a thread of one process.
+        handle, temporary = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=target.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(state, file, indent=2, ensure_ascii=False)
+        os.replace(temporary, target)
+    except OSError:
+        pass  # remembering is a convenience; the session still has the choice
+
+
+def _session_default(key: str, fallback):
+    if key not in st.session_state:
+        st.session_state[key] = app_state().get(key, fallback)
+    return st.session_state[key]
+
+
+# ----------------------------------------------------------------- the dataset
+
+
+def dataset_path() -> str | None:
+    """The dataset chosen on the Data page, if it still exists."""
+    path = _session_default("dataset_path", None)
+    if path and os.path.exists(path):
+        return path
+    return None
+
+
+def set_dataset(path: str | os.PathLike) -> None:
+    st.session_state["dataset_path"] = str(path)
+    st.session_state.pop("upload_skipped", None)
+    remember(dataset_path=str(path))
+
+
+def choose_demo_dataset() -> None:
+    """Draw (or reuse) the built-in demo dataset and make it the chosen one (raises tlcore errors)."""
+    set_dataset(tlcore.ensure_demo_dataset())
+
+
+def shared_folder(typed: str) -> pathlib.Path:
+    """`tlcore.resolve_server_path`, saying plainly when the text cannot be a path at all.
+
+    Raises:
+        tlcore.InputError: as `resolve_server_path` does, and also for text that
+            the operating system refuses as a path (far too long, a NUL byte).
+    """
+    try:
+        return tlcore.resolve_server_path(typed)
+    except tlcore.TlcoreError:
+        raise
+    except ValueError as error:  # Python refuses a path with a NUL byte before asking the system
+        raise tlcore.InputError(
+            "this path holds a character that no folder path can have (a NUL byte); type the folder's path again."
+        ) from error
+    except OSError as error:
+        shown = typed if len(typed) <= 80 else typed[:80] + "…"
+        raise tlcore.InputError(
+            f"{shown!r} cannot be used as a folder ({len(typed):,} characters; the system says: "
+            f"{(error.strerror or str(error)).lower()}); type the path of a folder inside the shared folders."
+        ) from error
+
+
+def val_split() -> float:
+    return float(_session_default("val_split", 0.2))
+
+
+def set_val_split(value: float) -> None:
+    st.session_state["val_split"] = float(value)
+    remember(val_split=float(value))
+
+
+def excluded_files(path: str | None) -> list[str]:
+    """Files of this dataset the user chose to leave out (exact duplicate copies)."""
+    stored = _session_default("excluded_files", {}) or {}
+    return list(stored.get("files", [])) if path and stored.get("dataset") == str(path) else []
+
+
+def set_excluded_files(path: str, files: list[str]) -> None:
+    value = {"dataset": str(path), "files": list(files)}
+    st.session_state["excluded_files"] = value
+    remember(excluded_files=value)
+
+
+# ----------------------------------------------------------------- model and training settings
+
+
+def model_choice() -> dict:
+    """Backbone, freezing and head options from the Model page (defaults until visited)."""
+    stored = _session_default("model_choice", {}) or {}
+    choice = dict(DEFAULT_MODEL_CHOICE, **{k: v for k, v in stored.items() if k in DEFAULT_MODEL_CHOICE})
+    names = {row["name"] for row in tlcore.list_backbones()}
+    if choice["backbone"] not in names:
+        choice = dict(DEFAULT_MODEL_CHOICE)
+    return choice
+
+
+def set_model_choice(choice: dict) -> None:
+    st.session_state["model_choice"] = dict(choice)
+    remember(model_choice=dict(choice))
+
+
+def train_choice() -> dict:
+    return dict(_session_default("train_choice", {}) or {})
+
+
+def set_train_choice(choice: dict) -> None:
+    st.session_state["train_choice"] = dict(choice)
+    remember(train_choice=dict(choice))

@@ -1,0 +1,40 @@
+"""Numbers and names said for people: percentages, run states, model titles, dataset names."""
+
+from __future__ import annotations
+
+import pathlib
+
+import tlcore
+
+STATE_WORDS = {
+    "queued": "starting",
+    "running": "training",
+    "completed": "finished",
+    "stopped": "stopped",
+    "failed": "failed",
+    "interrupted": "interrupted",
+    "unknown": "unknown",
+}
+
+
+def percent(value: float | None) -> str:
+    """0.875 -> "88%"; None -> "?"."""
+    return "?" if value is None else f"{value:.0%}"
+
+
+def state_word(state: str | None) -> str | None:
+    """A run's state as the pages say it ("completed" -> "finished")."""
+    return STATE_WORDS.get(state, state)
+
+
+def dataset_name(path: str) -> str:
+    """The folder's own name, as people call their dataset."""
+    return pathlib.Path(path).name or str(path)
+
+
+def backbone_title(name: str | None) -> str:
+    """A backbone's title for people ("MobileNetV2 (width 0.35)"); the name itself when unknown."""
+    for row in tlcore.list_backbones():
+        if row["name"] == name:
+            return row["title"]
+    return name or "?"
