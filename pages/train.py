@@ -220,7 +220,7 @@ def live_panel(run_dir: pathlib.Path) -> None:
 
 def finished_panel(run_dir: pathlib.Path, status: dict) -> None:
     summary = tlcore.run_summary(run_dir)
-    best, state = summary["best_val_accuracy"], status.get("state")
+    best, state = summary["result_val_accuracy"], status.get("state")
     score = f" Best result: {words.percent(best)} of the checking pictures right." if best is not None else ""
     if state == "completed":
         st.success(f"Training finished after {summary['epochs_run']} epoch(s).{score}")

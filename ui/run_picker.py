@@ -97,6 +97,6 @@ def describe_run(row: dict, with_outcome: bool = True) -> str:
     text = f"{when} · {data} · {words.backbone_title(row.get('backbone'))}"
     if not with_outcome:
         return text
-    best = row.get("best_val_accuracy")
+    best = row.get("result_val_accuracy")
     score = f" · {best:.0%} right" if best is not None else ""
     return f"{text} · {words.state_word(row.get('status'))}{score}"

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import keras
 import numpy as np
@@ -330,3 +331,39 @@ def test_run_clock_has_no_estimate_before_any_step():
 
     assert clock.steps_per_epoch == 1
     assert clock.remaining_seconds(0, 0) is None
+
+
+def test_an_early_best_is_written_once_the_interval_has_passed_even_without_a_better_epoch(tmp_path, monkeypatch):
+    # The killed-run case: the best epoch comes first, within the save interval, and no later epoch beats it.
+    monkeypatch.setattr(callbacks, "SAVE_INTERVAL_S", 0.2)
+    model = tiny_model()
+    keeper = BestModelKeeper(model, tmp_path / "model.keras")
+    keeper.set_model(model)
+    drive_keeper(keeper, model, [{"val_accuracy": 0.9, "val_loss": 0.2}])
+    assert not (tmp_path / "model.keras").exists(), "within the interval nothing is written yet"
+
+    time.sleep(0.25)
+    fill(model, 5)
+    keeper.on_train_batch_end(0)  # a batch of a later, worse epoch
+
+    assert saved_marker(tmp_path / "model.keras") == 0, "the best epoch's weights, not the current ones"
+    assert marker(model) == 5, "training goes on with its current weights"
+    facts = run_folder.model_facts(tmp_path)
+    assert facts["epoch"] == 1 and facts["val_accuracy"] == 0.9 and facts["val_loss"] == 0.2
+
+
+def test_a_refused_save_leaves_the_facts_of_the_model_that_is_kept(tmp_path, save_every_time, monkeypatch):
+    model = tiny_model()
+    keeper = BestModelKeeper(model, tmp_path / "model.keras")
+    keeper.set_model(model)
+    drive_keeper(keeper, model, [{"val_accuracy": 0.5, "val_loss": 0.9}])
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(callbacks, "save_model_atomic", disk_full)
+    with pytest.raises(OSError):
+        drive_keeper(keeper, model, [{"val_accuracy": 0.5, "val_loss": 0.9}, {"val_accuracy": 0.9, "val_loss": 0.1}])
+
+    assert run_folder.model_facts(tmp_path)["val_accuracy"] == 0.5
+    assert saved_marker(tmp_path / "model.keras") == 0

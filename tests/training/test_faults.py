@@ -98,6 +98,8 @@ def test_sigkill_reads_as_interrupted_and_can_resume(running_training):
     assert "resumed" in status["message"]
     [summary] = run_history.list_runs(run_dir.parent)
     assert summary["status"] == "interrupted"
+    # The listing shows what the kept model scores, not a later epoch that was never saved.
+    assert summary["result_val_accuracy"] == run_folder.model_facts(run_dir)["val_accuracy"] is not None
     assert_metrics_file_valid(run_dir)
     assert_model_loads(run_dir)
     before = epochs_logged(run_dir)

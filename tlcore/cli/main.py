@@ -236,7 +236,8 @@ def _cmd_runs(args) -> None:
     if not rows:
         print("no runs yet; start one with `tlcore train DATA`.")
     for row in rows:
-        accuracy = f"{row['best_val_accuracy']:.1%}" if row["best_val_accuracy"] is not None else "-"
+        score = row["result_val_accuracy"]  # a finished run's saved model; a running run's best epoch so far
+        accuracy = f"{score:.1%}" if score is not None else "-"
         print(f"{row['status']:<12} {accuracy:>6}  {row['run_dir']}")
 
 

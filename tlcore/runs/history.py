@@ -67,6 +67,9 @@ def run_summary(run_dir: str | os.PathLike) -> dict:
         "epochs_run": len(epochs),
         "best_val_accuracy": max(val_accuracies) if val_accuracies else None,
         "model_val_accuracy": _kept_accuracy(run_dir, val_accuracies),
+        # What to show as the run's result: its best epoch while it trains, then what its saved model scores.
+        "result_val_accuracy": (max(val_accuracies, default=None) if status.get("state") in ACTIVE_STATES
+                                else _kept_accuracy(run_dir, val_accuracies)),
         "started_at": started,
         "duration_s": (ended - started) if started and ended else None,
         "has_model": (run_dir / MODEL_FILE).is_file(),

@@ -32,7 +32,7 @@ from tlcore.data.demo import generate_demo_dataset
 from tlcore.results.evaluation import classification_report
 from ui import charts, messages
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 PAGES = ["app.py", "pages/data.py", "pages/model.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py",
          "pages/export.py"]
 RUN_NAME = "20261122-120000-mobilenetv2_035-shapes"

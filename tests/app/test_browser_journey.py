@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 SHARED_WEIGHTS = REPO.parent / "shared" / "keras-weights"
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
