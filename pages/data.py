@@ -65,7 +65,7 @@ def server_folder() -> None:
     typed = st.text_input("…or type a path", key="data_server_path", placeholder="e.g. flowers or /srv/datasets/flowers",
                           help="Only folders inside: " + ", ".join(str(r) for r in tlcore.configured_roots()))
     if st.button("Use this folder", key="data_use_server_path"):
-        choices.set_dataset(choices.shared_folder(typed.strip() or picked))
+        choices.set_dataset(tlcore.resolve_server_path(typed.strip() or picked))
 
 
 def counts_chart(audit) -> go.Figure:

@@ -33,7 +33,11 @@ def probabilities_chart(top: list[tuple[str, float]]) -> go.Figure:
 
 def show_prediction(index: int, name: str, data: bytes, model, labels, top_k: int) -> None:
     picture, chart = st.columns([1, 3], vertical_alignment="center")
-    picture.image(data, caption=name, width=180)
+    preview = tlcore.thumbnail_jpeg(data, 360)
+    if preview is not None:
+        picture.image(preview, caption=name, width=180)
+    else:
+        picture.caption(f"{name} (no preview)")
     try:
         top = tlcore.predict_bytes(model, labels, data, top_k)
     except tlcore.TlcoreError as error:

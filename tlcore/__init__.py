@@ -82,6 +82,7 @@ _PUBLIC = {
     "resolve_server_path": "tlcore.data.server_paths",
     "DATA_ROOTS_ENV_VAR": "tlcore.data.server_paths",
     "load_rgb": "tlcore.data.images",
+    "thumbnail_jpeg": "tlcore.data.images",
     # Freezing, defaults and the time estimate.
     "parse_freeze": "tlcore.model.blocks",
     "freeze_option": "tlcore.model.blocks",

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import streamlit as st
 
 import tlcore
 
 TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#ff7f0e"
 THUMBNAIL_PIXELS = 160
-# A thumbnail thinner than this is a sliver (a 60000x1 picture), not something to look at;
-# Streamlit would also fail to shrink it to the width shown.
-MIN_THUMBNAIL_SIDE = 4
 
 CURVES = (
     ("loss", "Loss (lower is better)", "loss"),
@@ -62,22 +57,8 @@ def show_curves(rows: list[dict], key: str, planned_epochs: int | None = None) -
 
 @st.cache_data(show_spinner=False, max_entries=2000)
 def thumbnail(path: str, size: int = THUMBNAIL_PIXELS) -> bytes | None:
-    """A small JPEG of an image file, upright as training sees it.
-
-    Returns:
-        The JPEG's bytes, or None when the file cannot be read or shrunk to a
-        thumbnail worth showing (a picture 60000 pixels wide and 1 high).
-    """
-    try:
-        image = tlcore.load_rgb(path)
-        image.thumbnail((size, size))
-        if min(image.size) < MIN_THUMBNAIL_SIDE:
-            return None
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
-    except Exception:  # unreadable, or Pillow cannot shrink it: a thumbnail never fails the page
-        return None
-    return buffer.getvalue()
+    """A small JPEG of an image file (None when it has none worth showing); cached per file."""
+    return tlcore.thumbnail_jpeg(path, size)
 
 
 def show_thumbnails(files: list[str], captions: list[str] | None = None, size: int = 120) -> None:

@@ -89,29 +89,6 @@ def choose_demo_dataset() -> None:
     set_dataset(tlcore.ensure_demo_dataset())
 
 
-def shared_folder(typed: str) -> pathlib.Path:
-    """`tlcore.resolve_server_path`, saying plainly when the text cannot be a path at all.
-
-    Raises:
-        tlcore.InputError: as `resolve_server_path` does, and also for text that
-            the operating system refuses as a path (far too long, a NUL byte).
-    """
-    try:
-        return tlcore.resolve_server_path(typed)
-    except tlcore.TlcoreError:
-        raise
-    except ValueError as error:  # Python refuses a path with a NUL byte before asking the system
-        raise tlcore.InputError(
-            "this path holds a character that no folder path can have (a NUL byte); type the folder's path again."
-        ) from error
-    except OSError as error:
-        shown = typed if len(typed) <= 80 else typed[:80] + "…"
-        raise tlcore.InputError(
-            f"{shown!r} cannot be used as a folder ({len(typed):,} characters; the system says: "
-            f"{(error.strerror or str(error)).lower()}); type the path of a folder inside the shared folders."
-        ) from error
-
-
 def val_split() -> float:
     return float(_session_default("val_split", 0.2))
 

@@ -1,6 +1,7 @@
 """Tests for tlcore.images: every input is generated in tmp_path, nothing is committed."""
 
 import hashlib
+import io
 import os
 import struct
 import warnings
@@ -407,3 +408,16 @@ def test_image_check_is_frozen(tmp_path):
 
     with pytest.raises(AttributeError):
         check.ok = False
+
+
+def test_thumbnails_of_files_and_bytes_and_of_what_has_none(tmp_path):
+    photo = save(noisy_rgb(300, 200), tmp_path / "photo.jpg")
+    sliver = save(Image.new("RGB", (60000, 1), "red"), tmp_path / "sliver.png")
+    bomb = png_with_declared_size(tmp_path, "bomb.png", 20000, 20000)
+
+    for source in (photo, photo.read_bytes()):
+        small = Image.open(io.BytesIO(images.thumbnail_jpeg(source, 120)))
+        assert max(small.size) == 120 and small.format == "JPEG"
+    assert images.thumbnail_jpeg(sliver) is None, "too thin to show, not a crash"
+    assert images.thumbnail_jpeg(bomb.read_bytes()) is None, "a decompression bomb is refused, not decoded"
+    assert images.thumbnail_jpeg(b"not a picture") is None

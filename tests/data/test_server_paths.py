@@ -95,3 +95,14 @@ def test_list_shared_folders_skips_hidden_and_links(shared):
     (root / "link").symlink_to(outside, target_is_directory=True)
     names = [p.relative_to(root.resolve()).as_posix() for p in list_shared_folders()]
     assert names == [".", "flowers", "flowers/roses"]
+
+
+@pytest.mark.parametrize("typed", ["x" * 5000, "photos\x00/cats", "loop"])
+def test_hostile_typed_paths_get_a_clear_message(tmp_path, monkeypatch, typed):
+    root = tmp_path / "shared"
+    root.mkdir()
+    (root / "loop").symlink_to(root / "loop")  # a link to itself: resolving it loops
+    monkeypatch.setenv(DATA_ROOTS_ENV_VAR, str(root))
+    with pytest.raises(InputError) as caught:
+        resolve_server_path(typed)
+    assert "Traceback" not in str(caught.value) and len(str(caught.value)) < 400

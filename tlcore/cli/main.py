@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shlex
 import sys
@@ -23,14 +24,26 @@ from tlcore.runs.quiet import import_tensorflow_quietly
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
+def _json_safe(value):
+    """The value with every NaN or infinity replaced by None: strict JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 def _print_json(value) -> None:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    value = _json_safe(value)
+    text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
     try:
         text.encode(sys.stdout.encoding or "utf-8")
     except UnicodeEncodeError:
         # A file name that is not valid UTF-8, or a console that is not UTF-8:
         # \u escapes are valid JSON and decode back to the same name.
-        text = json.dumps(value, ensure_ascii=True, default=str)
+        text = json.dumps(value, ensure_ascii=True, default=str, allow_nan=False)
     print(text)
 
 
@@ -282,9 +295,15 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code instead of raising."""
+    """Run the CLI; returns the exit code instead of raising.
+
+    With `--json`, a failure also ends stdout with one JSON object
+    (`{"status": "error", "error": ..., "exit_code": ...}`), so a program
+    reading the last line always gets an object.
+    """
     _tolerate_unprintable_names()
-    return _guarded(lambda: _run_command(argv))
+    wants_json = "--json" in (sys.argv[1:] if argv is None else argv)
+    return _guarded(lambda: _run_command(argv), json_errors=wants_json)
 
 
 def _run_command(argv: list[str] | None) -> int:
@@ -311,25 +330,44 @@ def _with_audit_started(args):
     return args
 
 
-def _guarded(command) -> int:
+def _guarded(command, json_errors: bool = False) -> int:
     """Run `command` and turn what it raises into the CLI's exit codes and one `error:` line."""
     try:
         return command() or EXIT_OK
+    except BrokenPipeError:
+        return _output_closed()
     except InputError as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_INPUT
+        return _report_error(_one_line(error), EXIT_INPUT, json_errors)
     except TlcoreError as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _report_error(_one_line(error), EXIT_INTERNAL, json_errors)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return _report_error("interrupted", 130, json_errors)
     except Exception as error:  # a genuine bug: say so briefly, details on request
         if os.environ.get("TLCORE_DEBUG"):
             traceback.print_exc()
-        print(f"error: internal error ({type(error).__name__}: {_one_line(error)}); "
-              "set TLCORE_DEBUG=1 to see the details and please report it.", file=sys.stderr)
-        return EXIT_INTERNAL
+        message = (f"internal error ({type(error).__name__}: {_one_line(error)}); "
+                   "set TLCORE_DEBUG=1 to see the details and please report it.")
+        return _report_error(message, EXIT_INTERNAL, json_errors)
+
+
+def _report_error(message: str, code: int, as_json: bool) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    if as_json:
+        try:
+            _print_json({"status": "error", "error": message, "exit_code": code})
+        except BrokenPipeError:
+            return _output_closed()
+    return code
+
+
+def _output_closed() -> int:
+    """The reader of stdout went away (`tlcore runs | head`): end quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+    except (OSError, ValueError):
+        pass
+    return EXIT_OK
 
 
 def _start_audit_early(args):
@@ -373,7 +411,10 @@ def exit_process(code: int) -> None:
     """
     if "tensorflow" not in sys.modules:
         sys.exit(code)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
     logging.shutdown()
     os._exit(code)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import pathlib
 import stat
@@ -41,6 +42,7 @@ from tlcore.data.image_formats import (
 from tlcore.errors import InputError
 
 MAX_PIXELS_DEFAULT = 100_000_000
+MIN_THUMBNAIL_SIDE = 4  # a thumbnail thinner than this is a sliver, not something to look at
 
 
 _HASH_CHUNK_BYTES = 1024 * 1024
@@ -191,6 +193,34 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, *, p
     except UnusableImage as problem:
         raise _unusable_image_error(path_text, str(problem)) from None
     return apply_orientation(rgb_image, orientation)
+
+
+def thumbnail_jpeg(source: str | os.PathLike | bytes, size: int = 160) -> bytes | None:
+    """A small JPEG of a picture (a file, or an upload's bytes), upright as training sees it.
+
+    Decoding goes through `load_rgb`, so a decompression bomb or a file that
+    is no picture is refused the same way as everywhere else.
+
+    Returns:
+        The JPEG's bytes, or None when the picture cannot be read or is too
+        thin to show (60000 pixels wide and 1 high shrinks to nothing).
+    """
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            with tempfile.TemporaryDirectory() as folder:
+                path = pathlib.Path(folder) / "picture"
+                path.write_bytes(bytes(source))
+                image = load_rgb(path, preview=True)
+        else:
+            image = load_rgb(source, preview=True)
+        image.thumbnail((size, size))
+        if min(image.size) < MIN_THUMBNAIL_SIDE:
+            return None
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+    except (InputError, OSError, ValueError):
+        return None
+    return buffer.getvalue()
 
 
 def convert_to_png(

@@ -22,6 +22,7 @@ from tlcore.data.images import is_ignored_name
 from tlcore.errors import InputError
 
 DATA_ROOTS_ENV_VAR = "TLCORE_DATA_ROOTS"
+MAX_TYPED_PATH = 4096  # the longest path Linux accepts; a longer one is refused before it is resolved
 MAX_LISTED_FOLDERS = 500
 
 
@@ -73,18 +74,31 @@ def resolve_server_path(text: str | os.PathLike) -> pathlib.Path:
     typed = str(text).strip()
     if not typed:
         raise InputError("no path given; type the path of a folder inside " + _roots_text(roots) + ".")
-    path = pathlib.Path(typed).expanduser()
-    candidates = [path] if path.is_absolute() else [root / path for root in roots]
-    inside = [real for real in (candidate.resolve() for candidate in candidates) if is_inside_roots(real, roots)]
-    for real in inside:
-        if real.exists():
-            return real
+    if len(typed) > MAX_TYPED_PATH or "\x00" in typed:
+        shown = typed[:60] + ("…" if len(typed) > 60 else "")
+        raise InputError(f"{shown!r} is not a usable path (longer than {MAX_TYPED_PATH} characters, or holding a NUL "
+                         f"character); type the path of a folder inside {_roots_text(roots)}.")
+    try:
+        inside = _resolved_inside(typed, roots)
+        existing = next((real for real in inside if real.exists()), None)
+    except (OSError, RuntimeError, ValueError) as error:  # a link loop, a name too long for the file system
+        raise InputError(f"{typed!r} cannot be opened ({getattr(error, 'strerror', None) or error}); "
+                         f"type the path of a folder inside {_roots_text(roots)}.") from None
+    if existing is not None:
+        return existing
     if inside:
         raise InputError(f"{typed!r} does not exist; check the spelling. Shared folders: {_roots_text(roots)}.")
     raise InputError(
         f"{typed!r} is outside the folders this server shares, so it cannot be used; "
         f"pick a folder inside {_roots_text(roots)}."
     )
+
+
+def _resolved_inside(typed: str, roots: list[pathlib.Path]) -> list[pathlib.Path]:
+    """The real locations the typed path may mean (itself, or below each root) that lie inside a root."""
+    path = pathlib.Path(typed).expanduser()
+    candidates = [path] if path.is_absolute() else [root / path for root in roots]
+    return [real for real in (candidate.resolve(strict=False) for candidate in candidates) if is_inside_roots(real, roots)]
 
 
 def is_inside_roots(real_path: pathlib.Path, roots: list[pathlib.Path] | None = None) -> bool:

@@ -41,6 +41,8 @@ MAX_UPLOAD_FILE_BYTES = 100 * 1024**2
 MAX_NAME_BYTES = 200  # below the usual 255-byte limit, leaving room for a "-2" suffix
 
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Lone surrogates (a name decoded with errors="surrogateescape", or crafted) cannot be written as a file name.
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
 
 UploadData = bytes | bytearray | memoryview | BinaryIO
 
@@ -76,6 +78,7 @@ def safe_parts(name: str) -> tuple[str, ...]:
         nothing usable is left.
     """
     text = _UNSAFE_CHARACTERS.sub("", str(name).replace("\\", "/"))
+    text = _LONE_SURROGATES.sub("_", text)
     text = paths.DRIVE_LETTER.sub("", text)
     return tuple(part.strip() for part in text.split("/") if part.strip() not in ("", ".", ".."))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,6 @@ class Prediction:
 
 def load_run_model(run_dir: str | os.PathLike):
     """Load a run's model.keras safely (no arbitrary code) with its labels."""
-    import keras
 
 
     path = run_folder.require_run_dir(run_dir)
@@ -39,11 +39,33 @@ def load_run_model(run_dir: str | os.PathLike):
             f"run {path.name} has no model yet (its status is {status.get('state')!r}); "
             "wait for the first epoch to finish, or pick a run that has one (`tlcore runs`)."
         )
-    model = keras.saving.load_model(model_path, safe_mode=True)
+    model = load_model_safely(model_path, f"run {path.name}")
     labels = run_folder.read_json(path / run_folder.LABELS_FILE, None)
     if not labels:
         raise InputError(f"run {path.name} has no labels.json; the run folder is incomplete.")
     return model, labels
+
+
+def load_model_safely(model_path: pathlib.Path, shown: str):
+    """Load a .keras file with Keras's safe mode, which refuses to run code stored in a file.
+
+    Raises:
+        InputError: the file holds code (a Lambda layer or a custom object)
+            that safe mode refuses, or it is not a Keras model file at all.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(model_path, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "Lambda" in str(error):
+            raise InputError(
+                f"the model file of {shown} contains code (e.g. a Lambda layer), which tlcore never runs from a file, "
+                "for safety; train the model again with tlcore, or load it yourself if you trust where it came from."
+            ) from None
+        raise InputError(f"the model file of {shown} cannot be read as a Keras model ({str(error)[:200]}); train it again.") from None
+    except (OSError, zipfile.BadZipFile) as error:
+        raise InputError(f"the model file of {shown} is damaged or incomplete ({error}); train it again.") from None
 
 
 def prepare_images(files: list[str | os.PathLike], image_size: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from tlcore.runs import history as run_history
 from tlcore.runs import locks as run_locks
 from tlcore.runs import record as run_record
 from tlcore.training.config import TrainConfig
+from tlcore.training.diagnosis import chance_warning
 
 
 @dataclass
@@ -252,12 +253,14 @@ def _train_in_run_dir(
     epochs = run_record.epoch_rows(run_dir)
     best = max((row["val_accuracy"] for row in epochs if row.get("val_accuracy") is not None), default=None)
     ended = time.time()
-    run_record.write_status(run_dir, outcome.state, outcome.message, ended_at=ended, eta_s=0,
-                      val_accuracy=val_accuracy, feature_cache=outcome.feature_cache)
+    warning = chance_warning(epochs, len(audit.class_names), config.learning_rate)
+    message = f"{outcome.message} Warning: {warning}" if warning else outcome.message
+    run_record.write_status(run_dir, outcome.state, message, ended_at=ended, eta_s=0,
+                            val_accuracy=val_accuracy, feature_cache=outcome.feature_cache, warning=warning)
     return RunResult(
         run_dir=str(run_dir),
         status=outcome.state,
-        message=outcome.message,
+        message=message,
         epochs_run=len(epochs),
         val_accuracy=val_accuracy,
         best_val_accuracy=best,
