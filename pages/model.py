@@ -98,8 +98,9 @@ def offer_weights_import(name: str) -> None:
     if file is not None and st.button("Import weights", key="model_import_weights"):
         saved = tlcore.save_uploaded_file(file.name, file)
         with st.spinner("Checking the weights file…"):
-            tlcore.import_weights(saved)
-        st.session_state["model_imported"] = f"Imported {file.name}: {row['title']} is ready on this computer."
+            imported = tlcore.import_weights(saved)
+        st.session_state["model_imported"] = (f"Imported {file.name}: {row['title']} is ready on this computer "
+                                              f"({imported.note}).")
         st.rerun()
 
 

@@ -31,7 +31,7 @@ _PUBLIC = {
     "DatasetAudit": "tlcore.data.records",
     "list_backbones": "tlcore.model.backbones",
     "get_backbone": "tlcore.model.backbones",
-    "import_weights": "tlcore.model.backbones",
+    "import_weights": "tlcore.model.weights_import",
     "DEFAULT_BACKBONE": "tlcore.model.backbones",
     "block_table": "tlcore.model.blocks",
     "trainable_summary": "tlcore.model.blocks",

@@ -23,12 +23,14 @@ from streamlit.testing.v1 import AppTest
 import tlcore
 import tlcore.data.demo
 import tlcore.model.backbones
+import tlcore.model.weights_import
 import tlcore.results.export
 import tlcore.results.prediction
 import tlcore.runs.history
 import tlcore.runs.locks
 import tlcore.training.launch
 from tlcore.data.demo import generate_demo_dataset
+from tlcore.model.weights_import import ImportedWeights
 from tlcore.results.evaluation import classification_report
 from ui import charts, messages
 
@@ -268,7 +270,8 @@ def test_picking_a_backbone_changes_the_trainable_count():
 
 def test_missing_weights_are_explained_and_can_be_imported(monkeypatch):
     imported = []
-    monkeypatch.setattr(tlcore.model.backbones, "import_weights", lambda path, backbone=None: imported.append(pathlib.Path(path)))
+    monkeypatch.setattr(tlcore.model.weights_import, "import_weights",
+                        lambda path, backbone=None: imported.append(pathlib.Path(path)) or ImportedWeights(path, False))
     app = _run("pages/model.py")
     app.selectbox(key="model_backbone").set_value("resnet50").run()
     assert "not on this computer" in _texts(app)

@@ -624,3 +624,43 @@ def test_weights_download_has_a_timeout_so_a_dead_network_cannot_hang():
         assert socket.getdefaulttimeout() is None  # restored afterwards
     finally:
         server.close()
+
+
+# ----------------------------------------------------------------- the CLI's contract on every exit
+
+
+def test_json_mode_ends_with_an_object_even_on_bad_input(tmp_path, capsys, monkeypatch):
+    returncode, stdout, stderr = cli_in_process(["audit", tmp_path / "no such folder", "--json"], capsys, monkeypatch)
+    assert returncode == 2 and stderr.startswith("error:")
+    outcome = last_json(stdout)
+    assert outcome["status"] == "error" and outcome["exit_code"] == 2 and "does not exist" in outcome["error"]
+
+
+def test_json_never_holds_nan(capsys):
+    cli._print_json({"loss": float("nan"), "rows": [float("inf"), 1.5]})
+    assert json.loads(capsys.readouterr().out) == {"loss": None, "rows": [None, 1.5]}
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    # `tlcore backbones | head -1`: the pipe closes while tlcore still writes.
+    done = subprocess.run(["bash", "-c", f"'{sys.executable}' -m tlcore backbones | head -1; exit ${{PIPESTATUS[0]}}"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "BrokenPipe" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_model_file_holding_code_is_refused_with_a_message(tmp_path):
+    import keras
+
+    from tlcore.results.prediction import load_run_model
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"data": "x"}))
+    (run_dir / "labels.json").write_text(json.dumps(["a", "b"]))
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(run_dir / "model.keras")
+
+    with pytest.raises(InputError, match="contains code"):
+        load_run_model(run_dir)

@@ -15,11 +15,11 @@ from tlcore.model.backbones import (
     build_backbone,
     cached_weights_path,
     get_backbone,
-    import_weights,
     list_backbones,
     weights_available_offline,
     weights_missing_message,
 )
+from tlcore.model.weights_import import ImportedWeights, import_weights
 
 REQUIRED_NAMES = (
     "mobilenet_025", "mobilenetv2_035", "mobilenetv2_100", "mobilenetv3_small", "mobilenetv3_large",
@@ -149,7 +149,9 @@ def test_import_weights_validates_then_copies_into_the_keras_cache(keras_weights
     shutil.move(keras_weights_home / file_name, downloaded)
     assert not weights_available_offline("mobilenet_025")
 
-    destination = import_weights(downloaded)
+    imported = import_weights(downloaded)
+    destination = imported.path
+    assert not imported.verified, "Keras publishes no hash for MobileNet's weights"
 
     assert destination == backbones.keras_cache_dir() / file_name
     assert destination.read_bytes() == downloaded.read_bytes()
@@ -197,3 +199,37 @@ def test_damaged_cached_weights_file_says_how_to_replace_it():
     message = str(caught.value)
     assert "damaged" in message
     assert "tlcore weights import mobilenet_2_5_224_tf_no_top.h5" in message
+
+
+def test_a_file_declaring_far_more_weights_than_the_backbone_has_is_refused_before_reading(tmp_path):
+    import h5py
+
+    crafted = tmp_path / "mobilenet_2_5_224_tf_no_top.h5"
+    with h5py.File(crafted, "w") as handle:
+        handle.create_dataset("conv1/kernel", shape=(2**30,), dtype="float32")  # 4 GiB declared, nothing written
+    assert crafted.stat().st_size < 1024**2
+
+    with pytest.raises(InputError, match="declares 4,096 MB of weights"):
+        import_weights(crafted)
+    assert not weights_available_offline("mobilenet_025")
+
+
+def test_unverified_weights_never_silently_replace_the_ones_already_there(keras_weights_home, tmp_path):
+    import h5py
+
+    file_name = "mobilenet_2_5_224_tf_no_top.h5"
+    real = (keras_weights_home / file_name).read_bytes()
+    random_weights = tmp_path / file_name
+    # The right shapes, other numbers: the real file with every weight replaced by noise, as h5py sees it.
+    shutil.copyfile(keras_weights_home / file_name, random_weights)
+    with h5py.File(random_weights, "r+") as handle:
+        handle.visititems(lambda _name, item: item.__setitem__(..., np.random.default_rng(0).normal(size=item.shape))
+                          if isinstance(item, h5py.Dataset) else None)
+
+    with pytest.raises(InputError, match="is kept"):
+        import_weights(random_weights)
+    assert (keras_weights_home / file_name).read_bytes() == real
+
+    replaced = import_weights(random_weights, replace=True)
+    assert replaced == ImportedWeights(keras_weights_home / file_name, verified=False)
+    assert "unverified" in replaced.note

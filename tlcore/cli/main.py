@@ -262,10 +262,11 @@ def _cmd_stop(args) -> None:
 
 
 def _cmd_weights(args) -> None:
-    from tlcore.model.backbones import import_weights
+    from tlcore.model.weights_import import import_weights
 
     for file in args.files:
-        print(f"imported {file} -> {import_weights(file, args.backbone)}")
+        imported = import_weights(file, args.backbone, replace=args.replace)
+        print(f"imported {file} -> {imported.path} ({imported.note})")
 
 
 def _cmd_demo(args) -> None:

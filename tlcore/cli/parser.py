@@ -131,3 +131,5 @@ def _add_other_commands(commands) -> None:
     weights_import = weights_commands.add_parser("import", help="validate weights files and copy them into the Keras cache")
     weights_import.add_argument("files", nargs="+")
     weights_import.add_argument("--backbone")
+    weights_import.add_argument("--replace", action="store_true",
+                                help="let a file Keras publishes no hash for replace weights already on this computer")

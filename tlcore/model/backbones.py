@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import shutil
 import socket
 from dataclasses import dataclass, field
 
@@ -428,45 +427,7 @@ def validate_image_size(spec: BackboneSpec, image_size: int) -> None:
         )
 
 
-def import_weights(file_path: str | os.PathLike, backbone: str | None = None) -> pathlib.Path:
-    """Validate a weights file by loading it, then copy it into the Keras cache.
-
-    Args:
-        file_path: an `.h5` file as Keras distributes it.
-        backbone: which backbone it belongs to; guessed from the file name when
-            omitted (the names Keras uses are unique).
-
-    Returns:
-        The path of the copy in the Keras cache.
-
-    Raises:
-        InputError: missing file, unknown name, or weights that do not fit.
-    """
-    source = pathlib.Path(file_path)
-    if not source.is_file():
-        raise InputError(f"weights file {str(source)!r} does not exist; give the path of a downloaded .h5 file.")
-    spec, size = _spec_for_weights_file(source.name, backbone)
-    import keras
-
-    constructor = getattr(keras.applications, spec.constructor)
-    model = constructor(weights=None, include_top=False, input_shape=(size, size, 3), **spec.constructor_kwargs)
-    try:
-        model.load_weights(str(source))
-    except Exception as error:
-        raise InputError(
-            f"the file {source.name!r} does not hold weights for backbone {spec.name!r} "
-            f"({error.__class__.__name__}: {str(error)[:200]}); download the file named "
-            f"{spec.weights_file_for(size)} and import that."
-        ) from None
-    destination = keras_cache_dir() / spec.weights_file_for(size)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(destination.name + ".partial")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, destination)
-    return destination
-
-
-def _spec_for_weights_file(file_name: str, backbone: str | None) -> tuple[BackboneSpec, int]:
+def spec_for_weights_file(file_name: str, backbone: str | None) -> tuple[BackboneSpec, int]:
     """Find which backbone (and size) a Keras weights file name belongs to."""
     candidates = [get_backbone(backbone)] if backbone else list(_SPECS)
     for spec in candidates:

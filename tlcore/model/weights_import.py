@@ -1,0 +1,199 @@
+"""Importing a pretrained weights file by hand, for a machine without internet, without trusting the file.
+
+A weights file comes from a USB stick or a download page, and is loaded by the
+app's server. So before anything is copied into the Keras cache:
+
+1. its HDF5 metadata alone is read: every dataset's declared size must fit the
+   backbone (a 9 MB file may declare gigabytes; reading it would exhaust the
+   server's memory);
+2. it is loaded into the backbone in a child process whose memory is capped,
+   so a file that still gets past (1) can end only that process;
+3. its hash is compared with the one Keras publishes for that file, where Keras
+   publishes one. A file with the right shapes but other numbers (random
+   weights) then fails; where Keras publishes no hash, the import is labelled
+   unverified and never replaces a file that is already in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from tlcore.errors import InputError
+from tlcore.model.backbones import BackboneSpec, get_backbone, keras_cache_dir, spec_for_weights_file
+
+BYTES_PER_WEIGHT = 4  # float32
+DECLARED_SIZE_SLACK = 1.5  # a file may hold a little more than the weights (optimizer-free h5 files hold none)
+CHILD_MEMORY_LIMIT_BYTES = 6 * 1024**3  # address space of the checking process: TensorFlow itself reserves ~2.4 GB
+CHILD_TIMEOUT_S = 300
+
+# Where Keras keeps the published hashes of its weights files: module -> the dict's name.
+_HASH_TABLES = {
+    "keras.src.applications.efficientnet": "WEIGHTS_HASHES",
+    "keras.src.applications.efficientnet_v2": "WEIGHTS_HASHES",
+    "keras.src.applications.mobilenet_v3": "WEIGHTS_HASHES",
+    "keras.src.applications.resnet": "WEIGHTS_HASHES",
+}
+
+
+@dataclass(frozen=True)
+class ImportedWeights:
+    """Where an imported weights file now is, and whether its hash matched the one Keras publishes."""
+
+    path: pathlib.Path
+    verified: bool
+
+    @property
+    def note(self) -> str:
+        if self.verified:
+            return "its hash matches the one Keras publishes for this file"
+        return "unverified: Keras publishes no hash for this file, so only its shapes were checked"
+
+
+def import_weights(file_path: str | os.PathLike, backbone: str | None = None, replace: bool = False) -> ImportedWeights:
+    """Check a weights file without trusting it, then copy it into the Keras cache.
+
+    Args:
+        file_path: an `.h5` file as Keras distributes it.
+        backbone: which backbone it belongs to; guessed from the file name when
+            omitted (the names Keras uses are unique).
+        replace: let an unverified file replace one already in the cache.
+
+    Returns:
+        An `ImportedWeights` with the cached copy's path and whether it was verified.
+
+    Raises:
+        InputError: missing file, unknown name, sizes or shapes that do not fit,
+            a hash that differs from the published one, or an unverified file
+            that would replace one already there.
+    """
+    source = pathlib.Path(file_path)
+    if not source.is_file():
+        raise InputError(f"weights file {str(source)!r} does not exist; give the path of a downloaded .h5 file.")
+    spec, size = spec_for_weights_file(source.name, backbone)
+    check_declared_sizes(source, spec)
+    published = published_hash(spec.weights_file_for(size))
+    if published is not None and not _hash_matches(source, published):
+        raise InputError(
+            f"the file {source.name!r} is not the one Keras publishes for backbone {spec.name!r} (its hash differs); "
+            f"download {spec.weights_file_for(size)} again from the Keras site and import that."
+        )
+    _load_in_child_process(source, spec, size)
+    destination = keras_cache_dir() / spec.weights_file_for(size)
+    if published is None and destination.exists() and not replace and not _same_bytes(source, destination):
+        raise InputError(
+            f"weights for {spec.name!r} are already on this computer, and this file cannot be verified (Keras publishes "
+            "no hash for it), so the file already there is kept; to replace it anyway, use `--replace`."
+        )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(destination.name + ".partial")
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, destination)
+    return ImportedWeights(destination, verified=published is not None)
+
+
+def check_declared_sizes(source: pathlib.Path, spec: BackboneSpec) -> None:
+    """Refuse a file whose datasets declare more numbers than the backbone has, reading only its metadata."""
+    import h5py
+
+    declared = [0]
+
+    def count(_name, item):
+        if isinstance(item, h5py.Dataset):
+            declared[0] += int(item.size) * int(item.dtype.itemsize)
+
+    try:
+        with h5py.File(source, "r") as handle:
+            handle.visititems(count)
+    except (OSError, ValueError, TypeError) as error:
+        raise InputError(
+            f"the file {source.name!r} does not hold weights for backbone {spec.name!r} (it is not a readable HDF5 "
+            f"weights file: {str(error)[:120]}); download the file named {spec.weights_file_for(spec.input_size)}."
+        ) from None
+    allowed = spec.params * BYTES_PER_WEIGHT * DECLARED_SIZE_SLACK + 1024**2
+    if declared[0] > allowed:
+        raise InputError(
+            f"the file {source.name!r} declares {declared[0] / 1024**2:,.0f} MB of weights, but backbone {spec.name!r} "
+            f"has {spec.params * BYTES_PER_WEIGHT / 1024**2:,.1f} MB; it is not that backbone's weights file."
+        )
+
+
+def published_hash(file_name: str) -> str | None:
+    """The hash Keras publishes for one of its weights files (MD5 or SHA-256), or None where it publishes none."""
+    for module_name, table_name in _HASH_TABLES.items():
+        try:
+            table = getattr(importlib.import_module(module_name), table_name)
+        except (ImportError, AttributeError):
+            continue
+        for key, hashes in table.items():
+            if file_name.startswith(key) or key in file_name:
+                return hashes[1] if "notop" in file_name or "no_top" in file_name else hashes[0]
+    return None
+
+
+def _hash_matches(source: pathlib.Path, expected: str) -> bool:
+    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()  # as keras.utils.get_file decides
+    with open(source, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == expected
+
+
+def _same_bytes(first: pathlib.Path, second: pathlib.Path) -> bool:
+    return first.stat().st_size == second.stat().st_size and _hash_matches(first, _sha256(second))
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_in_child_process(source: pathlib.Path, spec: BackboneSpec, size: int) -> None:
+    """Load the weights into the backbone in a memory-capped child process; an InputError if they do not fit."""
+    command = [sys.executable, "-m", "tlcore.model.weights_import", str(source), spec.name, str(size)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
+                              preexec_fn=_cap_memory if os.name == "posix" else None)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"checking the file {source.name!r} took over {CHILD_TIMEOUT_S} s; it is not a usable weights file.") from None
+    if done.returncode != 0:
+        reason = (done.stdout.strip().splitlines() or ["it could not be loaded (it ran out of memory or crashed)"])[-1]
+        raise InputError(
+            f"the file {source.name!r} does not hold weights for backbone {spec.name!r} ({reason[:200]}); download the "
+            f"file named {spec.weights_file_for(size)} and import that."
+        )
+
+
+def _cap_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_LIMIT_BYTES, CHILD_MEMORY_LIMIT_BYTES))
+
+
+def _check_in_this_process(source: str, backbone: str, size: int) -> int:
+    """The child process: build the backbone and load the file into it; exit 0 when it fits."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    spec = get_backbone(backbone)
+    constructor = getattr(keras.applications, spec.constructor)
+    model = constructor(weights=None, include_top=False, input_shape=(size, size, 3), **spec.constructor_kwargs)
+    try:
+        model.load_weights(source)
+    except Exception as error:  # the reason goes back to the parent as the last stdout line
+        print(f"{error.__class__.__name__}: {' '.join(str(error).split())[:200]}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_check_in_this_process(sys.argv[1], sys.argv[2], int(sys.argv[3])))
