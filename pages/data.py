@@ -37,7 +37,7 @@ def upload_folder() -> None:
     )
     if files and st.button("Use these pictures", key="data_use_folder_upload"):
         saved = tlcore.save_uploaded_files([(file.name, file) for file in files])
-        choices.set_dataset(saved.root)
+        choices.set_dataset(tlcore.keep_if_usable(saved.root))
         if saved.skipped:
             st.session_state["upload_skipped"] = list(saved.skipped)
 
@@ -47,7 +47,7 @@ def upload_zip() -> None:
     file = st.file_uploader("A .zip of the folder", type=["zip"], key="data_zip_upload",
                             help="Zip the folder that holds one folder per class.")
     if file is not None and st.button("Use this zip", key="data_use_zip"):
-        choices.set_dataset(tlcore.save_uploaded_file(file.name, file))
+        choices.set_dataset(tlcore.keep_if_usable(tlcore.save_uploaded_file(file.name, file)))
 
 
 @messages.shown_errors()  # the message where the button is

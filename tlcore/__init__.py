@@ -76,6 +76,7 @@ _PUBLIC = {
     "suggested_exclusions": "tlcore.data.records",
     "save_uploaded_file": "tlcore.data.uploads",
     "save_uploaded_files": "tlcore.data.uploads",
+    "keep_if_usable": "tlcore.data.uploads",
     "server_paths_enabled": "tlcore.data.server_paths",
     "list_shared_folders": "tlcore.data.server_paths",
     "configured_roots": "tlcore.data.server_paths",

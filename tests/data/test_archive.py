@@ -1,6 +1,8 @@
 """Tests for tlcore.archive: every zip is built in tmp_path inside the test."""
 
 import hashlib
+import os
+import pathlib
 import stat
 import zipfile
 
@@ -250,3 +252,37 @@ def test_extracted_archive_is_frozen(tmp_path):
 
     with pytest.raises(AttributeError):
         result.root = tmp_path / "other"
+
+
+def test_a_refused_zip_is_not_unpacked_again(tmp_path, monkeypatch):
+    bomb = tmp_path / "big.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.writestr("cats/a.bin", b"\0" * 200_000)
+    with pytest.raises(InputError) as first:
+        archive.extract_zip(bomb, tmp_path / "cache", max_total_bytes=1000)
+
+    def must_not_unpack(*args, **kwargs):
+        raise AssertionError("a zip refused before was unpacked again")
+
+    monkeypatch.setattr(archive, "_extract_to_temporary", must_not_unpack)
+    with pytest.raises(InputError) as again:
+        archive.extract_zip(bomb, tmp_path / "cache", max_total_bytes=1000)
+    assert str(again.value) == str(first.value)
+
+
+def test_the_zip_cache_keeps_the_most_recently_used_within_its_cap(tmp_path):
+    cache = tmp_path / "cache"
+    zips = []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as handle:
+            handle.writestr(f"{name}/cats/x.bin", os.urandom(10_000))
+            handle.writestr(f"{name}/dogs/y.bin", os.urandom(10_000))
+        zips.append(path)
+    first, second, third = (archive.extract_zip(path, cache) for path in zips)
+    os.utime(pathlib.Path(first.root).parent / ".complete", (1, 1))  # the least recently used
+
+    deleted = archive.evict_least_recently_used(cache, max_bytes=45_000)
+
+    assert len(deleted) == 1 and not pathlib.Path(first.root).exists()
+    assert pathlib.Path(second.root).exists() and pathlib.Path(third.root).exists()

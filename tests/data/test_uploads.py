@@ -144,3 +144,19 @@ def test_single_file_size_cap_and_bad_names():
         save_uploaded_file("../..", b"x")
     with pytest.raises(InputError):
         save_uploaded_file(".hidden.zip", b"x")
+
+
+def test_an_unusable_upload_is_removed_with_the_reason(tmp_path):
+    import zipfile
+
+    from tlcore import paths
+    from tlcore.data.uploads import keep_if_usable, save_uploaded_file
+
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as handle:
+        handle.writestr("readme.txt", "no pictures here")
+    saved = save_uploaded_file("empty.zip", empty.read_bytes())
+
+    with pytest.raises(InputError, match="no class folders"):
+        keep_if_usable(saved)
+    assert not saved.exists() and not any(paths.uploads_dir().iterdir())

@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -228,3 +229,66 @@ def test_save_model_atomic_removes_partial_file_on_failure(tmp_path):
         save_model_atomic(FailingModel(), target)
     assert target.read_bytes() == b"previous model"
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+# ----------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB tmpfs of its own, so a test can fill it; skipped where this machine cannot mount one."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI and these machines run as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the full-disk tests need one")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def fill_disk(mount_point: pathlib.Path, leave_bytes: int) -> None:
+    """Fill the disk until at most `leave_bytes` are free."""
+    free = shutil.disk_usage(mount_point).free
+    with open(mount_point / "filler", "wb") as handle:
+        try:
+            handle.write(b"\0" * max(0, free - leave_bytes))
+        except OSError:
+            pass
+
+
+def test_a_full_disk_is_a_clear_failure_with_nothing_left_behind(tiny_dataset, small_disk):
+    runs_dir = small_disk / "runs"
+    runs_dir.mkdir()
+    fill_disk(small_disk, leave_bytes=0)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tlcore", "train", str(tiny_dataset), "--runs-dir", str(runs_dir), "--json",
+         "--weights", "none", "--image-size", "32", "--backbone", "mobilenet_025", "--epochs", "2"],
+        capture_output=True, text=True, timeout=300,
+    )
+
+    assert done.returncode == 1
+    assert "disk is full" in done.stderr and "please report" not in done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "error"
+    assert not list(small_disk.rglob("*.tmp")) and not list(small_disk.rglob(".*.tmp"))
+    for run_dir in runs_dir.iterdir():  # a folder left must say how the run ended, never "completed"
+        assert run_record.read_status(run_dir)["state"] != "completed"
+
+
+def test_features_that_would_not_fit_on_the_disk_are_not_memory_mapped(shared_tiny_dataset, tiny_config, small_disk,
+                                                                      monkeypatch):
+    from tlcore.training import feature_cache
+    from tlcore.training.run import train
+
+    monkeypatch.setattr(feature_cache, "MEMORY_BUDGET_BYTES", 1)  # every feature would go to a memory-mapped file
+    fill_disk(small_disk, leave_bytes=6 * 1024**2)  # room for the model, none for the safety margin
+
+    result = train(tiny_config(shared_tiny_dataset, epochs=2), runs_dir=small_disk / "runs")
+
+    assert result.status == "completed"
+    assert result.feature_cache.startswith("off (features would need") and "free" in result.feature_cache

@@ -9,6 +9,7 @@ JSON object (or list).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import math
@@ -341,14 +342,22 @@ def _guarded(command, json_errors: bool = False) -> int:
         return _report_error(_one_line(error), EXIT_INPUT, json_errors)
     except TlcoreError as error:
         return _report_error(_one_line(error), EXIT_INTERNAL, json_errors)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            return _report_error(_internal_message(error), EXIT_INTERNAL, json_errors)
+        return _report_error(f"the disk is full ({error.filename or 'writing a file'}); free some space and try again. "
+                             "Files already saved (a run's best model) are intact.", EXIT_INTERNAL, json_errors)
     except KeyboardInterrupt:
         return _report_error("interrupted", 130, json_errors)
     except Exception as error:  # a genuine bug: say so briefly, details on request
-        if os.environ.get("TLCORE_DEBUG"):
-            traceback.print_exc()
-        message = (f"internal error ({type(error).__name__}: {_one_line(error)}); "
-                   "set TLCORE_DEBUG=1 to see the details and please report it.")
-        return _report_error(message, EXIT_INTERNAL, json_errors)
+        return _report_error(_internal_message(error), EXIT_INTERNAL, json_errors)
+
+
+def _internal_message(error: BaseException) -> str:
+    if os.environ.get("TLCORE_DEBUG"):
+        traceback.print_exc()
+    return (f"internal error ({type(error).__name__}: {_one_line(error)}); "
+            "set TLCORE_DEBUG=1 to see the details and please report it.")
 
 
 def _report_error(message: str, code: int, as_json: bool) -> int:

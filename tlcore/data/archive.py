@@ -32,7 +32,9 @@ from tlcore.errors import InputError
 MAX_ZIP_TOTAL_BYTES_DEFAULT = 2 * 1024**3  # uncompressed bytes written, over all entries
 MAX_ZIP_ENTRIES_DEFAULT = 100_000
 
+MAX_ZIP_CACHE_BYTES = 4 * 1024**3  # all unpacked zips together; the least recently used go first
 _COMPLETE_MARKER = ".complete"
+_REFUSED_SUFFIX = ".refused.json"  # why a zip was refused, so that it is not unpacked again
 _DIGEST_LENGTH = 16
 _COPY_CHUNK_BYTES = 1024 * 1024
 _ENCRYPTED_FLAG = 0x1
@@ -103,18 +105,98 @@ def extract_zip(
     extraction_dir = cache_root / _zip_digest(zip_path)[:_DIGEST_LENGTH]
     finished = _read_finished_extraction(extraction_dir)
     if finished is not None:
+        _touch(extraction_dir / _COMPLETE_MARKER)  # recently used: evicted last
         return finished
+    _raise_if_refused_before(extraction_dir)
     cache_root.mkdir(parents=True, exist_ok=True)
+    try:
+        temporary_dir = _extract_to_temporary(zip_path, cache_root, extraction_dir.name, max_total_bytes, max_entries)
+    except InputError as error:
+        _remember_refusal(extraction_dir, error)
+        raise
+    finished = _move_into_place(temporary_dir, extraction_dir)
+    evict_least_recently_used(cache_root, MAX_ZIP_CACHE_BYTES, keep=extraction_dir)
+    return finished
+
+
+def _extract_to_temporary(zip_path: pathlib.Path, cache_root: pathlib.Path, final_name: str, max_total_bytes: int,
+                          max_entries: int) -> pathlib.Path:
+    """Unpack into a hidden folder beside the final one; nothing partial is left when it fails."""
     with _open_zip(zip_path) as archive:
         entries, skipped = _plan_extraction(archive, zip_path.name, max_total_bytes, max_entries)
-        temporary_dir = _make_temporary_dir(cache_root, extraction_dir.name)
+        temporary_dir = _make_temporary_dir(cache_root, final_name)
         try:
             skipped += _write_entries(archive, entries, temporary_dir, zip_path.name, max_total_bytes)
             _write_complete_marker(temporary_dir, skipped)
         except BaseException:
             shutil.rmtree(temporary_dir, ignore_errors=True)
             raise
-    return _move_into_place(temporary_dir, extraction_dir)
+    return temporary_dir
+
+
+def _raise_if_refused_before(extraction_dir: pathlib.Path) -> None:
+    """The same zip was refused before (too big, damaged, ...): say so at once instead of unpacking it again."""
+    refusal = _refusal_file(extraction_dir)
+    try:
+        message = json.loads(refusal.read_text(encoding="utf-8"))["message"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    raise InputError(str(message))
+
+
+def _remember_refusal(extraction_dir: pathlib.Path, error: InputError) -> None:
+    if "disk" in str(error).lower():  # a full disk is not the zip's fault: try again next time
+        return
+    refusal = _refusal_file(extraction_dir)
+    try:
+        refusal.parent.mkdir(parents=True, exist_ok=True)
+        refusal.write_text(json.dumps({"message": str(error)}, ensure_ascii=False), encoding="utf-8")
+    except OSError:
+        pass
+
+
+def _refusal_file(extraction_dir: pathlib.Path) -> pathlib.Path:
+    """Where the refusal of a zip is remembered: beside the cache, so the cache holds only finished extractions."""
+    cache_root = extraction_dir.parent
+    return cache_root.with_name(cache_root.name + "-refused") / (extraction_dir.name + _REFUSED_SUFFIX)
+
+
+def evict_least_recently_used(cache_root: pathlib.Path, max_bytes: int, keep: pathlib.Path | None = None) -> list[str]:
+    """Delete the least recently used extractions until the cache holds at most `max_bytes`.
+
+    Returns:
+        The names of the extractions deleted. `keep` (the one just made) is never deleted.
+    """
+    finished = []
+    for folder in pathlib.Path(cache_root).iterdir() if pathlib.Path(cache_root).is_dir() else []:
+        marker = folder / _COMPLETE_MARKER
+        if folder.is_dir() and marker.is_file():
+            finished.append((marker.stat().st_mtime, _extraction_bytes(folder), folder))
+    total = sum(size for _, size, _ in finished)
+    deleted = []
+    for _, size, folder in sorted(finished, key=lambda item: item[0]):
+        if total <= max_bytes:
+            break
+        if keep is not None and folder == keep:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
+        deleted.append(folder.name)
+    return deleted
+
+
+def _extraction_bytes(folder: pathlib.Path) -> int:
+    try:
+        return int(json.loads((folder / _COMPLETE_MARKER).read_text(encoding="utf-8")).get("bytes", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _touch(path: pathlib.Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def _make_temporary_dir(cache_root: pathlib.Path, final_name: str) -> pathlib.Path:
@@ -305,7 +387,8 @@ def _write_complete_marker(extraction_dir: pathlib.Path, skipped: list[tuple[str
 
     Storing the refused entries lets a reused extraction report them again.
     """
-    marker = {"skipped_entries": [list(pair) for pair in skipped]}
+    written = sum(path.stat().st_size for path in extraction_dir.rglob("*") if path.is_file())
+    marker = {"skipped_entries": [list(pair) for pair in skipped], "bytes": written}
     (extraction_dir / _COMPLETE_MARKER).write_text(json.dumps(marker, ensure_ascii=False), encoding="utf-8")
 
 

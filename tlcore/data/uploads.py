@@ -175,6 +175,37 @@ def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_
     return target
 
 
+def keep_if_usable(path: str | os.PathLike) -> pathlib.Path:
+    """Check a just-uploaded dataset with a quick audit; if it cannot be used, delete the upload and say why.
+
+    A rejected zip or folder would otherwise stay in `$TLCORE_HOME/uploads/`
+    for good. Only uploads are deleted: a path outside the uploads folder is
+    checked but never removed.
+
+    Raises:
+        InputError: the audit's reason the dataset cannot be used.
+    """
+    from tlcore.data.audit import audit_dataset
+
+    path = pathlib.Path(path)
+    try:
+        audit_dataset(path, find_duplicates=False)
+    except InputError:
+        _remove_upload(path)
+        raise
+    return path
+
+
+def _remove_upload(path: pathlib.Path) -> None:
+    root = paths.uploads_dir().resolve()
+    try:
+        upload = path.resolve()
+        folder = root / upload.relative_to(root).parts[0]
+    except (ValueError, IndexError, OSError):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _common_top_folder(all_parts: list[tuple[str, ...]]) -> bool:
     """True when every name starts with the same folder and class folders lie below it.
 

@@ -88,11 +88,15 @@ def write_json_atomic(path: pathlib.Path, data) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a file name that is not valid UTF-8: \u escapes load back the same
         text = json.dumps(data, indent=2, ensure_ascii=True, default=str)
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk must not leave stray temporary files behind
+        raise
 
 
 def read_json(path: pathlib.Path, default=None):

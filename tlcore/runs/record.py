@@ -8,6 +8,7 @@ every batch.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
@@ -40,8 +41,27 @@ def write_status(run_dir: pathlib.Path, state: str, message: str = "", **fields)
     status = read_json(run_dir / STATUS_FILE, {}) or {}
     status.update(fields)
     status.update({"state": state, "message": message, "updated_at": time.time()})
-    write_json_atomic(run_dir / STATUS_FILE, status)
+    try:
+        write_json_atomic(run_dir / STATUS_FILE, status)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        _overwrite_in_place(run_dir / STATUS_FILE, status)
     return status
+
+
+def _overwrite_in_place(path: pathlib.Path, status: dict) -> None:
+    """On a full disk, rewrite status.json over its own blocks: the state must not stay "running" or "completed".
+
+    Not atomic (a reader may see a torn file for an instant and then keeps the
+    last good status), but a full disk leaves no room for a second copy.
+    """
+    text = json.dumps({key: status[key] for key in ("state", "message", "updated_at", "ended_at") if key in status},
+                      ensure_ascii=True, default=str)
+    with open(path, "r+", encoding="utf-8") as handle:
+        handle.seek(0)
+        handle.write(text)
+        handle.truncate()
 
 
 def written_status(run_dir: str | os.PathLike) -> dict:

@@ -18,6 +18,7 @@ AUGMENTED_VIEWS = 4  # augmented views of each training picture when augmentatio
 MEMORY_BUDGET_BYTES = 1_000_000_000  # one run's features in memory, all splits together
 DISK_BUDGET_BYTES = 8_000_000_000  # beyond this the run trains the plain way, through the whole network
 FEATURE_BYTES_PER_VALUE = 4  # float32
+DISK_SAFETY_MARGIN_BYTES = 200_000_000  # room left for the model, metrics and status beside memory-mapped features
 
 IN_MEMORY, ON_DISK, OFF = "memory", "disk", "off"
 
@@ -57,6 +58,7 @@ def decide(
     augment: str,
     memory_budget: int = MEMORY_BUDGET_BYTES,
     disk_budget: int = DISK_BUDGET_BYTES,
+    disk_free: int | None = None,
 ) -> CacheDecision:
     """Decide whether and where a run caches features; the budgets apply to the whole run.
 
@@ -69,6 +71,9 @@ def decide(
         augment: the config's augmentation preset.
         memory_budget: the most bytes of features kept in memory.
         disk_budget: the most bytes of features memory-mapped in the run folder.
+        disk_free: free bytes where the run folder is (None: not checked). A
+            memory-mapped file on a disk without room for it kills the process
+            (SIGBUS) at the first write, so the run then trains the plain way.
     """
     views = views_per_image(augment)
     total = values_per_image * FEATURE_BYTES_PER_VALUE * (train_images * views + other_images)
@@ -79,5 +84,8 @@ def decide(
     if total > disk_budget:
         return CacheDecision(OFF, views, total, f"off (features would need {total / 1e9:.1f} GB)")
     where = IN_MEMORY if total <= memory_budget else ON_DISK
+    if where == ON_DISK and disk_free is not None and total + DISK_SAFETY_MARGIN_BYTES > disk_free:
+        return CacheDecision(OFF, views, total, f"off (features would need {total / 1e9:.1f} GB on disk, "
+                                                f"and only {disk_free / 1e9:.1f} GB are free)")
     words = "in memory" if where == IN_MEMORY else "on disk (memory-mapped)"
     return CacheDecision(where, views, total, f"{views} view(s) per training image, {words}")

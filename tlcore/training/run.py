@@ -84,7 +84,7 @@ def train(
     if resume is not None:
         (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
     if not (run_dir / run_folder.CONFIG_FILE).exists():
-        run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, config.to_dict())
+        _write_config_or_remove(run_dir, config)
     slot, worker_lock = _claim_training_slot(run_dir)
     run_record.write_status(run_dir, "running", "checking the images", pid=os.getpid(), started_at=started)
     try:
@@ -107,6 +107,16 @@ def train(
         _reset_precision()
         worker_lock.release()
         slot.release()
+
+
+def _write_config_or_remove(run_dir: pathlib.Path, config: TrainConfig) -> None:
+    """Write a new run's config.json; if that fails (a full disk), remove the folder rather than leave an orphan."""
+    try:
+        run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, config.to_dict())
+    except OSError:
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
 
 
 def _claim_training_slot(run_dir: pathlib.Path):

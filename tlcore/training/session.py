@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -296,6 +297,7 @@ class TrainingSession:
             self.config.feature_cache, plan is not None, int(np.prod(plan.feature_shape)) if plan else 0,
             len(self.splits["train"]["labels"]), len(self.splits["val"]["labels"]) + len(self.splits["test"]["labels"]),
             self.config.augment, feature_cache.MEMORY_BUDGET_BYTES, feature_cache.DISK_BUDGET_BYTES,
+            disk_free=_free_bytes(self.run_dir),
         )
         if not decision.cached:
             self.cached = None
@@ -420,6 +422,13 @@ class TrainingSession:
             )
             reports[split]["root"] = self.audit.root
         return reports
+
+
+def _free_bytes(folder: pathlib.Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _quietly(function, *args):
