@@ -83,6 +83,7 @@ def _cmd_audit(args) -> None:
         seed=args.seed,
         excluded_files=tuple(args.exclude or ()),
         find_duplicates=not args.no_duplicates,
+        progress=_progress_printer("checked"),
     )
     report = audit.to_dict()
     if args.json:
@@ -158,6 +159,27 @@ def _cmd_train(args) -> int:
     result = train(config, runs_dir=args.runs_dir, echo=None if args.json else _echo_epoch,
                    audit_future=getattr(args, "audit_future", None))
     return _report_result(result, args.json)
+
+
+def _progress_printer(verb: str, every_s: float = 1.0):
+    """A `progress(done, total)` that says on stderr how far it is and how long it will take, once a second."""
+    import time
+
+    from tlcore.data.checking import seconds_left
+    from tlcore.runs.history import format_duration
+
+    started, last = time.monotonic(), [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < every_s and done < total:
+            return
+        last[0] = now
+        left = seconds_left(done, total, now - started)
+        when = f", about {format_duration(left)} left" if left is not None and done < total else ""
+        print(f"{verb} {done:,} of {total:,} pictures{when}", file=sys.stderr, flush=True)
+
+    return progress
 
 
 def _report_result(result, as_json: bool) -> int:

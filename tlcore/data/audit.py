@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import os
 import pathlib
-from concurrent.futures import ThreadPoolExecutor
 
 from tlcore import paths
-from tlcore.data import archive, images
+from tlcore.data import archive, checking, images
 from tlcore.data import duplicates as duplicate_search
 from tlcore.data.findings import EXCLUDED_REASON, IMBALANCE_RATIO, SMALL_CLASS_IMAGES, dataset_findings
 from tlcore.data.records import DatasetAudit, ImageRecord, SkippedFile
@@ -49,6 +48,7 @@ def audit_dataset(
     seed: int = 42,
     excluded_files: tuple[str, ...] = (),
     find_duplicates: bool = True,
+    progress=None,
 ) -> DatasetAudit:
     """Audit a dataset folder or zip, split it, and list what is worth a look.
 
@@ -61,7 +61,10 @@ def audit_dataset(
             skipped before anything else, so an excluded duplicate is no longer
             reported. The files themselves are never touched.
         find_duplicates: look for exact and near duplicates (about a second
-            per few hundred photos); training can turn it off. Defaults to True.
+            per few hundred photos the first time; hashes are kept for the
+            next audit); training can turn it off. Defaults to True.
+        progress: called as `progress(done, total)` while pictures are checked
+            (the CLI and the app show it); only pictures not checked before count.
 
     Returns:
         A `DatasetAudit` with every usable image, every skipped file, the
@@ -80,7 +83,8 @@ def audit_dataset(
     _check_val_split(val_split)
     if isinstance(excluded_files, (str, os.PathLike)):
         excluded_files = (excluded_files,)  # one path, not a sequence of characters
-    audit = _usable_images(source, val_split, seed, {_normalise_relative(os.fspath(name)) for name in excluded_files})
+    excluded = {_normalise_relative(os.fspath(name)) for name in excluded_files}
+    audit = _usable_images(source, val_split, seed, excluded, progress)
     _drop_empty_classes(audit)
     _validate_trainable(audit)
     audit.warnings.extend(dataset_warnings(audit))
@@ -91,12 +95,12 @@ def audit_dataset(
     return audit
 
 
-def _usable_images(source, val_split: float, seed: int, excluded: set[str]) -> DatasetAudit:
+def _usable_images(source, val_split: float, seed: int, excluded: set[str], progress=None) -> DatasetAudit:
     """Walk the dataset, check every file and split the usable images: the audit before its findings."""
     root, skipped = _resolve_root(source)
     layout, class_dirs = _find_layout(root, shown=str(source))
     candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
-    records, skipped_bad = _check_candidates(candidates)
+    records, skipped_bad = _check_candidates(candidates, progress)
     class_names = sorted({label for (_, _, label, _) in candidates if label})
     if layout == "class_folders":
         records = split_records(records, val_split, seed)
@@ -269,10 +273,9 @@ def _loose_entries(folder: pathlib.Path, root: pathlib.Path) -> list[SkippedFile
     return skipped
 
 
-def _check_candidates(candidates) -> tuple[list[ImageRecord], list[SkippedFile]]:
-    """Check every candidate file's content, in parallel (Pillow releases the GIL)."""
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        checks = list(pool.map(lambda item: images.check_image(item[0]), candidates))
+def _check_candidates(candidates, progress=None) -> tuple[list[ImageRecord], list[SkippedFile]]:
+    """Check every candidate file's content, on every core, reusing the checks of unchanged files."""
+    checks = checking.check_images([str(path) for path, _, _, _ in candidates], progress)
     records, skipped = [], []
     for (path, relative, label, split), check in zip(candidates, checks, strict=False):
         if not check.ok:

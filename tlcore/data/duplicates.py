@@ -22,14 +22,12 @@ returns paths for the run's config (`TrainConfig.excluded_files`).
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import imagehash
 import numpy as np
 
-from tlcore.data import images
+from tlcore.data import checking, file_facts, images
 from tlcore.data.records import (
     _SPLIT_ORDER,
     ACROSS_CLASSES,
@@ -50,6 +48,7 @@ if TYPE_CHECKING:  # imported for type hints only: tlcore.data imports this modu
 NEAR_DUPLICATE_MAX_DISTANCE = 8
 
 
+INDEX_FROM_HASHES = 2_000  # from this many pictures on, the multi-index beats comparing all pairs
 _DISTANCES_PER_BLOCK = 4_000_000  # pairwise distances computed at once (32 MB), whatever the dataset size
 
 
@@ -102,23 +101,39 @@ def find_duplicates(
 def _hash_files(
     records: list[ImageRecord], with_pictures: bool, workers: int | None
 ) -> tuple[dict[str, list[int]], list[int | None]]:
-    """Hash every file's bytes, then each distinct content's picture once.
+    """Hash every file's bytes, then each distinct content's picture once; both kept for the next audit.
 
     Returns:
         {sha256: indices of the records with those bytes}, and the perceptual
         hash of each distinct content in the same order (None where unreadable
         or when `with_pictures` is False).
     """
-    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) * 2)) as pool:
-        digests = list(pool.map(_content_digest, [record.path for record in records]))
-        by_content: dict[str, list[int]] = {}
-        for index, digest in enumerate(digests):
-            if digest is not None:
-                by_content.setdefault(digest, []).append(index)
-        if not with_pictures:
-            return by_content, [None] * len(by_content)
-        first_paths = [records[indices[0]].path for indices in by_content.values()]
-        return by_content, list(pool.map(_picture_hash, first_paths))
+    digests = file_digests([record.path for record in records])
+    by_content: dict[str, list[int]] = {}
+    for index, digest in enumerate(digests):
+        if digest is not None:
+            by_content.setdefault(digest, []).append(index)
+    if not with_pictures:
+        return by_content, [None] * len(by_content)
+    first_paths = [records[indices[0]].path for indices in by_content.values()]
+    hashes = file_facts.cached(file_facts.PICTURE_HASH, first_paths,
+                               lambda missing: checking.run_in_parallel(_picture_hashes, missing))
+    return by_content, [int(value, 16) if value is not None else None for value in hashes]
+
+
+def file_digests(paths_to_hash: list[str]) -> list[str | None]:
+    """The SHA-256 of each file's bytes (None where unreadable), kept for unchanged files."""
+    return file_facts.cached(file_facts.SHA256, paths_to_hash, lambda missing: checking.run_in_parallel(_digests, missing))
+
+
+def _digests(chunk: list[str]) -> list[str | None]:
+    return [_content_digest(path) for path in chunk]
+
+
+def _picture_hashes(chunk: list[str]) -> list[str | None]:
+    """Perceptual hashes as hex text (JSON and SQLite keep 64-bit numbers poorly)."""
+    values = [_picture_hash(path) for path in chunk]
+    return [f"{value:016x}" if value is not None else None for value in values]
 
 
 def _content_digest(path: str) -> str | None:
@@ -155,17 +170,64 @@ def _connect_near_contents(picture_hashes: list[int | None], max_distance: int) 
     known = [i for i, value in enumerate(picture_hashes) if value is not None]
     if max_distance >= 0 and len(known) >= 2:
         hashes = np.array([picture_hashes[i] for i in known], dtype=np.uint64)
-        rows = max(1, _DISTANCES_PER_BLOCK // len(hashes))
-        for start in range(0, len(hashes), rows):
-            distances = _bit_counts(hashes[start : start + rows, None] ^ hashes[None, :])
-            for row, column in zip(*np.nonzero(distances <= max_distance), strict=True):
-                first, second = known[start + int(row)], known[int(column)]
-                if first < second:
-                    parent[root(first)] = root(second)
+        find = near_pairs_all if len(hashes) < INDEX_FROM_HASHES else near_pairs_indexed
+        for first, second in find(hashes, max_distance):
+            parent[root(known[int(first)])] = root(known[int(second)])
     components: dict[int, list[int]] = {}
     for index in range(len(picture_hashes)):
         components.setdefault(root(index), []).append(index)
     return list(components.values())
+
+
+def near_pairs_all(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int]]:
+    """Every pair (i < j) of 64-bit hashes within `max_distance` bits, by comparing all pairs in blocks."""
+    pairs = []
+    rows = max(1, _DISTANCES_PER_BLOCK // len(hashes))
+    for start in range(0, len(hashes), rows):
+        distances = _bit_counts(hashes[start : start + rows, None] ^ hashes[None, :])
+        for row, column in zip(*np.nonzero(distances <= max_distance), strict=True):
+            if start + int(row) < int(column):
+                pairs.append((start + int(row), int(column)))
+    return pairs
+
+
+def near_pairs_indexed(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int]]:
+    """The same pairs as `near_pairs_all`, through a multi-index on chunks of the hash: far fewer comparisons.
+
+    The 64 bits are cut into `max_distance // 2 + 1` chunks. Two hashes within
+    `max_distance` bits differ in at most one bit in at least one chunk (the
+    bits that differ cannot be spread two or more over every chunk), so only
+    hashes whose chunk is equal or one bit off in some chunk are compared.
+    """
+    chunks = max_distance // 2 + 1
+    width = -(-64 // chunks)
+    found: set[tuple[int, int]] = set()
+    for chunk in range(chunks):
+        shift = chunk * width
+        bits = min(width, 64 - shift)
+        if bits <= 0:
+            break
+        values = (hashes >> np.uint64(shift)) & np.uint64((1 << bits) - 1)
+        order = np.argsort(values, kind="stable")
+        sorted_values = values[order]
+        flips = [0] + ([1 << bit for bit in range(bits)] if max_distance else [])  # distance 0: equal chunks only
+        for flip in flips:
+            found.update(_pairs_through(hashes, values ^ np.uint64(flip), order, sorted_values, max_distance))
+    return sorted(found)
+
+
+def _pairs_through(hashes, targets, order, sorted_values, max_distance) -> set[tuple[int, int]]:
+    """Pairs (i, j) where j's chunk equals i's target chunk, within `max_distance` bits overall."""
+    starts = np.searchsorted(sorted_values, targets, side="left")
+    ends = np.searchsorted(sorted_values, targets, side="right")
+    counts = ends - starts
+    if not counts.sum():
+        return set()
+    firsts = np.repeat(np.arange(len(hashes)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    seconds = order[np.repeat(starts, counts) + offsets]
+    keep = (firsts < seconds) & (_bit_counts(hashes[firsts] ^ hashes[seconds]) <= max_distance)
+    return set(zip(firsts[keep].tolist(), seconds[keep].tolist(), strict=True))
 
 
 def _bit_counts(values: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import os
 import random
 from dataclasses import asdict
 
-from tlcore.data import images
+from tlcore.data.duplicates import file_digests
 from tlcore.data.records import ImageRecord
 
 
@@ -45,12 +45,9 @@ def _exact_copy_keys(records: list[ImageRecord]) -> dict[str, str]:
             by_size.setdefault(os.path.getsize(record.path), []).append(record)
         except OSError:
             continue
-    return {
-        record.relative: images.file_sha256(record.path)
-        for same_size in by_size.values()
-        if len(same_size) > 1
-        for record in same_size
-    }
+    twins = [record for same_size in by_size.values() if len(same_size) > 1 for record in same_size]
+    digests = file_digests([record.path for record in twins])  # kept between audits: a new split reads no file
+    return {record.relative: digest for record, digest in zip(twins, digests, strict=True) if digest is not None}
 
 
 def _copy_units(members: list[ImageRecord], copy_keys: dict[str, str]) -> list[list[ImageRecord]]:

@@ -1,0 +1,67 @@
+"""Looking at many pictures fast: every core, with progress, and nothing looked at twice.
+
+A few hundred files are checked in threads (Pillow's decoders release the GIL,
+and starting processes would cost more than it saves). Many files are checked
+in worker processes, one per core, in chunks, so that the Python work between
+the decodes runs in parallel too. Results go through `file_facts`, so a file
+that has not changed since an earlier audit is not opened again.
+
+`progress(done, total)` is called as chunks finish, from the calling thread.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Callable
+
+from tlcore.data import file_facts, images
+
+PROCESSES_FROM_FILES = 400  # below this many files to look at, threads are faster than starting processes
+CHUNK_FILES = 64  # files a worker process checks per task
+Progress = Callable[[int, int], None]
+
+
+def check_images(paths_to_check: list[str], progress: Progress | None = None) -> list[images.ImageCheck]:
+    """`images.check_image` for every path, reusing the checks of unchanged files."""
+    values = file_facts.cached(file_facts.CHECK, paths_to_check, lambda missing: _check_all(missing, progress))
+    return [images.ImageCheck(**value) for value in values]
+
+
+def _check_all(paths_to_check: list[str], progress: Progress | None) -> list[dict]:
+    return run_in_parallel(_check_chunk, paths_to_check, progress)
+
+
+def _check_chunk(chunk: list[str]) -> list[dict]:
+    return [asdict(images.check_image(path)) for path in chunk]
+
+
+def run_in_parallel(function, items: list, progress: Progress | None = None) -> list:
+    """`function(chunk)` over chunks of `items` (returning one value per item), on every core; in order.
+
+    `function` must be a module-level function (worker processes import it by name).
+    """
+    chunks = [items[start:start + CHUNK_FILES] for start in range(0, len(items), CHUNK_FILES)]
+    cores = os.cpu_count() or 1
+    if len(items) >= PROCESSES_FROM_FILES and cores > 1:
+        # "spawn": the caller may be a threaded web server, where forking can deadlock.
+        pool = ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = ThreadPoolExecutor(max_workers=min(8, cores * 2))
+    results, done = [], 0
+    with pool:
+        for chunk, values in zip(chunks, pool.map(function, chunks), strict=True):
+            results.extend(values)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(items))
+    return results
+
+
+def seconds_left(done: int, total: int, elapsed: float) -> float | None:
+    """Seconds until `total` at the pace so far; None before the first file is done."""
+    if done <= 0 or elapsed <= 0:
+        return None
+    return elapsed / done * max(0, total - done)
