@@ -197,7 +197,8 @@ def test_folder_upload_becomes_the_dataset(home):
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["Classes"] == "2"
     dataset = pathlib.Path(app.session_state["dataset_path"])
-    assert dataset.parent == home / "uploads"
+    assert dataset.parent.parent == home / "uploads"
+    assert dataset.name == "pets" and "pets" in _texts(app), "the dataset shows the uploaded folder's name"
     assert sorted(p.name for p in dataset.iterdir()) == ["cats", "dogs"]
     assert len(list((dataset / "cats").iterdir())) == 4
     assert not (home.parent / "pets").exists()

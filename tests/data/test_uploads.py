@@ -40,7 +40,8 @@ def test_folder_upload_keeps_class_folders_below_the_picked_folder(tmp_path):
         [("photos/cats/a.jpg", b"a"), ("photos/dogs/b.jpg", b"b"), ("photos/dogs/puppies/c.jpg", b"c")]
     )
 
-    assert saved.root.parent == tmp_path / "home" / "uploads"
+    assert saved.root.parent.parent == tmp_path / "home" / "uploads"
+    assert saved.root.name == "photos", "the dataset keeps the name of the folder the user picked"
     assert _files_under(saved.root) == ["cats/a.jpg", "dogs/b.jpg", "dogs/puppies/c.jpg"]
     assert saved.saved == 3 and saved.skipped == ()
     assert (saved.root / "cats" / "a.jpg").read_bytes() == b"a"
@@ -160,3 +161,11 @@ def test_an_unusable_upload_is_removed_with_the_reason(tmp_path):
     with pytest.raises(InputError, match="no class folders"):
         keep_if_usable(saved)
     assert not saved.exists() and not any(paths.uploads_dir().iterdir())
+
+
+def test_a_second_upload_of_the_same_name_is_made_unique(tmp_path):
+    first = save_uploaded_files([("photos/cats/a.jpg", b"a"), ("photos/dogs/b.jpg", b"b")])
+    second = save_uploaded_files([("photos/cats/a.jpg", b"a"), ("photos/dogs/b.jpg", b"b")])
+    zipped = save_uploaded_file("photos.zip", b"PK")
+
+    assert (first.root.name, second.root.name, zipped.name) == ("photos", "photos-2", "photos-3.zip")

@@ -83,6 +83,9 @@ def safe_parts(name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split("/") if part.strip() not in ("", ".", ".."))
 
 
+DEFAULT_DATASET_NAME = "pictures"  # the name of an upload whose files share no top folder
+
+
 def new_upload_dir() -> pathlib.Path:
     """Create a fresh, uniquely named folder under `$TLCORE_HOME/uploads/`."""
     stamp = _datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -129,14 +132,17 @@ def save_uploaded_files(
             "upload fewer or smaller pictures, or zip them."
         )
     drop_top = _common_top_folder([parts for _, parts, _ in named])
-    root = new_upload_dir()
+    upload = new_upload_dir()
+    # The dataset keeps the name of the folder the user picked: pages, run names and pickers show it.
+    root = upload / unique_dataset_name(named[0][1][0] if drop_top and named else DEFAULT_DATASET_NAME)
     try:
+        root.mkdir()
         saved, skipped = _write_files(root, named, sizes, drop_top, max_file_bytes)
     except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(upload, ignore_errors=True)
         raise
     if not saved:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(upload, ignore_errors=True)
         example = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise InputError(
             f"none of the uploaded files could be used{example}; upload a folder that holds one folder per "
@@ -170,9 +176,23 @@ def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_
             f"the file {parts[-1]!r} is {paths.format_size(size)}, more than the limit of {paths.format_size(max_bytes)}."
         )
     root = new_upload_dir()
-    target = root / _shorten(parts[-1])
+    shortened = _shorten(parts[-1])
+    stem, dot, suffix = shortened.rpartition(".")
+    name = f"{unique_dataset_name(stem)}.{suffix}" if dot and stem else unique_dataset_name(shortened)
+    target = root / name
     _write(target, data)
     return target
+
+
+def unique_dataset_name(name: str) -> str:
+    """`name`, or `name-2`, `name-3`, ... when an earlier upload already uses it (a zip's name counts without .zip)."""
+    taken = set()
+    for upload in paths.uploads_dir().glob("*/*"):
+        taken.add(upload.stem.lower() if upload.is_file() else upload.name.lower())
+    candidate, number = name, 2
+    while candidate.lower() in taken:
+        candidate, number = f"{name}-{number}", number + 1
+    return candidate
 
 
 def keep_if_usable(path: str | os.PathLike) -> pathlib.Path:
