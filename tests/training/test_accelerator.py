@@ -46,3 +46,39 @@ def test_each_switch_trains_correctly_on_the_cpu(switch, shared_tiny_dataset, ti
     model, labels = load_run_model(result.run_dir)
     assert model.get_layer("classifier").dtype_policy.compute_dtype == "float32"
     assert keras.mixed_precision.global_policy().name == "float32", "the process is left in float32"
+
+
+def _train_in_a_fresh_process(data, runs_dir, extra_env) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **extra_env}
+    done = subprocess.run(
+        [sys.executable, "-m", "tlcore", "train", str(data), "--runs-dir", str(runs_dir), "--json", "--weights", "none",
+         "--image-size", "32", "--backbone", "mobilenet_025", "--epochs", "2", "--batch-size", "8"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_over_two_logical_cpu_devices_trains_a_run(shared_tiny_dataset, tmp_path):
+    # The stand-in for several GPUs: the CPU split into two devices, the model replicated over both.
+    result = _train_in_a_fresh_process(shared_tiny_dataset, tmp_path / "runs",
+                                       {"TLCORE_MIRRORED": "1", "TLCORE_CPU_DEVICES": "2"})
+    assert result["status"] == "completed" and result["epochs_run"] == 2
+
+
+def test_multi_worker_with_one_worker_on_this_machine_trains_a_run(shared_tiny_dataset, tmp_path):
+    import json
+    import socket
+
+    with socket.socket() as probe:  # a free port on the loopback address for the one worker
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}
+    result = _train_in_a_fresh_process(shared_tiny_dataset, tmp_path / "runs",
+                                       {"TLCORE_DISTRIBUTION": "multi_worker", "TF_CONFIG": json.dumps(tf_config)})
+    assert result["status"] == "completed" and result["epochs_run"] == 2

@@ -336,6 +336,10 @@ def _run_command(argv: list[str] | None) -> int:
     args.audit_future = _start_audit_early(args)
     if args.command in NEEDS_TENSORFLOW:
         import_tensorflow_quietly()
+        if os.environ.get("TLCORE_DISTRIBUTION", "").strip() == "multi_worker" and args.command in ("train", "worker", "resume"):
+            from tlcore.training.accelerator import start_multi_worker
+
+            start_multi_worker()  # before TensorFlow runs anything else, as its collective ops require
     return COMMANDS[args.command](args) or EXIT_OK
 
 

@@ -8,7 +8,15 @@ visible, `tf.distribute.MirroredStrategy` replicates the model across them
 (DEVELOPERS.md: tf.distribute strategies, not a home-made scheduler).
 
 Environment overrides, for experiments and tests: `TLCORE_MIXED_PRECISION`,
-`TLCORE_XLA` and `TLCORE_MIRRORED` set to 0 or 1.
+`TLCORE_XLA` and `TLCORE_MIRRORED` set to 0 or 1; `TLCORE_CPU_DEVICES=N`
+splits the CPU into N logical devices that `MirroredStrategy` replicates
+over (the tested stand-in for several GPUs).
+
+More than one machine: set `TLCORE_DISTRIBUTION=multi_worker` and the usual
+`TF_CONFIG` on every machine (the same run folder on shared storage, each
+worker with its own task index), and each trains with
+`tf.distribute.MultiWorkerMirroredStrategy`, which keeps the replicas in step
+over the network. tlcore itself schedules nothing across machines.
 """
 
 from __future__ import annotations
@@ -83,14 +91,52 @@ def apply_precision(plan: AcceleratorPlan) -> None:
 
 
 def make_strategy(plan: AcceleratorPlan):
-    """A `tf.distribute.MirroredStrategy` over the GPUs, or None for one device.
+    """A `tf.distribute` strategy over the GPUs (or the machines), or None for one device.
 
     Build and compile inside `strategy.scope()`; `fit` then splits each batch
     across the replicas.
     """
-    if not plan.mirrored:
+    distribution = os.environ.get("TLCORE_DISTRIBUTION", "").strip()
+    if not plan.mirrored and distribution != "multi_worker":
         return None
     import tensorflow as tf
 
-    devices = None if plan.gpus > 1 else ["/cpu:0"]  # the CPU form exists for tests
-    return tf.distribute.MirroredStrategy(devices=devices)
+    if distribution == "multi_worker":
+        return start_multi_worker()
+    cpus = _logical_cpu_devices(tf)
+    if plan.gpus > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy(devices=cpus or ["/cpu:0"])  # the CPU form exists for tests
+
+
+def _logical_cpu_devices(tf) -> list[str]:
+    """`TLCORE_CPU_DEVICES=N`: the CPU split into N logical devices (only before TensorFlow has started)."""
+    try:
+        count = int(os.environ.get("TLCORE_CPU_DEVICES", "0"))
+    except ValueError:
+        return []
+    if count < 2:
+        return []
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:  # TensorFlow already started: keep the devices it has
+        pass
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+_multi_worker = None  # made once per process, at its start: TensorFlow's collective ops allow nothing else
+
+
+def start_multi_worker():
+    """The process's `MultiWorkerMirroredStrategy` (from `TF_CONFIG`), made before TensorFlow runs anything else.
+
+    The command line calls this right after importing TensorFlow when
+    `TLCORE_DISTRIBUTION=multi_worker`; training then uses the same strategy.
+    """
+    global _multi_worker
+    if _multi_worker is None:
+        import tensorflow as tf
+
+        _multi_worker = tf.distribute.MultiWorkerMirroredStrategy()
+    return _multi_worker
