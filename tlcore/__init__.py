@@ -28,6 +28,7 @@ _PUBLIC = {
     "RunBusyError": "tlcore.errors",
     "TrainingFailedError": "tlcore.errors",
     "audit_dataset": "tlcore.data.audit",
+    "with_new_split": "tlcore.data.audit",
     "DatasetAudit": "tlcore.data.records",
     "list_backbones": "tlcore.model.backbones",
     "get_backbone": "tlcore.model.backbones",

@@ -26,9 +26,18 @@ def _folder_stamp(path: str) -> float:
     return max(stamps)
 
 
+BASE_SPLIT = 0.2  # the audit is made once with this share; another share is a new split of it, not a new audit
+
+
 @st.cache_data(show_spinner="Checking every picture…", max_entries=8)
-def _cached_audit(path: str, split: float, seed: int, excluded: tuple[str, ...], stamp: float):
-    return tlcore.audit_dataset(path, split, seed, excluded)
+def _cached_audit(path: str, seed: int, excluded: tuple[str, ...], stamp: float):
+    return tlcore.audit_dataset(path, BASE_SPLIT, seed, excluded)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _cached_split(path: str, split: float, seed: int, excluded: tuple[str, ...], stamp: float):
+    base = _cached_audit(path, seed, excluded, stamp)
+    return base if split == BASE_SPLIT else tlcore.with_new_split(base, split, seed)
 
 
 def audit(path: str, split: float | None = None, seed: int = 42, excluded: list[str] | tuple[str, ...] = ()):
@@ -47,9 +56,10 @@ def audit(path: str, split: float | None = None, seed: int = 42, excluded: list[
         tlcore.TlcoreError: the folder cannot be used (the message says why).
     """
     split = choices.val_split() if split is None else split
-    return _cached_audit(path, split, seed, tuple(excluded), _folder_stamp(path))
+    return _cached_split(path, split, seed, tuple(excluded), _folder_stamp(path))
 
 
 def forget_audits() -> None:
     """Drop every cached audit (the Data page's "Check the folder again")."""
     _cached_audit.clear()
+    _cached_split.clear()

@@ -99,3 +99,17 @@ def test_the_store_forgets_a_file_whose_size_or_time_changed(tmp_path):
 
     picture.write_bytes(b"123456")
     assert store.get(file_facts.SHA256, [file_facts.file_key(str(picture))]) == {}
+
+
+def test_a_new_split_of_an_audit_equals_auditing_again_with_that_split(tmp_path, counted):
+    from tlcore.data.audit import with_new_split
+
+    data = write_class_folders(tmp_path / "data", {"cats": 9, "dogs": 7})
+    (data / "cats" / "copy.png").write_bytes((data / "dogs" / sorted(p.name for p in (data / "dogs").iterdir())[0]).read_bytes())
+    base = audit_dataset(data, val_split=0.2)
+    counted.update(check=0, sha256=0, phash=0)
+
+    moved = with_new_split(base, 0.4, seed=7)
+
+    assert counted == {"check": 0, "sha256": 0, "phash": 0}, "no file is read for a new split"
+    assert moved.to_dict() == audit_dataset(data, val_split=0.4, seed=7).to_dict()

@@ -16,6 +16,7 @@ what is worth a look before training (`tlcore.findings`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 
@@ -24,7 +25,7 @@ from tlcore.data import archive, checking, images
 from tlcore.data import duplicates as duplicate_search
 from tlcore.data.findings import EXCLUDED_REASON, IMBALANCE_RATIO, SMALL_CLASS_IMAGES, dataset_findings
 from tlcore.data.records import DatasetAudit, ImageRecord, SkippedFile
-from tlcore.data.split import split_records
+from tlcore.data.split import exact_copy_keys, split_records
 from tlcore.errors import InputError
 
 _VAL_FOLDER_NAMES = ("val", "validation", "valid")
@@ -102,8 +103,9 @@ def _usable_images(source, val_split: float, seed: int, excluded: set[str], prog
     candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
     records, skipped_bad = _check_candidates(candidates, progress)
     class_names = sorted({label for (_, _, label, _) in candidates if label})
+    copy_keys = exact_copy_keys(records) if layout == "class_folders" else {}
     if layout == "class_folders":
-        records = split_records(records, val_split, seed)
+        records = split_records(records, val_split, seed, copy_keys)
     return DatasetAudit(
         source=str(source),
         root=str(root),
@@ -112,6 +114,7 @@ def _usable_images(source, val_split: float, seed: int, excluded: set[str], prog
         records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
         skipped=sorted(skipped + skipped_walk + skipped_bad, key=lambda s: s.relative),
         excluded_files=sorted(excluded),
+        copy_keys=copy_keys,
     )
 
 
@@ -345,3 +348,29 @@ def dataset_warnings(audit: DatasetAudit) -> list[str]:
         if audit.layout == "split_folders" and counts[name]["val"] == 0:
             warnings.append(f"class '{name}' has no images in val/, so its accuracy is not measured.")
     return warnings
+
+
+def with_new_split(audit: DatasetAudit, val_split: float, seed: int = 42) -> DatasetAudit:
+    """The same audit with another validation share or seed, reading no file again.
+
+    Moving the validation slider must not re-audit 20,000 pictures: the
+    records, their checks and the duplicate groups are kept; only the split,
+    the duplicates' splits (and so their scopes) and the findings are redone.
+    A dataset with its own train/ and val/ folders keeps its split.
+
+    Raises:
+        InputError: `val_split` is out of range, or leaves a class without validation.
+    """
+    _check_val_split(val_split)
+    if audit.layout != "class_folders":
+        return audit
+    records = split_records(audit.records, val_split, seed, audit.copy_keys)
+    old_warnings = set(dataset_warnings(audit))
+    new = dataclasses.replace(audit, records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
+                              warnings=[w for w in audit.warnings if w not in old_warnings], findings=[])
+    _validate_trainable(new)
+    new.warnings.extend(dataset_warnings(new))
+    if audit.duplicates_checked:
+        new.duplicates = duplicate_search.with_splits(audit.duplicates, {r.relative: r.split for r in new.records})
+    new.findings = dataset_findings(new)
+    return new

@@ -22,6 +22,7 @@ returns paths for the run's config (`TrainConfig.excluded_files`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import imagehash
@@ -235,6 +236,13 @@ def _bit_counts(values: np.ndarray) -> np.ndarray:
     if hasattr(np, "bitwise_count"):
         return np.bitwise_count(values)
     return np.unpackbits(values[..., None].view(np.uint8), axis=-1).sum(axis=-1)
+
+
+def with_splits(groups: list[DuplicateGroup], split_of: dict[str, str]) -> list[DuplicateGroup]:
+    """The same groups after a new split: each member's split from `split_of`, and each group's scope redone."""
+    regrouped = [_make_group([dataclasses.replace(member, split=split_of.get(member.relative, member.split))
+                              for member in group.members]) for group in groups]
+    return sorted(regrouped, key=_group_order)
 
 
 def _make_group(members: list[DuplicateMember]) -> DuplicateGroup:

@@ -10,7 +10,7 @@ about, and a message that says why it matters and what to do.
 
 from __future__ import annotations
 
-import pathlib
+import os
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -297,7 +297,7 @@ def _formats_of_one_class(records: list[ImageRecord], main_format: str) -> str:
 
 
 def _misnamed(record: ImageRecord) -> bool:
-    expected = _EXTENSION_FORMATS.get(pathlib.PurePosixPath(record.relative).suffix.lower())
+    expected = _EXTENSION_FORMATS.get(os.path.splitext(record.relative)[1].lower())
     return expected is not None and record.format not in expected
 
 

@@ -51,6 +51,8 @@ class DatasetAudit:
     duplicates: list[DuplicateGroup] = field(default_factory=list)
     duplicates_checked: bool = False  # False when the audit was asked not to look for duplicates
     excluded_files: list[str] = field(default_factory=list)  # as the user asked, normalised
+    # Content hash of each file that has a same-size twin: a new split keeps copies together without reading files.
+    copy_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def has_finding(self, kind: str) -> bool:
         """True when a finding of this `FindingKind` was made."""
