@@ -35,6 +35,9 @@ def upload_folder() -> None:
         key="data_folder_upload",
         help="Your browser sends every file in the folder. Hidden files are ignored.",
     )
+    st.caption(f"The browser sends the pictures one by one: about a minute for 1,000, and it slows down badly "
+               f"beyond a few thousand. For more pictures, zip the folder and use *Upload a .zip* (up to "
+               f"{tlcore.MAX_ZIP_GIGABYTES:g} GB unpacked), or ask for a folder on this computer.")
     if files and st.button("Use these pictures", key="data_use_folder_upload"):
         saved = tlcore.save_uploaded_files([(file.name, file) for file in files])
         choices.set_dataset(tlcore.keep_if_usable(saved.root))

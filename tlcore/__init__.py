@@ -78,6 +78,7 @@ _PUBLIC = {
     "save_uploaded_file": "tlcore.data.uploads",
     "save_uploaded_files": "tlcore.data.uploads",
     "keep_if_usable": "tlcore.data.uploads",
+    "MAX_ZIP_GIGABYTES": "tlcore.data.archive",
     "server_paths_enabled": "tlcore.data.server_paths",
     "list_shared_folders": "tlcore.data.server_paths",
     "configured_roots": "tlcore.data.server_paths",

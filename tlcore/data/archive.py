@@ -30,6 +30,7 @@ from tlcore.data.images import file_sha256, is_ignored_name
 from tlcore.errors import InputError
 
 MAX_ZIP_TOTAL_BYTES_DEFAULT = 2 * 1024**3  # uncompressed bytes written, over all entries
+MAX_ZIP_GIGABYTES = MAX_ZIP_TOTAL_BYTES_DEFAULT / 1024**3  # as the app tells users
 MAX_ZIP_ENTRIES_DEFAULT = 100_000
 
 MAX_ZIP_CACHE_BYTES = 4 * 1024**3  # all unpacked zips together; the least recently used go first
