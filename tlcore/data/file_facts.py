@@ -19,15 +19,14 @@ import json
 import os
 import sqlite3
 import threading
-from dataclasses import asdict
 
 from tlcore import paths
 
-STORE_FILE = "file_facts.sqlite3"
+STORE_FILE = "file_facts-2.sqlite3"  # paths stored as bytes since version 2 of the file
 STORE_VERSION = 1  # bump when what a check finds changes, so older facts are not reused
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
-    path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    path BLOB NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (path, kind)
 )
 """
@@ -73,13 +72,14 @@ class FileFacts:
             return {}
         try:
             with _lock, self._connection() as connection:
-                connection.execute("CREATE TEMP TABLE wanted (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER)")
-                connection.executemany("INSERT OR REPLACE INTO wanted VALUES (?, ?, ?)", keys)
+                connection.execute("CREATE TEMP TABLE wanted (path BLOB PRIMARY KEY, size INTEGER, mtime_ns INTEGER)")
+                connection.executemany("INSERT OR REPLACE INTO wanted VALUES (?, ?, ?)",
+                                       [(_stored(path), size, mtime) for path, size, mtime in keys])
                 rows = connection.execute(
                     "SELECT f.path, f.value FROM facts f JOIN wanted w ON f.path = w.path AND f.size = w.size "
                     "AND f.mtime_ns = w.mtime_ns WHERE f.kind = ?", (f"{kind}/{STORE_VERSION}",)
                 ).fetchall()
-            return {path: json.loads(value) for path, value in rows}
+            return {os.fsdecode(path): json.loads(value) for path, value in rows}
         except (sqlite3.Error, OSError, ValueError):
             return {}
 
@@ -87,7 +87,8 @@ class FileFacts:
         """Store values of `kind`, replacing older ones of the same files; a failure only loses the shortcut."""
         if not values:
             return
-        rows = [(path, size, mtime, f"{kind}/{STORE_VERSION}", json.dumps(value)) for (path, size, mtime), value in values.items()]
+        rows = [(_stored(path), size, mtime, f"{kind}/{STORE_VERSION}", json.dumps(value))
+                for (path, size, mtime), value in values.items()]
         try:
             with _lock, self._connection() as connection:
                 connection.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?, ?, ?)", rows)
@@ -95,9 +96,9 @@ class FileFacts:
             pass
 
 
-def check_to_json(check) -> dict:
-    """An `ImageCheck` as a JSON-ready dict."""
-    return asdict(check)
+def _stored(path: str) -> bytes:
+    """A path as the bytes the file system knows it by: any file name can be stored, even one not valid UTF-8."""
+    return os.fsencode(path)
 
 
 def cached(kind: str, paths_to_look_at: list[str], compute, store: FileFacts | None = None) -> list:
