@@ -98,6 +98,7 @@ _PUBLIC = {
     "QueuePlace": "tlcore.runs.dispatch",
     "cancel_queued": "tlcore.runs.dispatch",
     "dispatch_queue": "tlcore.runs.dispatch",
+    "run_in_line": "tlcore.runs.dispatch",
     "everyones_runs": "tlcore.runs.history",
     # A classroom: whose space, accounts and sign-in, limits per person, the teacher's view.
     "current_user": "tlcore.paths",

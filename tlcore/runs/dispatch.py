@@ -290,6 +290,15 @@ def _time_left(run_dir: pathlib.Path) -> float:
     return max(START_UP_S, expected - (time.time() - started))
 
 
+def run_in_line() -> pathlib.Path | None:
+    """The current user's run that is waiting in line or starting up, if any (the first)."""
+    owner = paths.current_user()
+    for entry in run_queue.entries():
+        if entry.owner == owner and (entry.run_dir / run_folder.CONFIG_FILE).is_file():
+            return entry.run_dir
+    return None
+
+
 def line() -> list[dict]:
     """Everyone's runs in line, in order, with their place (the teacher's view and `tlcore queue`)."""
     rows = []
