@@ -133,7 +133,7 @@ def sign_in() -> None:
     with st.form("signin_form"):
         name = st.text_input("Your name", key="signin_name", max_chars=64)
         password = st.text_input("Password", type="password", key="signin_password", max_chars=1024)
-        submitted = st.form_submit_button("Sign in", type="secondary" if school else "primary")
+        submitted = st.form_submit_button("Sign in", type="secondary" if school else "primary", key="signin_submit")
     if submitted:
         browser = st.session_state.setdefault(BROWSER_KEY, secrets.token_hex(8))
         try:

@@ -106,7 +106,7 @@ def check_new_run() -> None:
     kept = kept_runs()
     if kept >= limit:
         raise QuotaExceededError(
-            f"you keep {kept} trainings, and each person may keep {limit} here. Delete one you no longer need "
+            f"you keep {kept} training{'s' if kept != 1 else ''}, and each person may keep {limit} here. Delete one you no longer need "
             f"(Export page, 'Delete a training'), then start again; or ask your teacher to raise the limit ({RUNS_ENV_VAR}).")
 
 

@@ -145,12 +145,16 @@ def dispatch_queue() -> list[pathlib.Path]:
 
 def launch(run_dir: pathlib.Path, resume_epochs: int | None, owner: str | None, entry_id: int | None = None) -> int:
     """Start a run's training process now (call under `exclusive`, with a slot free); returns its process id."""
+    from_line = entry_id is not None
     if entry_id is None:
         entry_id = run_queue.add(run_dir, owner, resume_epochs, started=True).id
     run_queue.mark_started(entry_id, None)
     (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
-    run_record.write_status(run_dir, "queued", "starting the training process", queued_at=time.time(),
-                            dispatched_at=time.time())
+    (run_dir / run_folder.PID_FILE).unlink(missing_ok=True)  # a continued run's old one: until the new, the grace counts
+    now = time.time()
+    in_line_since = run_record.written_status(run_dir).get("queued_at") if from_line else None
+    run_record.write_status(run_dir, "queued", "starting the training process", queued_at=in_line_since or now,
+                            dispatched_at=now)
     waiting = spare.current()
     pid = spare.hand_over(run_dir, resume_epochs, owner)
     if pid is not None and waiting is not None and waiting.process.pid == pid:

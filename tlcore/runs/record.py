@@ -146,7 +146,8 @@ def _active_run_alive(run_dir: pathlib.Path, status: dict) -> bool:
     try:
         pid = int((run_dir / PID_FILE).read_text().strip())
     except (OSError, ValueError):
-        return time.time() - float(status.get("queued_at") or 0) < QUEUED_GRACE_S
+        started = status.get("dispatched_at") or status.get("queued_at") or 0  # when its process was started
+        return time.time() - float(started) < QUEUED_GRACE_S
     return _pid_alive(pid)
 
 
