@@ -154,7 +154,7 @@ def _students_start_at_once(names, data, root: pathlib.Path) -> list[pathlib.Pat
     wait_for(lambda: all((root / f"go.{name}").exists() for name in names), timeout=120, what="every student ready")
     go.touch()
     runs = []
-    for name, process in processes.items():
+    for process in processes.values():
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
         runs.append(pathlib.Path(json.loads(out.strip().splitlines()[-1])))
@@ -181,11 +181,11 @@ def _ended(pid: int) -> bool:
 def _assert_ran_in_line_order(runs) -> None:
     statuses = [run_record.read_status(run) for run in runs]
     assert [status["state"] for status in statuses] == ["completed"] * len(runs), [
-        (run.name, status["state"], status.get("message")) for run, status in zip(runs, statuses)]
+        (run.name, status["state"], status.get("message")) for run, status in zip(runs, statuses, strict=True)]
     by_arrival = sorted(runs, key=lambda run: run_record.read_status(run)["queued_at"])
     by_start = sorted(runs, key=lambda run: run_record.read_status(run)["started_at"])
     assert by_start == by_arrival, "first come, first trained"
-    for earlier, later in zip(by_start, by_start[1:]):
+    for earlier, later in zip(by_start, by_start[1:], strict=False):
         assert run_record.read_status(earlier)["ended_at"] <= run_record.read_status(later)["started_at"] + 0.5
 
 
