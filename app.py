@@ -24,6 +24,7 @@ TEACHER_PAGE = ("pages/teacher.py", "Teacher")  # in the menu only for a teacher
 
 @messages.shown_errors()
 def landing() -> None:
+    gate.require_sign_in()  # classroom mode: nothing but the sign-in form until you are signed in
     st.title("Teach a computer to recognise your pictures")
     st.markdown(
         "Give the app a few dozen pictures of each kind of thing you want recognised, sorted into one folder per kind. "
@@ -76,7 +77,6 @@ def show_where_things_stand() -> None:
 
 
 st.set_page_config(page_title="Picture trainer", layout="wide")
-gate.require_sign_in(in_menu=True)  # classroom mode: nothing but the sign-in form until you are signed in
 pages = [
     st.Page(landing, title="Start", default=True),
     *[st.Page(page, title=label) for page, label, _ in STEPS],
@@ -85,4 +85,4 @@ pages = [
 gate.account_menu()
 with messages.shown_errors():  # each page shows its own errors; this catches what a page runs outside that
     tlcore.dispatch_queue()  # a restarted server starts what waited in line; never raises
-    st.navigation(pages).run()
+    st.navigation(pages, position=gate.menu_position()).run()  # every page asks for sign-in first

@@ -45,22 +45,28 @@ def _session_user() -> str | None:
 tlcore.set_user_source(_session_user)
 
 
-def require_sign_in(in_menu: bool = False) -> str | None:
-    """The gate every page (and app.py) calls first: returns the signed-in user, or stops the page at the sign-in form.
+def require_sign_in() -> str | None:
+    """The gate every page (and app.py's landing page) calls first: the signed-in user, or the sign-in form and a stop.
 
-    Args:
-        in_menu: app.py's call: the form is then the menu's only page, so the
-            pages' own addresses lead nowhere before sign-in.
+    The form appears on the page that was asked for, so after signing in the
+    same address (a bookmark, `?run=...`) opens as it would have.
 
     Returns:
         The user's name in classroom mode; None in personal mode (no accounts).
     """
     tlcore.set_user_source(_session_user)
     with messages.shown_errors():
-        return _signed_in_or_stop(in_menu)
+        return _signed_in_or_stop()
 
 
-def _signed_in_or_stop(in_menu: bool) -> str | None:
+def menu_position() -> str:
+    """Where app.py puts the menu: hidden until a classroom user has signed in, else in the sidebar."""
+    tlcore.set_user_source(_session_user)
+    signed_in = st.session_state.get(USER_KEY) and tlcore.get_user(st.session_state[USER_KEY]) is not None
+    return "sidebar" if signed_in or not tlcore.classroom_mode() else "hidden"
+
+
+def _signed_in_or_stop() -> str | None:
     if not tlcore.classroom_mode():
         st.session_state.pop(USER_KEY, None)
         return None
@@ -72,10 +78,7 @@ def _signed_in_or_stop(in_menu: bool) -> str | None:
     if school is not None:
         st.session_state[USER_KEY] = school
         return school
-    if in_menu:
-        st.navigation([st.Page(sign_in, title="Sign in", default=True)], position="hidden").run()
-    else:
-        sign_in()
+    sign_in()
     st.stop()
 
 

@@ -256,11 +256,13 @@ class QueuePlace:
         ordinal = {1: "1st", 2: "2nd", 3: "3rd"}.get(self.position, f"{self.position}th")
         if self.position in (11, 12, 13):
             ordinal = f"{self.position}th"
-        when = "any moment now" if self.wait_s < 5 else f"in about {format_duration(self._rounded())}"
+        if self.wait_s < 5:
+            when = "any moment now"
+        elif self.wait_s < 120:
+            when = f"in about {format_duration(round(self.wait_s / 5) * 5)}"
+        else:
+            when = f"in about {round(self.wait_s / 60)} min"
         return f"{ordinal} in line; starts {when}."
-
-    def _rounded(self) -> float:
-        return round(self.wait_s / 60) * 60 if self.wait_s >= 120 else round(self.wait_s / 5) * 5
 
 
 def queue_place(run_dir: str | pathlib.Path) -> QueuePlace | None:
