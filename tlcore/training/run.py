@@ -105,10 +105,15 @@ def train(
             raise TrainingFailedError(message) from error
         raise
     finally:
-        _reset_precision()
-        worker_lock.release()
-        slot.release()
-        run_dispatch.after_training(run_dir)  # the next run in line starts now, not at the server's next poll
+        _let_go(run_dir, slot, worker_lock)
+
+
+def _let_go(run_dir: pathlib.Path, slot, worker_lock) -> None:
+    """The run has ended: back to float32, release its locks, and start the next run in line (not at the server's next poll)."""
+    _reset_precision()
+    worker_lock.release()
+    slot.release()
+    run_dispatch.after_training(run_dir)
 
 
 def _write_config_or_remove(run_dir: pathlib.Path, config: TrainConfig) -> None:
