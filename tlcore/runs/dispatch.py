@@ -230,7 +230,6 @@ def cancel_queued(run_dir: str | pathlib.Path) -> None:
     Raises:
         InputError: the run is not waiting in line for you (it started, ended, or is not yours).
     """
-    entry = run_queue.entry_for(run_dir)
     with exclusive():
         entry = run_queue.entry_for(run_dir)
         if entry is None or entry.state != run_queue.WAITING or entry.owner != paths.current_user():
