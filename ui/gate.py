@@ -132,7 +132,12 @@ def sign_in() -> None:
     st.markdown("This computer is shared by a class: sign in to see **your** pictures and trainings.")
     school, provider = _school_provider()
     if school and st.button("Sign in with your school account", key="signin_school", type="primary"):
-        st.login(provider) if provider else st.login()
+        try:
+            st.login(provider) if provider else st.login()
+        except Exception as error:  # e.g. Authlib missing, or a broken [auth] section: say so, keep the password form
+            messages.LOGGER.warning("school sign-in failed: %s", error)
+            st.error("The school sign-in is not working on this server yet; sign in with your name and password, "
+                     "or tell whoever runs it (docs/serving.md: install the oidc extra, check secrets.toml).")
     with st.form("signin_form"):
         name = st.text_input("Your name", key="signin_name", max_chars=64)
         password = st.text_input("Password", type="password", key="signin_password", max_chars=1024)
