@@ -76,15 +76,12 @@ def cmd_runs(args, print_json) -> None:
         return
     if not rows:
         print("no runs yet; start one with `tlcore train DATA`.")
+    with_users = any(row.get("user") for row in rows)  # a classroom: say whose each run is ("-": the server's own)
     for row in rows:
         score = row["result_val_accuracy"]  # a finished run's saved model; a running run's best epoch so far
         accuracy = f"{score:.1%}" if score is not None else "-"
-        who = f"{row['user'] or '-':<16} " if row.get("user") is not None or not args.runs_dir and _any_user(rows) else ""
+        who = f"{row.get('user') or '-':<16} " if with_users else ""
         print(f"{who}{row['status']:<12} {accuracy:>6}  {row['run_dir']}")
-
-
-def _any_user(rows: list[dict]) -> bool:
-    return any(row.get("user") for row in rows)
 
 
 def cmd_queue(args, print_json) -> None:
