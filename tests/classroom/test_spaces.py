@@ -137,3 +137,24 @@ def test_only_a_teacher_sees_the_class_and_the_board(tmp_path):
     with tlcore.as_user("ada"):
         assert len(tlcore.list_runs()) == 2
     assert not any(run_folder.find_run(name) for name in ("20261122-120000-mobilenetv2_035-shapes",)), "not in the machine's own runs"
+
+
+def test_the_operators_command_line_sees_everyone_and_filters_by_user(tmp_path):
+    from conftest import last_json_line, tlcore_cli
+
+    with tlcore.as_user("ada"):
+        ada = fake_run("20261122-120000-mobilenetv2_035-pets", str(tmp_path))
+    with tlcore.as_user("bo"):
+        bo = fake_run("20261122-130000-mobilenetv2_035-birds", str(tmp_path))
+
+    everyone = tlcore_cli("runs")
+    only_ada = last_json_line(tlcore_cli("runs", "--user", "ada", "--json"))
+    queue = tlcore_cli("queue", "--json")
+
+    assert everyone.returncode == 0, everyone.stderr
+    lines = everyone.stdout.splitlines()
+    assert lines[0].startswith("bo ") and str(bo) in lines[0] and lines[1].startswith("ada ") and str(ada) in lines[1]
+    assert [(row["user"], row["name"]) for row in only_ada] == [("ada", ada.name)]
+    assert last_json_line(queue) == []
+    bad = tlcore_cli("runs", "--user", "../etc")
+    assert bad.returncode == 2 and "not a usable user name" in bad.stderr
