@@ -126,6 +126,30 @@ def test_two_dispatchers_at_once_start_a_run_once(tiny_dataset, monkeypatch):
             sleeper.wait()
 
 
+def test_with_two_training_slots_two_runs_start(tiny_dataset, monkeypatch):
+    monkeypatch.setenv("TLCORE_TRAINING_SLOTS", "2")
+    started, sleepers = [], []
+
+    def fake_worker(arguments, run_dir, owner):
+        started.append((run_dir, owner))
+        sleepers.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return sleepers[-1]
+
+    monkeypatch.setattr(run_dispatch, "subprocess_for", fake_worker)
+    try:
+        runs = [put_in_line(name, tiny_dataset) for name in ("ada", "bo", "cy")]
+
+        assert started == [(runs[0], "ada"), (runs[1], "bo")]
+        assert tlcore.queue_place(runs[2]).position == 1
+        monkeypatch.setenv("TLCORE_TRAINING_SLOTS", "lots")
+        with pytest.raises(InputError, match="TLCORE_TRAINING_SLOTS='lots'"):
+            run_locks.slot_count()
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+
+
 # ----------------------------------------------------------------- real runs, started by the queue
 
 _STUDENT = """
