@@ -9,7 +9,7 @@ folder on `sys.path`, so `import ui` finds it.
 import streamlit as st
 
 import tlcore
-from ui import audit_cache, choices, messages, run_picker, words
+from ui import audit_cache, choices, gate, messages, run_picker, words
 
 STEPS = (
     ("pages/data.py", "Data", "bring your pictures: one folder per kind of thing (or try the demo shapes)."),
@@ -19,10 +19,12 @@ STEPS = (
     ("pages/predict.py", "Predict", "try it on new pictures or your camera."),
     ("pages/export.py", "Export", "download the model for a phone, a Raspberry Pi or your own Python code."),
 )
+TEACHER_PAGE = ("pages/teacher.py", "Teacher")  # in the menu only for a teacher's account
 
 
 @messages.shown_errors()
 def landing() -> None:
+    gate.require_sign_in()  # classroom mode: nothing but the sign-in form until you are signed in
     st.title("Teach a computer to recognise your pictures")
     st.markdown(
         "Give the app a few dozen pictures of each kind of thing you want recognised, sorted into one folder per kind. "
@@ -62,7 +64,8 @@ def show_where_things_stand() -> None:
     running = run_picker.training_run()
     if running is not None:
         status = tlcore.read_status(running)
-        st.markdown(f"**Training now:** {status.get('message', '')}.")
+        place = tlcore.queue_place(running) if status.get("state") == "waiting" else None
+        st.markdown(f"**Training now:** {place.describe() if place else status.get('message', '') + '.'}")
         messages.link("pages/train.py", "Watch the training")
         return
     run_dir = run_picker.remembered_run()
@@ -73,10 +76,13 @@ def show_where_things_stand() -> None:
     st.markdown(f"**Last training:** {run_picker.describe_run(summary)}.")
 
 
+st.set_page_config(page_title="Picture trainer", layout="wide")
 pages = [
     st.Page(landing, title="Start", default=True),
     *[st.Page(page, title=label) for page, label, _ in STEPS],
+    *([st.Page(TEACHER_PAGE[0], title=TEACHER_PAGE[1])] if gate.is_teacher() else []),
 ]
-st.set_page_config(page_title="Picture trainer", layout="wide")
+gate.account_menu()
 with messages.shown_errors():  # each page shows its own errors; this catches what a page runs outside that
-    st.navigation(pages).run()
+    tlcore.dispatch_queue()  # a restarted server starts what waited in line; never raises
+    st.navigation(pages, position=gate.menu_position()).run()  # every page asks for sign-in first

@@ -6,13 +6,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import audit_cache, charts, choices, messages, words
+from ui import audit_cache, charts, choices, gate, messages, words
 
 THUMBNAILS_PER_CLASS = 8
 DUPLICATE_GROUPS_SHOWN = 10
 SPLIT_WORDS = {"train": "for learning", "val": "for checking (validation)", "test": "for the final test"}
 
 messages.open_in_app_menu()
+gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Data: your pictures")
 st.markdown(
     "The computer learns from examples. Put the pictures of each kind of thing (each **class**) in its own folder, "

@@ -6,11 +6,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import charts, messages, run_picker, words
+from ui import charts, gate, messages, run_picker, words
 
 MISTAKES_SHOWN = 24
 
 messages.open_in_app_menu()
+gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Evaluate: how good is it?")
 st.markdown(
     "The model is measured on the **checking pictures** (the validation set) that it never learned from, "

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import messages, run_picker, words
+from ui import gate, messages, run_picker, words
 
 FORMATS = {
     "keras": {
@@ -66,6 +66,7 @@ print(labels[int(probabilities.argmax())], probabilities.max())''',
 }
 
 messages.open_in_app_menu()
+gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Export: take your model with you")
 
 

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import audit_cache, charts, choices, messages
+from ui import audit_cache, charts, choices, gate, messages
 
 PRESETS = {
     "all": "Only the new last layer learns (feature extraction): fastest, best for small datasets",
@@ -20,6 +20,7 @@ BLOCK_COLUMNS = {
 }
 
 messages.open_in_app_menu()
+gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Model: start from a model that already knows how to see")
 st.markdown(
     "Nobody teaches a computer to see from scratch with a few pictures. The app starts from a **pretrained model** "

@@ -6,11 +6,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import charts, messages, run_picker
+from ui import charts, gate, messages, run_picker
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif", "avif"]
 
 messages.open_in_app_menu()
+gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Predict: try it on new pictures")
 st.markdown("Show the model pictures it has never seen, and it says what it thinks each one is, and how sure it is.")
 

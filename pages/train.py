@@ -1,7 +1,9 @@
 """Train: the settings, "Start training" (its own process), then live curves, progress and "Stop".
 
-Training never runs inside this script: `tlcore.start_training` starts a separate
-process and returns its run folder at once. The page keeps the run's name in the
+Training never runs inside this script: `tlcore.queue_training` puts the run in
+the machine's fair line and starts its own process when a training slot is
+free, returning its run folder at once. While it waits, the page says where it
+stands in line and lets you take it out. The page keeps the run's name in the
 address bar (`?run=...`) and polls the run folder every second, so the curves
 keep coming after a page switch or a reload.
 """
@@ -11,7 +13,7 @@ import pathlib
 import streamlit as st
 
 import tlcore
-from ui import audit_cache, charts, choices, messages, run_picker, words
+from ui import audit_cache, charts, choices, gate, messages, run_picker, words
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BATCH_SIZES = [8, 16, 32, 64, 128]
@@ -24,6 +26,7 @@ POLL_SECONDS = 1.0
 NAME_SHOWN = 80  # characters of a run name from the address bar that a message repeats
 
 messages.open_in_app_menu()
+gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Train: teach the model your classes")
 
 
@@ -134,9 +137,9 @@ def schedule_settings(saved: dict, audit, model: dict) -> dict:
 
 
 @messages.shown_errors()  # the message where the button is
-def start(config) -> None:
+def start(config, estimate) -> None:
     try:
-        run_dir = tlcore.start_training(config)
+        run_dir = tlcore.queue_training(config, estimated_s=estimate.total_s if estimate else None)
     except tlcore.RunBusyError as error:
         st.error(f"Only one training can run at a time on this computer: {error}")
         running = run_picker.training_run()
@@ -172,6 +175,8 @@ def attached_run() -> pathlib.Path | None:
 
 def progress(status: dict, rows: list[dict]) -> tuple[float, str]:
     """How far the run is (0..1) and a line saying so in words."""
+    if status.get("state") == "waiting":
+        return 0.0, "Waiting in line for the computer…"
     if status.get("state") == "queued":
         return 0.0, "Starting the training process…"
     last = rows[-1] if rows else {}
@@ -200,9 +205,13 @@ def progress(status: dict, rows: list[dict]) -> tuple[float, str]:
 @st.fragment(run_every=POLL_SECONDS)
 @messages.shown_errors()  # a fragment reruns on its own, outside the page's
 def live_panel(run_dir: pathlib.Path) -> None:
+    tlcore.dispatch_queue()  # a run whose turn came starts now, even if every other page is closed
     status = tlcore.read_status(run_dir)
     if status.get("state") not in tlcore.ACTIVE_STATES:
         st.rerun()  # the whole page: show the finished run
+    if status.get("state") == "waiting":
+        waiting_panel(run_dir)
+        return
     rows = tlcore.read_metrics(run_dir)
     fraction, text = progress(status, rows)
     st.progress(fraction, text=text)
@@ -216,6 +225,24 @@ def live_panel(run_dir: pathlib.Path) -> None:
         charts.show_curves(epochs, key="train_live", planned_epochs=status.get("epochs"))
     else:
         st.caption("The curves appear after the first epoch.")
+
+
+def waiting_panel(run_dir: pathlib.Path) -> None:
+    """Where the run stands in line, and taking it out."""
+    place = tlcore.queue_place(run_dir)
+    st.progress(0.0, text="Waiting in line for the computer…")
+    if place is not None:
+        st.info(f"Your training is waiting: **{place.describe()}** The computer trains one run at a time "
+                "(or a few), in the order they were started; yours starts by itself.")
+    st.button("Take it out of the line", key="train_cancel", help="Your settings stay; you can start it again later.",
+              on_click=messages.shown_errors()(take_out_of_line), args=(run_dir,))
+
+
+def take_out_of_line(run_dir: pathlib.Path) -> None:
+    """The button's callback: a new run leaves no folder behind, so the page forgets it; a continued one stays."""
+    tlcore.cancel_queued(run_dir)
+    if not run_dir.exists():
+        run_picker.forget_run(run_dir.name)
 
 
 def finished_panel(run_dir: pathlib.Path, status: dict) -> None:
@@ -250,7 +277,7 @@ def continue_training(run_dir: pathlib.Path) -> None:
         extra = st.number_input("More epochs", 1, 500, 5, key="train_resume_epochs")
         if st.button("Continue training", key="train_resume"):
             with messages.shown_errors():  # the message where the button is
-                tlcore.start_training(None, resume_run=run_dir, resume_epochs=int(extra))
+                tlcore.queue_training(None, resume_run=run_dir, resume_epochs=int(extra))
             st.rerun()
 
 
@@ -288,9 +315,10 @@ with messages.shown_errors():
         model = choices.model_choice()
         describe_plan(path, audit, model)
         messages.link("pages/model.py", "Change the model")
-        config = settings(path, audit, model)
+        config, estimate = settings(path, audit, model), None
         if config is not None:
-            st.caption(tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit)).describe())
+            estimate = tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit))
+            st.caption(estimate.describe())
             tlcore.ensure_spare()  # a training process gets TensorFlow ready now, so Start begins at once
         if st.button("Start training", key="train_start", type="primary", disabled=config is None):
-            start(config)
+            start(config, estimate)

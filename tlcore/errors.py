@@ -27,3 +27,15 @@ class RunBusyError(InputError):
 
 class TrainingFailedError(TlcoreError):
     """Training ended in a state the user should know about (NaN loss, out of memory)."""
+
+
+class SignInError(InputError):
+    """A sign-in was refused: the name and password do not match, or there were too many failed tries."""
+
+
+class QuotaExceededError(InputError):
+    """A user has reached a limit the operator set (uploaded bytes, kept runs)."""
+
+
+class NotAllowedError(InputError):
+    """The signed-in user may not do this (a student asking for the teacher's view)."""

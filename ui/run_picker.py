@@ -48,11 +48,20 @@ def remembered_run() -> pathlib.Path | None:
 
 
 def training_run() -> pathlib.Path | None:
-    """The run training on this machine right now, if any."""
+    """Your run that trains on this machine right now (else starts, or waits in line), if any.
+
+    Only ever one of your own: in classroom mode another student's run is not
+    shown, not even its name. In personal mode a run trained from the command
+    line into another folder is shown too, as before.
+    """
     running = tlcore.current_training_run()
-    if running is None:
-        return None
-    return tlcore.find_run(pathlib.Path(running).name) or pathlib.Path(running)
+    if running is not None:
+        own = tlcore.find_run(pathlib.Path(running).name)
+        if own is not None and own.resolve() == pathlib.Path(running).resolve():
+            return own
+        if not tlcore.classroom_mode():
+            return own or pathlib.Path(running)
+    return tlcore.run_in_line()
 
 
 def choose_run(key: str, label: str, usable: Callable[[dict], bool]) -> pathlib.Path | None:

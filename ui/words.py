@@ -7,6 +7,7 @@ import pathlib
 import tlcore
 
 STATE_WORDS = {
+    "waiting": "waiting in line",
     "queued": "starting",
     "running": "training",
     "completed": "finished",

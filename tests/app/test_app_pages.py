@@ -230,7 +230,7 @@ def test_exact_copies_can_be_left_out_for_training(home, dataset, monkeypatch):
     assert not app.exception
     assert app.session_state["excluded_files"]["files"] == ["star/star_copy.jpg"]
     calls = []
-    monkeypatch.setattr(tlcore.training.launch, "start_training", _fake_start(home, calls))
+    monkeypatch.setattr(tlcore.training.launch, "queue_training", _fake_start(home, calls))
     train = _run("pages/train.py")
     train.button(key="train_start").click().run()
     assert calls[0].excluded_files == ("star/star_copy.jpg",)
@@ -290,7 +290,7 @@ def test_missing_weights_are_explained_and_can_be_imported(monkeypatch):
 
 
 def _fake_start(home: pathlib.Path, calls: list):
-    def start_training(config, runs_dir=None):
+    def start_training(config, runs_dir=None, **options):  # as tlcore.queue_training, which the page calls
         calls.append(config)
         run_dir = home / "runs" / "20261122-130000-mobilenetv2_035-shapes"
         run_dir.mkdir(parents=True)
@@ -306,7 +306,7 @@ def _fake_start(home: pathlib.Path, calls: list):
 def test_start_training_starts_a_run_and_attaches_to_it(home, dataset, monkeypatch):
     _remember_dataset(home, dataset)
     calls = []
-    monkeypatch.setattr(tlcore.training.launch, "start_training", _fake_start(home, calls))
+    monkeypatch.setattr(tlcore.training.launch, "queue_training", _fake_start(home, calls))
     app = _run("pages/train.py")
     app.number_input(key="train_epochs").set_value(4).run()
 
@@ -344,10 +344,10 @@ def test_the_time_estimate_knows_when_features_were_kept(home, dataset):
 def test_a_busy_machine_says_what_runs_and_when_it_ends(home, dataset, monkeypatch):
     _remember_dataset(home, dataset)
 
-    def busy(config, runs_dir=None):
+    def busy(config, runs_dir=None, **options):
         raise tlcore.RunBusyError("another training run is in progress (x-run); it should finish in about 2 min 05 s.")
 
-    monkeypatch.setattr(tlcore.training.launch, "start_training", busy)
+    monkeypatch.setattr(tlcore.training.launch, "queue_training", busy)
     app = _run("pages/train.py")
     app.button(key="train_start").click().run()
 
@@ -460,7 +460,7 @@ def test_a_finished_run_can_be_continued(populated, monkeypatch):
         calls.append((config, pathlib.Path(resume_run).name, resume_epochs))
         return pathlib.Path(resume_run)
 
-    monkeypatch.setattr(tlcore.training.launch, "start_training", start_training)
+    monkeypatch.setattr(tlcore.training.launch, "queue_training", start_training)
     app = _run("pages/train.py", run=RUN_NAME)
     app.number_input(key="train_resume_epochs").set_value(7).run()
 

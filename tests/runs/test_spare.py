@@ -178,3 +178,21 @@ def test_a_run_whose_spare_ended_before_training_is_marked_failed_with_its_outpu
     wait_for(lambda: run_record.read_status(run_dir).get("state") == "failed", what="the run to be marked failed")
     assert "ended before training began" in run_record.read_status(run_dir)["message"]
     assert "the TensorFlow import failed" in (run_dir / run_folder.LOG_FILE).read_text()
+
+
+def test_a_spare_trains_a_students_queued_run_in_that_students_space(spares_on, tiny_dataset, tiny_config):
+    from tlcore import paths
+    from tlcore.training.launch import queue_training
+
+    waiting = spare.ensure_spare()
+    wait_for(lambda: waiting.ready, what="the spare to import TensorFlow")
+
+    with paths.as_user("ada"):
+        run_dir = queue_training(tiny_config(tiny_dataset, epochs=1))
+
+    assert run_dir.parent == paths.user_home("ada") / "runs"
+    assert int((run_dir / run_folder.PID_FILE).read_text()) == waiting.process.pid, "the server's spare took it"
+    wait_for(lambda: finished(run_dir), what="the run to finish")
+    assert run_record.read_status(run_dir)["state"] == "completed", (run_dir / run_folder.LOG_FILE).read_text()[-2000:]
+    assert any((paths.user_home("ada") / "cache").rglob("*")), "its kept features are ada's"
+    assert not (paths.machine_home() / "cache").exists()

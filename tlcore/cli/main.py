@@ -263,18 +263,21 @@ def _cmd_export(args) -> None:
 
 
 def _cmd_runs(args) -> None:
-    from tlcore.runs.history import list_runs
+    from tlcore.cli.users import cmd_runs
 
-    rows = list_runs(args.runs_dir)
-    if args.json:
-        _print_json(rows)
-        return
-    if not rows:
-        print("no runs yet; start one with `tlcore train DATA`.")
-    for row in rows:
-        score = row["result_val_accuracy"]  # a finished run's saved model; a running run's best epoch so far
-        accuracy = f"{score:.1%}" if score is not None else "-"
-        print(f"{row['status']:<12} {accuracy:>6}  {row['run_dir']}")
+    cmd_runs(args, _print_json)
+
+
+def _cmd_queue(args) -> None:
+    from tlcore.cli.users import cmd_queue
+
+    cmd_queue(args, _print_json)
+
+
+def _cmd_users(args) -> None:
+    from tlcore.cli.users import cmd_users
+
+    cmd_users(args, _print_json)
 
 
 def _cmd_stop(args) -> None:
@@ -312,6 +315,8 @@ COMMANDS = {
     "predict": _cmd_predict,
     "export": _cmd_export,
     "runs": _cmd_runs,
+    "queue": _cmd_queue,
+    "users": _cmd_users,
     "stop": _cmd_stop,
     "weights": _cmd_weights,
     "demo": _cmd_demo,

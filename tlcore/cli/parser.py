@@ -119,9 +119,15 @@ def _add_result_commands(commands) -> None:
 
 def _add_other_commands(commands) -> None:
     """Commands on runs and weights: runs, stop, weights."""
-    runs_command = commands.add_parser("runs", help="list training runs")
-    runs_command.add_argument("--runs-dir")
+    runs_command = commands.add_parser("runs", help="list training runs (every user's, on a classroom server)")
+    runs_command.add_argument("--runs-dir", help="only the runs in this folder")
+    runs_command.add_argument("--user", help="only this user's runs")
     runs_command.add_argument("--json", action="store_true")
+
+    queue = commands.add_parser("queue", help="the runs waiting in line for the machine, in order")
+    queue.add_argument("--dispatch", action="store_true", help="start the first runs now if slots are free")
+    queue.add_argument("--json", action="store_true")
+    _add_users_command(commands)
 
     stop = commands.add_parser("stop", help="ask a running training to stop (it keeps its best model)")
     stop.add_argument("run_dir")
@@ -133,3 +139,20 @@ def _add_other_commands(commands) -> None:
     weights_import.add_argument("--backbone")
     weights_import.add_argument("--replace", action="store_true",
                                 help="let a file Keras publishes no hash for replace weights already on this computer")
+
+
+def _add_users_command(commands) -> None:
+    """`tlcore users add|list|remove|password`: the accounts of a classroom."""
+    users = commands.add_parser("users", help="classroom accounts: add, list, remove, password")
+    users_commands = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    add = users_commands.add_parser("add", help="add an account; the password is read from standard input")
+    add.add_argument("name")
+    add.add_argument("--teacher", action="store_true", help="a teacher sees every student's runs")
+    add.add_argument("--email", help="the school account (st.login) that signs in as this user")
+    add.add_argument("--no-password", action="store_true", help="sign in with the school account only (needs --email)")
+    listing = users_commands.add_parser("list", help="every account, its role, runs and uploads")
+    listing.add_argument("--json", action="store_true")
+    remove = users_commands.add_parser("remove", help="remove an account (its files stay)")
+    remove.add_argument("name")
+    password = users_commands.add_parser("password", help="set a new password, read from standard input")
+    password.add_argument("name")

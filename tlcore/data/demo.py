@@ -33,6 +33,7 @@ import shutil
 
 import numpy as np
 
+from tlcore import paths
 from tlcore.data import demo_drawing
 from tlcore.data.demo_drawing import DEMO_CLASSES
 from tlcore.errors import InputError
@@ -124,8 +125,7 @@ def default_demo_path() -> pathlib.Path:
         The folder path; `TLCORE_HOME` defaults to `~/.tlcore`. The folder may
         not exist yet.
     """
-    home = os.environ.get("TLCORE_HOME") or "~/.tlcore"
-    return pathlib.Path(home).expanduser() / "demo" / "shapes"
+    return paths.demo_dataset_dir()  # the machine's: in a classroom everyone trains on the same demo
 
 
 def ensure_demo_dataset() -> pathlib.Path:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Sequence
 
 from tlcore import paths
+from tlcore.classroom import quotas
 from tlcore.data.images import is_ignored_name
 from tlcore.errors import InputError
 
@@ -131,6 +132,7 @@ def save_uploaded_files(
             f"the upload holds {paths.format_size(total)}, more than the limit of {paths.format_size(max_total_bytes)}; "
             "upload fewer or smaller pictures, or zip them."
         )
+    quotas.check_upload(total)  # the operator's limit per person (TLCORE_MAX_UPLOAD_MB)
     drop_top = _common_top_folder([parts for _, parts, _ in named])
     upload = new_upload_dir()
     # The dataset keeps the name of the folder the user picked: pages, run names and pickers show it.
@@ -175,6 +177,7 @@ def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_
         raise InputError(
             f"the file {parts[-1]!r} is {paths.format_size(size)}, more than the limit of {paths.format_size(max_bytes)}."
         )
+    quotas.check_upload(size)
     root = new_upload_dir()
     shortened = _shorten(parts[-1])
     stem, dot, suffix = shortened.rpartition(".")

@@ -12,6 +12,10 @@ anyone (the CLI, the app's pages, a notebook):
 - `evaluation.json` metrics on the validation (and test) images
 - `STOP`            present when a stop was requested
 
+A run's state (status.json "state"): waiting (in line for a training slot,
+`tlcore.runs.queue`), queued (its training process is starting), running,
+then completed, stopped, failed or interrupted (its process died).
+
 Whether the training process is alive is told by a lock it holds on
 `.worker.lock`: the operating system releases the lock when the process dies,
 however it dies (even SIGKILL), so a dead run is never reported as running.
@@ -74,7 +78,8 @@ QUEUED_GRACE_S = 60
 MAX_RUN_NAME = 200  # longer than any folder `new_run_dir` makes; a longer name is not looked up
 
 
-ACTIVE_STATES = ("queued", "running")
+# waiting: in line for a training slot; queued: its training process is starting; running: it trains.
+ACTIVE_STATES = ("waiting", "queued", "running")
 
 
 

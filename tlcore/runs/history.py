@@ -1,4 +1,4 @@
-"""The runs a machine has: one summary row per run, the list, deletion, and who holds the training slot.
+"""The runs a machine has: one summary row per run, the list (yours, or everyone's), deletion, and who holds the training slots.
 """
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import pathlib
 
 from tlcore import paths
 from tlcore.errors import InputError, RunBusyError
+from tlcore.runs import queue as run_queue
 from tlcore.runs.folder import ACTIVE_STATES, CONFIG_FILE, MODEL_FILE, model_facts, read_json, require_run_dir
-from tlcore.runs.locks import current_training_run, worker_alive
+from tlcore.runs.locks import slot_count, training_runs, worker_alive
 from tlcore.runs.record import epoch_rows, estimate_remaining_seconds, read_status
 
 try:
@@ -30,10 +31,10 @@ def busy_message(run_dir: pathlib.Path) -> str:
 
 
 def ensure_slot_free() -> None:
-    """Raise `RunBusyError` when another run holds the training slot."""
-    running = current_training_run()
-    if running is not None:
-        raise RunBusyError(busy_message(running))
+    """Raise `RunBusyError` when other runs hold every training slot."""
+    running = training_runs()
+    if running and len(running) >= slot_count():
+        raise RunBusyError(busy_message(running[0]))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -101,11 +102,39 @@ def list_runs(runs_dir: str | os.PathLike | None = None) -> list[dict]:
     return [run_summary(child) for child in sorted(run_dirs, key=lambda p: p.name, reverse=True)]
 
 
+def everyones_runs(user: str | None = None) -> list[dict]:
+    """Every run on this machine, each row with the `user` whose space holds it (None: the personal home).
+
+    Args:
+        user: only this user's runs.
+
+    Returns:
+        `list_runs` rows plus "user", newest first.
+    """
+    spaces = [user] if user is not None else [None, *user_spaces()]
+    rows = []
+    for name in spaces:
+        root = paths.user_home(name) / "runs" if name is not None else paths.machine_home() / "runs"
+        rows += [dict(row, user=name) for row in list_runs(root)]
+    return sorted(rows, key=lambda row: row["name"], reverse=True)
+
+
+def user_spaces() -> list[str]:
+    """The users who have a space (a folder in `$TLCORE_HOME/users`), by name."""
+    root = paths.machine_home() / paths.USERS_FOLDER
+    if not root.is_dir():
+        return []
+    return sorted(child.name for child in root.iterdir() if child.is_dir() and paths.USER_NAME.match(child.name))
+
+
 def delete_run(run_dir: str | os.PathLike) -> None:
-    """Delete a finished run's folder; a running run must be stopped first."""
+    """Delete a finished or waiting run's folder (a waiting one leaves the line); a running run must be stopped first."""
     import shutil
 
     path = require_run_dir(run_dir)
-    if worker_alive(path):
+    entry = run_queue.entry_for(path)
+    if worker_alive(path) or (entry is not None and entry.state == run_queue.STARTED):
         raise InputError(f"run {path.name} is still training; stop it first, then delete it.")
+    if entry is not None:
+        run_queue.remove(path)
     shutil.rmtree(path)

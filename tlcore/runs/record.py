@@ -27,6 +27,7 @@ from tlcore.runs.folder import (
     write_json_atomic,
 )
 from tlcore.runs.locks import _pid_alive, worker_alive
+from tlcore.runs.queue import entry_for
 
 try:
     import fcntl
@@ -74,13 +75,17 @@ def read_status(run_dir: str | os.PathLike) -> dict:
 
     A run whose status says running but whose process no longer holds its lock
     was killed or crashed; it is reported as interrupted, with its best model
-    (if any) still usable.
+    (if any) still usable. A waiting run is waiting while the line
+    (`tlcore.runs.queue`) has it, however long that takes.
     """
     run_dir = pathlib.Path(run_dir)
     status = read_json(run_dir / STATUS_FILE, None)
     if status is None:
         return {"state": "unknown", "message": "this run has no readable status.json"}
-    if status.get("state") in ACTIVE_STATES and not _active_run_alive(run_dir, status):
+    if status.get("state") == "waiting" and entry_for(run_dir) is None:
+        status = dict(status, state="interrupted",
+                      message="it was waiting in line, but the line no longer has it; start it again.")
+    elif status.get("state") in ACTIVE_STATES and not _active_run_alive(run_dir, status):
         has_model = (run_dir / MODEL_FILE).is_file()
         status = dict(status)
         status["state"] = "interrupted"
@@ -132,6 +137,8 @@ def stop_requested(run_dir: pathlib.Path) -> bool:
 
 def _active_run_alive(run_dir: pathlib.Path, status: dict) -> bool:
     """A queued run is alive while its starting process is; a running one while it holds its lock."""
+    if status.get("state") == "waiting":
+        return True  # in line (checked by the caller)
     if worker_alive(run_dir):
         return True
     if status.get("state") != "queued":
@@ -139,7 +146,8 @@ def _active_run_alive(run_dir: pathlib.Path, status: dict) -> bool:
     try:
         pid = int((run_dir / PID_FILE).read_text().strip())
     except (OSError, ValueError):
-        return time.time() - float(status.get("queued_at") or 0) < QUEUED_GRACE_S
+        started = status.get("dispatched_at") or status.get("queued_at") or 0  # when its process was started
+        return time.time() - float(started) < QUEUED_GRACE_S
     return _pid_alive(pid)
 
 

@@ -89,7 +89,7 @@ def _settings() -> tuple:
     if any changed since the spare started, it would train differently from a
     worker started now, so it is replaced.)
     """
-    return (sys.executable, str(paths.tlcore_home()), tuple(sorted(os.environ.items())))
+    return (sys.executable, str(paths.machine_home()), tuple(sorted(os.environ.items())))
 
 
 def current() -> Spare | None:
@@ -135,8 +135,9 @@ def note_training(process: subprocess.Popen) -> None:
 
 
 def _start() -> Spare:
-    _remove_folders_of_ended_servers(paths.tlcore_home() / "spares")
-    directory = paths.tlcore_home() / "spares" / f"{os.getpid()}-{time.time_ns()}"
+    # The machine's, not a user's: a spare serves whoever starts next (it learns whom from the claim).
+    _remove_folders_of_ended_servers(paths.machine_home() / "spares")
+    directory = paths.machine_home() / "spares" / f"{os.getpid()}-{time.time_ns()}"
     directory.mkdir(parents=True, exist_ok=True)
     from tlcore.runs.processes import start_tlcore_process
 
@@ -192,8 +193,8 @@ def after_run() -> None:
     ensure_spare()
 
 
-def hand_over(run_dir: pathlib.Path, resume_epochs: int | None = None) -> int | None:
-    """Give a queued run to the waiting spare.
+def hand_over(run_dir: pathlib.Path, resume_epochs: int | None = None, user: str | None = None) -> int | None:
+    """Give a queued run to the waiting spare, to train in `user`'s space (None: the personal home).
 
     Returns:
         The process id now training the run, or None when no spare could take
@@ -210,7 +211,8 @@ def hand_over(run_dir: pathlib.Path, resume_epochs: int | None = None) -> int | 
         return None
     claim, claimed = spare.directory / CLAIM_FILE, spare.directory / CLAIMED_FILE
     try:
-        run_folder.write_json_atomic(claim, {"run_dir": str(pathlib.Path(run_dir).resolve()), "resume_epochs": resume_epochs})
+        run_folder.write_json_atomic(claim, {"run_dir": str(pathlib.Path(run_dir).resolve()), "resume_epochs": resume_epochs,
+                                             "user": user})
     except OSError:  # its folder is gone (it idled out just now): nothing was handed over
         spare.end()
         return None
@@ -261,6 +263,10 @@ def serve(directory: str | os.PathLike, parent_pid: int, run_claimed: Callable[[
     claimed.wait()
     claim = run_folder.read_json(directory / CLAIMED_FILE, {})
     run_dir = pathlib.Path(claim["run_dir"])
+    # This process is the run's own now: its user's space is its space, as a worker's environment would say.
+    os.environ.pop(paths.USER_ENV_VAR, None)
+    if claim.get("user"):
+        os.environ[paths.USER_ENV_VAR] = paths.check_user_name(claim["user"])
     _write_output_to(run_dir / run_folder.LOG_FILE)
     return run_claimed(str(run_dir), claim.get("resume_epochs") or None)
 

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from tlcore.errors import InputError, RunBusyError, TlcoreError, TrainingFailedError
+from tlcore.runs import dispatch as run_dispatch
 from tlcore.runs import folder as run_folder
 from tlcore.runs import history as run_history
 from tlcore.runs import locks as run_locks
@@ -104,9 +105,15 @@ def train(
             raise TrainingFailedError(message) from error
         raise
     finally:
-        _reset_precision()
-        worker_lock.release()
-        slot.release()
+        _let_go(run_dir, slot, worker_lock)
+
+
+def _let_go(run_dir: pathlib.Path, slot, worker_lock) -> None:
+    """The run has ended: back to float32, release its locks, and start the next run in line (not at the server's next poll)."""
+    _reset_precision()
+    worker_lock.release()
+    slot.release()
+    run_dispatch.after_training(run_dir)
 
 
 def _write_config_or_remove(run_dir: pathlib.Path, config: TrainConfig) -> None:
@@ -121,8 +128,8 @@ def _write_config_or_remove(run_dir: pathlib.Path, config: TrainConfig) -> None:
 
 def _claim_training_slot(run_dir: pathlib.Path):
     """Take the machine's training slot and the run's worker lock, or mark the run failed and raise `RunBusyError`."""
-    slot = run_locks.training_slot_lock()
-    if not slot.try_acquire():
+    slot = run_locks.acquire_training_slot() or _wait_for_a_slot_if_dispatched(run_dir)
+    if slot is None:
         running = run_locks.current_training_run()
         message = run_history.busy_message(running) if running else "another training run is in progress; try again when it ends."
         run_record.write_status(run_dir, "failed", message, ended_at=time.time())
@@ -131,6 +138,24 @@ def _claim_training_slot(run_dir: pathlib.Path):
     worker_lock.try_acquire()
     slot.write_owner(str(run_dir.resolve()))
     return slot, worker_lock
+
+
+SLOT_WAIT_S = 600.0
+
+
+def _wait_for_a_slot_if_dispatched(run_dir: pathlib.Path):
+    """A run the queue started was promised a slot; if a run started outside the queue took it, wait for it."""
+    status = run_record.written_status(run_dir)
+    if status.get("state") != "queued" or not status.get("dispatched_at"):
+        return None
+    run_record.write_status(run_dir, "queued", "waiting for the training that is using the machine to end")
+    deadline = time.monotonic() + SLOT_WAIT_S
+    while time.monotonic() < deadline:
+        slot = run_locks.acquire_training_slot()
+        if slot is not None:
+            return slot
+        time.sleep(0.5)
+    return None
 
 
 def _reset_precision() -> None:
