@@ -22,8 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 import tlcore
 import tlcore.data.demo
-import tlcore.model.backbones
 import tlcore.export.bundle
+import tlcore.model.backbones
 import tlcore.results.prediction
 import tlcore.runs.history
 import tlcore.runs.locks

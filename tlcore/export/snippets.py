@@ -27,7 +27,7 @@ _LOADERS = {
 
 
 def probabilities_of(pixels):
-    return model.predict(pixels[None], verbose=0)[0]"""),
+    return keras.ops.convert_to_numpy(model(pixels[None], training=False))[0]"""),
     "tensorflow": ("import tensorflow as tf", """model = tf.saved_model.load(MODEL)
 
 
