@@ -26,10 +26,14 @@ def choose_formats() -> list[str]:
 def bundle_section(run_dir: pathlib.Path, formats: list[str]) -> None:
     bundle = tlcore.saved_bundle(run_dir)
     if bundle is None or list(bundle.formats) != formats:
-        st.caption("tlcore makes each file, then checks it outside the app on your checking pictures: "
-                   "a few seconds per file, up to a minute for the 8-bit one.")
-        if not st.button("Prepare the zip", key="export_prepare", type="primary", disabled=not formats):
+        offer = st.empty()
+        with offer.container():
+            st.caption("tlcore makes each file, then checks it outside the app on your checking pictures: "
+                       "a few seconds per file, up to a minute for the 8-bit one.")
+            clicked = st.button("Prepare the zip", key="export_prepare", type="primary", disabled=not formats)
+        if not clicked:
             return
+        offer.empty()
         with st.spinner("Making each file and checking it against the app…"):
             bundle = tlcore.make_bundle(run_dir, formats)
     parity.show_parity(list(bundle.reports))

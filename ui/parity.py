@@ -18,13 +18,11 @@ def parity_rows(reports: list) -> pd.DataFrame:
     """One row per exported file, in words and units people read."""
     return pd.DataFrame([
         {
-            "file": f"{pathlib.Path(report.path).name}",
-            "format": tlcore.export_format(report.format).title,
+            "file": pathlib.Path(report.path).name,
             "runs with": report.runtime,
             "agrees with the app": words.percent(report.agreement, decimals=1),
             "accuracy": words.percent(report.accuracy, decimals=1),
-            "app's accuracy": words.percent(report.app_accuracy, decimals=1),
-            "largest probability difference": f"{report.max_probability_difference:.4f}",
+            "largest probability difference": f"{report.max_probability_difference:.2g}",
             "size": f"{report.size_bytes / 1e6:.1f} MB",
             "time per picture": f"{report.latency_ms:.1f} ms",
         }
@@ -38,7 +36,8 @@ def show_parity(reports: list) -> None:
         return
     first = reports[0]
     st.markdown(f"**Checked outside the app** on the run's {first.pictures} checking pictures: each file loaded "
-                "with its own runtime, each picture prepared by the code in the bundle (times are for this computer).")
+                "with its own runtime, each picture prepared by the code in the zip. The model in the app gets "
+                f"{words.percent(first.app_accuracy, decimals=1)} of them right; times are for this computer.")
     flagged = [report.flagged for report in reports]
     table = parity_rows(reports).style.apply(
         lambda row: [FLAG_STYLE if flagged[row.name] else ""] * len(row), axis=1)

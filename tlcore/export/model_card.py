@@ -131,7 +131,7 @@ def parity_table(reports: list[ParityReport]) -> str:
         rows.append(
             f"| {pathlib.Path(report.path).name} ({export_format(report.format).name}) | {report.runtime} | "
             f"{report.agreement:.1%}{mark} | {report.accuracy:.1%} ({report.app_accuracy:.1%}) | "
-            f"{report.max_probability_difference:.4f} | {report.size_bytes / 1e6:.1f} MB | {report.latency_ms:.1f} ms |")
+            f"{report.max_probability_difference:.2g} | {report.size_bytes / 1e6:.1f} MB | {report.latency_ms:.1f} ms |")
     return "\n".join(rows)
 
 
@@ -166,8 +166,9 @@ def _use_section(reports: list[ParityReport], size: int) -> str:
     lines += [f"- `python3 {script_name(report.format)} photo.jpg` ({export_format(report.format).title}; "
               f"`pip install {export_format(report.format).pip} numpy`)" for report in reports]
     if any(report.format == "onnx" for report in reports):
-        lines += ["- `web/index.html` runs model.onnx in a web browser (ONNX Runtime Web): in this folder run "
-                  "`python3 -m http.server` and open http://localhost:8000/web/"]
+        lines += ["- `web/index.html` runs model.onnx in a web browser with ONNX Runtime Web (loaded from jsDelivr): "
+                  "in this folder run `python3 -m http.server` and open http://localhost:8000/web/ ; "
+                  "`web/classify.js` shows how a page of your own does it."]
     return "\n".join(lines)
 
 
