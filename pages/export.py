@@ -1,133 +1,56 @@
-"""Export: download a run's model in four formats with labels.json; the history of all runs."""
+"""Export: one zip with the chosen model files, a model card and ready-to-run code, each file checked against the app."""
 
 import pathlib
-import shutil
 
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import gate, messages, run_picker, words
-
-FORMATS = {
-    "keras": {
-        "title": "Keras (.keras)",
-        "what": "For Python with Keras or TensorFlow: load it and keep training or predicting.",
-        "file": "model.keras",
-        "snippet": '''import json, keras, numpy as np
-from PIL import Image
-# The model expects RGB pixels 0-255 at its own size; scaling is inside the model,
-# built from stock Keras layers, so plain Keras loads it.
-model = keras.saving.load_model("model.keras")
-labels = json.load(open("labels.json"))
-size = model.input_shape[1]
-image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size), Image.Resampling.BOX), dtype="float32")
-probabilities = model.predict(image[None])[0]
-print(labels[int(probabilities.argmax())], probabilities.max())''',
-    },
-    "savedmodel": {
-        "title": "TensorFlow SavedModel (.zip)",
-        "what": "For TensorFlow Serving, or to convert to TensorFlow.js for a web page. Unzip it first.",
-        "file": "saved_model.zip",
-        "snippet": '''import json, numpy as np, tensorflow as tf
-from PIL import Image
-model = tf.saved_model.load("saved_model")          # the unzipped folder
-labels = json.load(open("saved_model/labels.json"))
-size = 224                                          # the run's picture size
-image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size), Image.Resampling.BOX), dtype="float32")
-probabilities = model.serve(tf.constant(image[None])).numpy()[0]
-print(labels[int(probabilities.argmax())], probabilities.max())''',
-    },
-    "tflite": {
-        "title": "TensorFlow Lite (.tflite)",
-        "what": "For phones and small computers such as a Raspberry Pi.",
-        "file": "model.tflite",
-        "snippet": '''import json, numpy as np
-from PIL import Image
-from ai_edge_litert.interpreter import Interpreter   # or: tf.lite.Interpreter
-interpreter = Interpreter(model_path="model.tflite")
-interpreter.allocate_tensors()
-given, result = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-size = given["shape"][1]
-image = np.asarray(Image.open("photo.jpg").convert("RGB").resize((size, size), Image.Resampling.BOX), dtype="float32")
-interpreter.set_tensor(given["index"], image[None])
-interpreter.invoke()
-probabilities = interpreter.get_tensor(result["index"])[0]
-labels = json.load(open("labels.json"))
-print(labels[int(probabilities.argmax())], probabilities.max())''',
-    },
-    "tflite-int8": {
-        "title": "TensorFlow Lite, 8-bit (.int8.tflite)",
-        "what": "About 4 times smaller and faster on small devices, usually almost as accurate. Used exactly like "
-        "the TensorFlow Lite file (it still takes and gives ordinary numbers).",
-        "file": "model.int8.tflite",
-        "snippet": '''# Exactly as for model.tflite, with model_path="model.int8.tflite".''',
-    },
-}
+from ui import gate, messages, parity, run_picker, words
 
 messages.open_in_app_menu()
 gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Export: take your model with you")
 
 
-def export_path(run_dir: pathlib.Path, format: str) -> pathlib.Path:
-    return run_dir / "export" / FORMATS[format]["file"]
-
-
-def picture_size(run_dir: pathlib.Path) -> int:
-    """The square picture size the run's model takes (224, the usual one, for a config tlcore cannot read)."""
-    try:
-        return tlcore.TrainConfig.from_run(run_dir).resolved_image_size
-    except tlcore.TlcoreError:
-        return 224
-
-
-def is_fresh(path: pathlib.Path, run_dir: pathlib.Path) -> bool:
-    model = run_dir / tlcore.MODEL_FILE
-    return path.is_file() and model.is_file() and path.stat().st_mtime >= model.stat().st_mtime
-
-
-def prepare(run_dir: pathlib.Path, format: str) -> None:
-    """Export with tlcore (this loads TensorFlow), zipping a SavedModel folder."""
-    with st.spinner(f"Preparing {FORMATS[format]['title']}… (up to a minute)"):
-        if format == "savedmodel":
-            folder = tlcore.export_run(run_dir, "savedmodel", run_dir / "export" / "saved_model")
-            archive = shutil.make_archive(str(export_path(run_dir, format).with_suffix("")), "zip", folder.parent, folder.name)
-            shutil.rmtree(folder, ignore_errors=True)
-            pathlib.Path(archive).touch()
-        else:
-            tlcore.export_run(run_dir, format, export_path(run_dir, format))
+def choose_formats() -> list[str]:
+    formats = tlcore.export_formats()
+    st.markdown("Where should the model run? Each file goes into one zip with **labels.json** (the classes), "
+                "**MODEL_CARD.md** (what it learned from, how well it does, its limits) and code that runs it.")
+    st.markdown("\n".join(f"- **{item.title}**: {item.purpose}" for item in formats))
+    titles = {item.name: item.title for item in formats}
+    return st.multiselect("Files to put in the zip", list(titles), default=list(tlcore.DEFAULT_BUNDLE_FORMATS),
+                          format_func=titles.get, key="export_formats")
 
 
 @messages.shown_errors()  # the message where the button is
-def format_card(run_dir: pathlib.Path, format: str) -> None:
-    info = FORMATS[format]
-    path = export_path(run_dir, format)
-    with st.container(border=True):
-        st.markdown(f"**{info['title']}** — {info['what']}")
-        if is_fresh(path, run_dir):
-            st.download_button(f"Download {path.name}", data=path.read_bytes, file_name=path.name,
-                               key=f"export_download_{format}", mime="application/octet-stream")
-            st.caption(f"{path.stat().st_size / 1e6:.1f} MB")
-        elif st.button(f"Prepare {path.name}", key=f"export_prepare_{format}"):
-            prepare(run_dir, format)
-            st.rerun()
-        with st.expander("How to use it in Python"):
-            st.code(info["snippet"].replace("size = 224 ", f"size = {picture_size(run_dir)} "), language="python")
+def bundle_section(run_dir: pathlib.Path, formats: list[str]) -> None:
+    bundle = tlcore.saved_bundle(run_dir)
+    if bundle is None or list(bundle.formats) != formats:
+        offer = st.empty()
+        with offer.container():
+            st.caption("tlcore makes each file, then checks it outside the app on your checking pictures: "
+                       "a few seconds per file, up to a minute for the 8-bit one.")
+            clicked = st.button("Prepare the zip", key="export_prepare", type="primary", disabled=not formats)
+        if not clicked:
+            return
+        offer.empty()
+        with st.spinner("Making each file and checking it against the app…"):
+            bundle = tlcore.make_bundle(run_dir, formats)
+    parity.show_parity(list(bundle.reports))
+    st.download_button(f"Download {bundle.path.name}", data=bundle.path.read_bytes, file_name=bundle.path.name,
+                       mime="application/zip", key="export_download_bundle", type="primary")
+    st.caption(f"{bundle.path.stat().st_size / 1e6:.1f} MB")
 
 
-def downloads(run_dir: pathlib.Path) -> None:
-    labels = run_dir / tlcore.LABELS_FILE
-    st.markdown("Every file takes ordinary RGB pictures (pixel values 0 to 255) at the model's picture size and "
-                "gives one probability per class, in the order of **labels.json**.")
-    st.caption("Each file is made when you ask for it (a few seconds, up to a minute for TensorFlow Lite); "
-               "then its Download button appears.")
-    st.download_button("Download labels.json", data=labels.read_bytes() if labels.is_file() else b"[]",
-                       file_name="labels.json", mime="application/json", key="export_download_labels")
-    left, right = st.columns(2)
-    for index, format in enumerate(FORMATS):
-        with (left if index % 2 == 0 else right):
-            format_card(run_dir, format)
+def snippets(run_dir: pathlib.Path) -> None:
+    st.subheader("Use it in your own code")
+    st.caption("Each script is in the zip; it prepares pictures exactly as the app does, so it gives the app's answers.")
+    for snippet in tlcore.export_snippets(run_dir):
+        title = tlcore.export_format(snippet.format).title
+        label = f"{snippet.file_name} — {'a web page of your own' if snippet.language == 'javascript' else title}"
+        with st.expander(label):
+            st.code(snippet.code, language=snippet.language)
 
 
 def history() -> None:
@@ -198,5 +121,6 @@ with messages.shown_errors():
         st.info("No trained model yet: train one first.")
         messages.link("pages/train.py", "Go to Train")
     else:
-        downloads(run_dir)
+        bundle_section(run_dir, choose_formats())
+        snippets(run_dir)
     history()

@@ -263,6 +263,30 @@ def shared_datasets() -> pathlib.Path:
     return SHARED_DATASETS_DIR
 
 
+@pytest.fixture(scope="session")
+def flowers_run(shared_datasets, tmp_path_factory):
+    """(config, RunResult): a short run with the default settings on flowers5 (5 classes x 60 photos), made once.
+
+    Its weights are the shared ImageNet ones in a KERAS_HOME of its own; skips when they or the photos are absent.
+    Tests may add files under its `export/` folder, nothing else.
+    """
+    from tlcore.training.config import TrainConfig
+    from tlcore.training.run import train
+
+    flowers = shared_datasets / "flowers5"
+    if not flowers.is_dir():
+        pytest.skip(f"needs the flowers5 photos in {flowers}, which are absent")
+    keras_home = tmp_path_factory.mktemp("flowers_keras_home")
+    if copy_keras_weights(keras_home) is None:
+        pytest.skip(SHARED_WEIGHTS_ABSENT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KERAS_HOME", str(keras_home))
+        patch.setenv("TLCORE_HOME", str(tmp_path_factory.mktemp("flowers_tlcore_home")))
+        config = TrainConfig(data=str(flowers), epochs=5)
+        result = train(config, runs_dir=tmp_path_factory.mktemp("flowers_runs"))
+    return config, result
+
+
 def wait_for(condition, timeout: float = 120.0, what: str = "condition", interval: float = 0.05):
     """Poll `condition()` until it returns something true, and return that; fail after `timeout` seconds."""
     import time
@@ -298,3 +322,78 @@ def last_json_line(result: subprocess.CompletedProcess):
 def assert_clean_success(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+# ----------------------------------------------------------------- a run made by hand, for the export tests
+#
+# A 32 px MobileNet whose head is fitted to the tiny images, so outputs differ
+# from image to image and a broken export (wrong scaling, augmentation left in,
+# dropout active) would show. With the shared ImageNet weights the backbone is
+# the real one; without them a random network with calibrated BatchNormalization.
+
+EXPORT_RUN_CLASSES = sorted(TINY_CLASSES)  # the order a run lists them in
+
+
+def fit_head(model, images, labels) -> None:
+    """Set the classifier to a ridge regression fitted on `images`: confident, image-dependent outputs."""
+    import keras
+
+    from tlcore.model.build import POOL_LAYER
+
+    features = keras.Model(model.input, model.get_layer(POOL_LAYER).output).predict(images, verbose=0)
+    centred = features - features.mean(axis=0)
+    targets = np.eye(len(EXPORT_RUN_CLASSES))[labels] * 2 - 1
+    gram = centred @ centred.T
+    kernel = centred.T @ np.linalg.solve(gram + 1e-3 * np.trace(gram) / len(gram) * np.eye(len(gram)), targets)
+    bias = -features.mean(axis=0) @ kernel
+    model.get_layer("classifier").set_weights([3 * kernel, 3 * bias])
+
+
+@pytest.fixture(scope="module")
+def make_run(shared_tiny_dataset, install_keras_weights, batch_norm_calibrator, tmp_path_factory):
+    """`make_run(backbone)`: (run folder, Keras model, raw images, weights), built once per backbone and module.
+
+    Every picture is a training picture; every other one is also listed as a
+    validation picture, so the parity check has pictures to score.
+    """
+    import keras
+
+    from tlcore.model.build import build_classifier
+    from tlcore.results.prediction import prepare_images
+    from tlcore.runs import folder as run_folder
+    from tlcore.training.callbacks import save_model_atomic
+
+    files = sorted(str(path) for path in shared_tiny_dataset.rglob("*.*"))
+    labels = np.array([EXPORT_RUN_CLASSES.index(pathlib.Path(file).parent.name) for file in files])
+    images = prepare_images(files, 32)
+    made = {}
+
+    def make(backbone_name):
+        if backbone_name in made:
+            return made[backbone_name]
+        keras_home = tmp_path_factory.mktemp("keras_home")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("KERAS_HOME", str(keras_home))
+            weights = "imagenet" if install_keras_weights(keras_home) else None
+            keras.utils.set_random_seed(4)
+            parts = build_classifier(backbone_name, 3, 32, augment="light", weights=weights, seed=4)
+        if weights is None:
+            batch_norm_calibrator(parts.model, images)
+        fit_head(parts.model, images, labels)
+        run_dir = tmp_path_factory.mktemp("run")
+        save_model_atomic(parts.model, run_dir / run_folder.MODEL_FILE)
+        config = {"data": str(shared_tiny_dataset), "backbone": backbone_name, "image_size": 32}
+        run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, config)
+        run_folder.write_json_atomic(run_dir / run_folder.LABELS_FILE, EXPORT_RUN_CLASSES)
+        entries = [[file, EXPORT_RUN_CLASSES[label], file] for file, label in zip(files, labels, strict=True)]
+        run_folder.write_json_atomic(run_dir / run_folder.SPLIT_FILE, {"train": entries, "val": entries[::2]})
+        made[backbone_name] = (run_dir, parts.model, images, weights)
+        return made[backbone_name]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def exportable_run(make_run):
+    """The run the float formats are checked on (the smallest backbone: exports take seconds)."""
+    return make_run("mobilenet_025")

@@ -10,6 +10,7 @@ or imports TensorFlow, and nothing in `tlcore` imports this package.
 - `audit_cache`: the dataset audit, cached until the folder changes.
 - `run_picker`: which training run a page shows (address bar, session, last used).
 - `charts`: learning curves and picture thumbnails.
+- `parity`: the Export page's table of how each exported file scores against the app, flagged files in red.
 - `words`: numbers and names said for people (percentages, run states, model titles).
 
 Pages import it as `from ui import choices, messages`: Streamlit puts the folder

@@ -18,9 +18,9 @@ STATE_WORDS = {
 }
 
 
-def percent(value: float | None) -> str:
-    """0.875 -> "88%"; None -> "?"."""
-    return "?" if value is None else f"{value:.0%}"
+def percent(value: float | None, decimals: int = 0) -> str:
+    """0.875 -> "88%" (or "87.5%" with decimals=1); None -> "?"."""
+    return "?" if value is None else f"{value:.{decimals}%}"
 
 
 def state_word(state: str | None) -> str | None:

@@ -22,9 +22,9 @@ from streamlit.testing.v1 import AppTest
 
 import tlcore
 import tlcore.data.demo
+import tlcore.export.bundle
 import tlcore.model.backbones
 import tlcore.model.weights_import
-import tlcore.results.export
 import tlcore.results.prediction
 import tlcore.runs.history
 import tlcore.runs.locks
@@ -410,19 +410,57 @@ def test_predict_shows_the_top_classes_of_an_upload(populated, monkeypatch):
     assert app.camera_input(key="predict_camera").label == "Take a picture"
 
 
-def test_export_prepares_a_download_and_deletes_runs(populated, monkeypatch):
-    def export_run(run_dir, format="keras", out=None):
-        pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(out).write_bytes(b"exported")
-        return pathlib.Path(out)
+def _report(format: str, agreement: float, differing=()) -> tlcore.ParityReport:
+    return tlcore.ParityReport(
+        format=format, path=f"/somewhere/{tlcore.export_format(format).file_name}", runtime="a runtime 1.0", split="val",
+        pictures=20, agreement=agreement, accuracy=0.9, app_accuracy=0.9, max_probability_difference=0.01,
+        size_bytes=2_000_000, latency_ms=3.0, differing=list(differing))
 
-    monkeypatch.setattr(tlcore.results.export, "export_run", export_run)
+
+def test_export_makes_the_zip_and_shows_the_parity_table(populated, monkeypatch):
+    made = []
+    mismatch = {"file": str(populated / "gone.jpg"), "true": "star", "app": "star", "app_probability": 0.55,
+                "exported": "circle", "exported_probability": 0.51}
+
+    def make_bundle(run_dir, formats, out=None):
+        made.append(list(formats))
+        zip_path = pathlib.Path(run_dir) / "export" / "bundle.zip"
+        zip_path.parent.mkdir(parents=True, exist_ok=True)
+        zip_path.write_bytes(b"PK zip")
+        reports = (_report("tflite", 1.0), _report("tflite-int8", 0.95, [mismatch]))
+        return tlcore.Bundle(zip_path, tuple(formats), reports)
+
+    monkeypatch.setattr(tlcore.export.bundle, "make_bundle", make_bundle)
     app = _run("pages/export.py")
-    app.button(key="export_prepare_tflite").click().run()
+    assert not app.get("download_button")
+    assert "predict_onnx.py" in " ".join(expander.label for expander in app.expander)
+    app.multiselect(key="export_formats").set_value(["tflite", "tflite-int8"]).run()
+    app.button(key="export_prepare").click().run()
 
     assert not app.exception
+    assert made == [["tflite", "tflite-int8"]]
+    table = app.dataframe[0].value
+    assert list(table["file"]) == ["model.tflite", "model.int8.tflite"]
+    assert list(table["agrees with the app"]) == ["100.0%", "95.0%"]
+    assert "time per picture" in table.columns and "largest probability difference" in table.columns
+    assert [error.value for error in app.error] == [
+        "TensorFlow Lite / LiteRT, 8-bit (.int8.tflite) answers differently from the app on 1 of 20 pictures (5%), "
+        "more than 1%. Use it only if that is acceptable; the other files agree."]
+    assert "is star: app star 55%, file circle 51%" in _texts(app)
     assert app.get("download_button")
-    assert (populated / "export" / "model.tflite").read_bytes() == b"exported"
+
+
+def test_export_offers_a_zip_made_before_and_deletes_runs(populated, monkeypatch):
+    saved = tlcore.Bundle(populated / "export" / "old.zip", tuple(tlcore.DEFAULT_BUNDLE_FORMATS),
+                          tuple(_report(name, 1.0) for name in tlcore.DEFAULT_BUNDLE_FORMATS))
+    monkeypatch.setattr(tlcore.export.bundle, "saved_bundle", lambda run_dir: saved)
+    saved.path.parent.mkdir(parents=True)
+    saved.path.write_bytes(b"PK zip")
+    app = _run("pages/export.py")
+
+    assert not app.exception and not app.error
+    assert len(app.dataframe[0].value) == len(tlcore.DEFAULT_BUNDLE_FORMATS)
+    assert app.get("download_button")
 
     app.checkbox(key="export_delete_confirm").check().run()
     app.button(key="export_delete").click().run()

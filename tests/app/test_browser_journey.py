@@ -4,7 +4,7 @@ Starts `streamlit run app.py` on a free port with its own TLCORE_HOME (for the
 journey also a KERAS_HOME holding the offline ImageNet weights from
 `<repo>/../shared`), then drives Debian's Chromium with Playwright. Screenshots
 of each page of the journey are saved in `test-artifacts/` (the README's
-pictures in assets/ come from there).
+pictures in assets/ come from there); the last test downloads the Export page's zip.
 """
 
 import contextlib
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 
 import pytest
 
@@ -259,6 +260,23 @@ def test_journey_from_demo_data_to_prediction(app, page):
     expect(page.get_by_text(re.compile(r"\(\d+% sure\)"))).to_be_visible(timeout=120_000)
     _shot(page, "07-predict")
 
+
+
+@needs_weights
+def test_export_hands_over_one_checked_zip(app, page, tmp_path):
+    # The journey's run: the Export page makes the zip, shows the parity table, and the browser downloads it.
     _open(page, "Export", "Export:")
-    expect(page.get_by_role("button", name="Download labels.json")).to_be_visible()
+    page.get_by_role("button", name="Prepare the zip").click()
+    download = page.get_by_role("button", name=re.compile(r"^Download tlcore-.*\.zip$"))
+    expect(download).to_be_visible(timeout=300_000)
+    expect(page.get_by_text("Checked outside the app")).to_be_visible()
     _shot(page, "08-export")
+
+    with page.expect_download() as downloaded:
+        download.click()
+
+    saved = tmp_path / downloaded.value.suggested_filename
+    downloaded.value.save_as(saved)
+    names = {name.split("/", 1)[1] for name in zipfile.ZipFile(saved).namelist()}
+    assert {"MODEL_CARD.md", "labels.json", "model.keras", "model.tflite", "model.onnx", "predict_onnx.py",
+            "web/index.html"} <= names

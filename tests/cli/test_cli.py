@@ -110,6 +110,35 @@ def test_export_writes_the_model_and_labels(trained, cli_env, tmp_path):
     assert json.loads((out.parent / "labels.json").read_text()) == ["circles", "squares", "stripes"]
 
 
+def test_export_onnx_with_check_reports_the_parity_as_json(trained, cli_env, tmp_path):
+    run_dir = last_json_line(trained[0])["run_dir"]
+    out = tmp_path / "exported" / "classifier.onnx"
+
+    result = tlcore_cli("export", run_dir, "--format", "onnx", "--out", out, "--check", "--json", env=cli_env)
+
+    assert_clean_success(result)
+    assert not result.stderr.strip(), result.stderr  # the converters' chatter is not for the user
+    report = last_json_line(result)
+    assert (report["format"], report["path"], report["pictures"], report["split"]) == ("onnx", str(out), 6, "val")
+    assert report["agreement"] == 1.0 and report["flagged"] is False and report["differing"] == []
+    assert 0.0 <= report["accuracy"] <= 1.0 and report["max_probability_difference"] < 1e-4
+    assert report["size_bytes"] == out.stat().st_size and report["latency_ms"] > 0
+
+
+def test_export_check_for_people_and_bundle(trained, cli_env, tmp_path):
+    run_dir = last_json_line(trained[0])["run_dir"]
+
+    checked = tlcore_cli("export", run_dir, "--format", "tflite", "--check", env=cli_env)
+    bundled = tlcore_cli("bundle", run_dir, "--formats", "tflite", "--out", tmp_path / "b.zip", "--json", env=cli_env)
+
+    assert_clean_success(checked)
+    assert "agrees with the app on 100.0% of them (6/6)" in checked.stdout
+    assert_clean_success(bundled)
+    bundle = last_json_line(bundled)
+    assert bundle["path"] == str(tmp_path / "b.zip") and bundle["formats"] == ["tflite"]
+    assert [report["agreement"] for report in bundle["reports"]] == [1.0]
+
+
 # ----------------------------------------------------------------- commands without TensorFlow
 
 
@@ -195,7 +224,8 @@ BAD_INPUT_CASES = (
     "missing path", "file instead of folder", "empty folder", "one class", "unknown backbone", "zero epochs",
     "negative learning rate", "text for a number", "unknown freeze block", "unknown subcommand", "missing argument",
     "no subcommand", "audit of a missing folder", "stop a folder that is not a run",
-    "evaluate a folder that is not a run", "predict a file that is not an image",
+    "evaluate a folder that is not a run", "predict a file that is not an image", "export to an unknown format",
+    "bundle without formats",
 )
 
 
@@ -219,6 +249,8 @@ def _bad_input_cases(root: pathlib.Path, dataset: pathlib.Path, one_class: pathl
         "text for a number": (["train", dataset, "--epochs", "ten", *options], ["'ten'"]),
         "unknown freeze block": (["train", dataset, "--freeze", "block_99", *options], ["'block_99'", "block_16"]),
         "predict a file that is not an image": (["predict", run_dir, not_an_image], ["notes.jpg", "cannot classify"]),
+        "export to an unknown format": (["export", run_dir, "--format", "tfjs", "--check"], ["'tfjs'", "onnx"]),
+        "bundle without formats": (["bundle", run_dir, "--formats", ","], ["at least one format"]),
         "unknown subcommand": (["fly", dataset], ["'fly'", "train"]),
         "missing argument": (["train"], ["data", "required"]),
         "no subcommand": ([], ["required"]),

@@ -1,7 +1,8 @@
-"""With the real ImageNet weights on real photos: accuracy, TFLite agreement, missing weights.
+"""With the real ImageNet weights on real photos: accuracy, the feature cache, missing weights.
 
 Needs `../shared/keras-weights` and `../shared/datasets/flowers5` (skips with the
-reason when they are absent). The weights are copied into a temporary KERAS_HOME,
+reason when they are absent); the run is conftest's `flowers_run`, shared with
+the export tests. The weights are copied into a temporary KERAS_HOME,
 so nothing is downloaded and nothing in `~/.keras` is touched.
 """
 
@@ -11,16 +12,12 @@ import subprocess
 import sys
 import urllib.error
 
-import numpy as np
 import pytest
 
 from tlcore.errors import WeightsUnavailableError
 from tlcore.model.backbones import build_backbone, get_backbone
-from tlcore.results.export import export_run, run_exported
-from tlcore.results.prediction import load_run_model, prepare_images
 from tlcore.runs import folder as run_folder
 from tlcore.runs import record as run_record
-from tlcore.training.config import TrainConfig
 from tlcore.training.run import train
 
 pytestmark = pytest.mark.slow
@@ -28,23 +25,6 @@ pytestmark = pytest.mark.slow
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # A proxy on a closed local port: any download attempt fails at once, with or without internet.
 OFFLINE_PROXY = "http://127.0.0.1:9"
-
-
-@pytest.fixture(scope="module")
-def flowers_run(shared_datasets, install_keras_weights, tmp_path_factory):
-    """A short run with the default settings on flowers5 (5 classes x 60 photos)."""
-    flowers = shared_datasets / "flowers5"
-    if not flowers.is_dir():
-        pytest.skip(f"needs the flowers5 photos in {flowers}, which are absent")
-    keras_home = tmp_path_factory.mktemp("keras_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KERAS_HOME", str(keras_home))
-        patch.setenv("TLCORE_HOME", str(tmp_path_factory.mktemp("tlcore_home")))
-        if install_keras_weights(keras_home) is None:
-            pytest.skip("needs the offline ImageNet weights in <repo>/../shared/keras-weights, which are absent")
-        config = TrainConfig(data=str(flowers), epochs=5)
-        result = train(config, runs_dir=tmp_path_factory.mktemp("runs"))
-    return config, result
 
 
 @pytest.mark.timeout(600)
@@ -70,23 +50,6 @@ def test_the_feature_cache_gives_the_same_quality_as_training_through_the_backbo
     assert abs(cached.val_accuracy - plain.val_accuracy) <= 3 / 60 + 1e-9, (cached.val_accuracy, plain.val_accuracy)
     losses = [run_folder.read_json(pathlib.Path(r.run_dir) / run_folder.EVALUATION_FILE)["val"]["loss"] for r in (cached, plain)]
     assert abs(losses[0] - losses[1]) <= 0.1, losses
-
-
-@pytest.mark.timeout(600)
-def test_exported_tflite_agrees_with_the_keras_model(flowers_run, tmp_path):
-    _, result = flowers_run
-    model, labels = load_run_model(result.run_dir)
-    split = run_folder.read_json(pathlib.Path(result.run_dir) / run_folder.SPLIT_FILE)
-    images = prepare_images([entry[2] for entry in split["val"]], model.input_shape[1])
-    expected = model.predict(images, verbose=0)
-
-    path = export_run(result.run_dir, "tflite", tmp_path / "flowers.tflite")
-
-    outputs = run_exported(path, "tflite", images)
-    assert len(images) == 60 and len(labels) == 5
-    agreement = np.mean(outputs.argmax(axis=1) == expected.argmax(axis=1))
-    assert agreement >= 0.95, f"TFLite agrees on the top class for only {agreement:.0%} of the validation images"
-    np.testing.assert_allclose(outputs, expected, atol=1e-3)
 
 
 # ----------------------------------------------------------------- weights that are not available offline

@@ -253,13 +253,50 @@ def _cmd_predict(args) -> None:
 
 
 def _cmd_export(args) -> None:
-    from tlcore.results.export import export_run
+    from tlcore.export.parity import check_export
+    from tlcore.export.writers import export_run
+    from tlcore.runs.quiet import native_stderr_silenced
 
-    path = export_run(args.run_dir, args.format, args.out)
+    with native_stderr_silenced():  # the converters' and runtimes' native chatter
+        path = export_run(args.run_dir, args.format, args.out)
+        report = check_export(args.run_dir, args.format, path) if args.check else None
     if args.json:
-        _print_json({"path": str(path), "format": args.format})
-    else:
-        print(f"exported {args.format} to {path}")
+        _print_json({"path": str(path), "format": args.format, **(report.to_dict() if report else {})})
+        return
+    print(f"exported {args.format} to {path}")
+    if report:
+        _echo_parity(report)
+
+
+def _echo_parity(report) -> None:
+    agreeing = round(report.agreement * report.pictures)
+    print(f"checked on the run's {report.pictures} {'validation' if report.split == 'val' else report.split} pictures "
+          f"with {report.runtime}, each prepared as the snippet does:")
+    print(f"  agrees with the app on {report.agreement:.1%} of them ({agreeing}/{report.pictures}); "
+          f"accuracy {report.accuracy:.1%} (the app's model: {report.app_accuracy:.1%})")
+    print(f"  largest probability difference {report.max_probability_difference:.6f}; "
+          f"size {report.size_bytes / 1e6:.1f} MB; {report.latency_ms:.1f} ms per picture (median, this machine)")
+    if report.flagged:
+        print(f"  WARNING: answers differently from the app on {len(report.differing)} pictures (more than 1%):")
+    for row in report.differing:
+        print(f"    {row['file']} (is {row['true']}): app {row['app']} {row['app_probability']:.0%}, "
+              f"file {row['exported']} {row['exported_probability']:.0%}")
+
+
+def _cmd_bundle(args) -> None:
+    from tlcore.export.bundle import make_bundle
+    from tlcore.runs.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():
+        bundle = make_bundle(args.run_dir, [name.strip() for name in args.formats.split(",") if name.strip()], args.out)
+    if args.json:
+        _print_json(bundle.to_dict())
+        return
+    print(f"bundle written to {bundle.path}")
+    for report in bundle.reports:
+        mark = "  <- answers differently from the app on more than 1%" if report.flagged else ""
+        print(f"  {report.format:<12} agrees {report.agreement:>6.1%}  accuracy {report.accuracy:>6.1%}  "
+              f"{report.size_bytes / 1e6:>6.1f} MB  {report.latency_ms:>6.1f} ms{mark}")
 
 
 def _cmd_runs(args) -> None:
@@ -301,7 +338,7 @@ def _cmd_demo(args) -> None:
     print(generate_demo_dataset(args.out) if args.out else ensure_demo_dataset())
 
 
-NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "export", "weights"}
+NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "export", "bundle", "weights"}
 
 
 COMMANDS = {
@@ -314,6 +351,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "export": _cmd_export,
+    "bundle": _cmd_bundle,
     "runs": _cmd_runs,
     "queue": _cmd_queue,
     "users": _cmd_users,

@@ -110,11 +110,21 @@ def _add_result_commands(commands) -> None:
     predict.add_argument("--top-k", type=_positive_int, default=3)
     predict.add_argument("--json", action="store_true")
 
-    export = commands.add_parser("export", help="export a run's model")
+    export = commands.add_parser("export", help="export a run's model, and check that it scores like the app")
     export.add_argument("run_dir")
-    export.add_argument("--format", default="keras", help="keras | savedmodel | tflite | tflite-int8")
+    export.add_argument("--format", default="keras", help="keras | savedmodel | tflite | tflite-int8 | onnx")
     export.add_argument("--out")
+    export.add_argument("--check", action="store_true",
+                        help="re-score the run's validation pictures with the exported file, as a user outside the app "
+                             "would, and compare with the app's model")
     export.add_argument("--json", action="store_true")
+
+    bundle = commands.add_parser("bundle", help="one zip to hand on: model files, labels.json, MODEL_CARD.md, snippets")
+    bundle.add_argument("run_dir")
+    bundle.add_argument("--formats", default="keras,tflite,tflite-int8,onnx",
+                        help="comma-separated: keras, savedmodel, tflite, tflite-int8, onnx")
+    bundle.add_argument("--out", help="the zip to write (default: RUN_DIR/export/tlcore-RUN.zip)")
+    bundle.add_argument("--json", action="store_true")
 
 
 def _add_other_commands(commands) -> None:

@@ -1,4 +1,4 @@
-"""What a trained run gives: its evaluation, predictions on new pictures, and exported models.
+"""What a trained run gives: its evaluation and predictions on new pictures (exports: `tlcore.export`).
 
 May import: `tlcore.runs`, `tlcore.model`, `tlcore.data`, `tlcore.errors`, `tlcore.paths`.
 """

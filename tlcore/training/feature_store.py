@@ -35,7 +35,8 @@ from tlcore import paths
 
 # 3: features computed with batch normalization folded where possible (tlcore.folding); they differ
 # from earlier ones only by float rounding, but earlier entries are not mixed with new ones.
-STORE_FORMAT = 3
+# 4: JPEGs decoded with the accurate integer transform (pipeline.decode_rgb): other pixels.
+STORE_FORMAT = 4
 DEFAULT_STORE_BUDGET_BYTES = 1_000_000_000  # all entries together; the least recently used go first
 ENTRY_FILE = "entry.json"  # names the current version's files; replaced atomically
 

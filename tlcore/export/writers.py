@@ -1,36 +1,27 @@
-"""Export a run's model for use outside the app, and check it agrees with the app.
+"""Write a run's model in each export format, with `labels.json` beside it.
 
-Formats:
-- `keras`       the .keras file (load with `keras.saving.load_model`).
-- `savedmodel`  a TensorFlow SavedModel folder (TF Serving, TF.js converter).
-- `tflite`      a float32 TensorFlow Lite file (phones, Raspberry Pi).
-- `tflite-int8` weights and activations quantised to int8, about 4x smaller;
-                its inputs and outputs stay float32 so it is used the same way.
-
-Every export takes raw RGB images (0-255) of the run's image size: scaling is
-inside the model. A `labels.json` is written beside the exported model.
+Every export takes raw RGB pictures (0-255) of the run's picture size, as
+`tlcore.export.pictures` prepares them: scaling for the backbone is inside
+the model; augmentation layers are left out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 
 from tlcore.errors import InputError
+from tlcore.export.formats import default_export_path, export_format
 from tlcore.runs import folder as run_folder
 
-FORMATS = ("keras", "savedmodel", "tflite", "tflite-int8")
-_SUFFIX = {"keras": ".keras", "savedmodel": "", "tflite": ".tflite", "tflite-int8": ".int8.tflite"}
 REPRESENTATIVE_IMAGES = 100
-
-
-def default_export_path(run_dir: pathlib.Path, format: str) -> pathlib.Path:
-    return pathlib.Path(run_dir) / "export" / f"model{_SUFFIX[format]}" if format != "savedmodel" else pathlib.Path(run_dir) / "export" / "saved_model"
 
 
 def export_run(run_dir: str | os.PathLike, format: str = "keras", out: str | os.PathLike | None = None) -> pathlib.Path:
@@ -38,33 +29,41 @@ def export_run(run_dir: str | os.PathLike, format: str = "keras", out: str | os.
 
     Args:
         run_dir: a run folder with a model.keras.
-        format: one of "keras", "savedmodel", "tflite", "tflite-int8".
-        out: where to write (a file, or a folder for savedmodel); defaults to
-            `RUN_DIR/export/`.
+        format: one of `tlcore.export.FORMATS`: "keras", "savedmodel",
+            "tflite", "tflite-int8", "onnx".
+        out: where to write (a file, or a folder for savedmodel; an existing
+            folder for the others gets the format's file name inside it).
+            Defaults to `RUN_DIR/export/`.
 
     Returns:
-        The path written. `labels.json` is written beside it.
+        The path written. `labels.json` is written beside it (inside the
+        folder for savedmodel).
 
     Raises:
-        InputError: unknown format, or a run without a model.
+        InputError: an unknown format, a run without a model, an int8 export
+            whose training pictures are gone, or a converter not installed.
+
+    Example:
+        >>> export_run("runs/20260101-flowers", "onnx", "model.onnx")
     """
-    if format not in FORMATS:
-        raise InputError(f"unknown export format {format!r}; expected one of: {', '.join(FORMATS)}.")
+    spec = export_format(format)
     from tlcore.results.prediction import load_run_model
 
     run_path = run_folder.require_run_dir(run_dir)
     model, labels = load_run_model(run_path)
     target = pathlib.Path(out) if out else default_export_path(run_path, format)
-    if target.is_dir() and format != "savedmodel":
-        target = target / f"model{_SUFFIX[format]}"
+    if target.is_dir() and not spec.is_folder:
+        target = target / spec.file_name
     target.parent.mkdir(parents=True, exist_ok=True)
     if format == "keras":
         _copy_atomic(run_path / run_folder.MODEL_FILE, target)
     elif format == "savedmodel":
         _export_saved_model(model, target)
+    elif format == "onnx":
+        _export_onnx(model, target)
     else:
-        _export_tflite(model, target, run_path if format == "tflite-int8" else None)
-    labels_path = (target if format == "savedmodel" else target.parent) / "labels.json"
+        _export_tflite(model, target, run_path if spec.quantised else None)
+    labels_path = (target if spec.is_folder else target.parent) / run_folder.LABELS_FILE
     labels_path.write_text(json.dumps(labels, ensure_ascii=False, indent=2), encoding="utf-8")
     return target
 
@@ -75,17 +74,63 @@ def _copy_atomic(source: pathlib.Path, target: pathlib.Path) -> None:
     os.replace(temporary, target)
 
 
+def _write_atomic(payload: bytes, target: pathlib.Path) -> None:
+    temporary = target.with_name(f".{target.name}.partial")
+    temporary.write_bytes(payload)
+    os.replace(temporary, target)
+
+
+@contextlib.contextmanager
+def _converter_quiet():
+    """tf2onnx and the TFLite converter warn about NumPy and TensorFlow internals; none of it is for the user.
+
+    (Their native output on stderr is silenced by the command line, not here: in
+    the app's server that would silence every thread's log for as long.)
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _export_saved_model(model, target: pathlib.Path) -> None:
     from tlcore.model.build import inference_model
 
     staging = pathlib.Path(tempfile.mkdtemp(prefix=".saved_model.", dir=target.parent))
     try:
-        inference_model(model).export(str(staging / "model"), format="tf_saved_model", verbose=False)
+        with _converter_quiet():
+            inference_model(model).export(str(staging / "model"), format="tf_saved_model", verbose=False)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging / "model", target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export_onnx(model, target: pathlib.Path) -> None:
+    """Keras's own ONNX export (tf2onnx underneath), batch size left free."""
+    for package in ("tf2onnx", "onnx"):
+        _require(package, "ONNX export")
+    import tensorflow as tf
+
+    from tlcore.model.build import inference_model
+
+    size = model.input_shape[1]
+    signature = [tf.TensorSpec((None, size, size, 3), tf.float32, name="image")]
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".onnx.") as folder:
+        staging = pathlib.Path(folder) / "model.onnx"
+        with _converter_quiet():
+            inference_model(model).export(str(staging), format="onnx", input_signature=signature, verbose=False)
+        os.replace(staging, target)
+
+
+def _require(package: str, purpose: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        raise InputError(
+            f"{purpose} needs the Python package {package!r}, which is not installed; "
+            'install the export tools with `pip install "tlcore[export]"` (or `pip install ' + package + "`)."
+        )
 
 
 def _export_tflite(model, target: pathlib.Path, run_dir_for_calibration: pathlib.Path | None) -> None:
@@ -103,10 +148,9 @@ def _export_tflite(model, target: pathlib.Path, run_dir_for_calibration: pathlib
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.float32
             converter.inference_output_type = tf.float32
-        payload = converter.convert()
-    temporary = target.with_name(f".{target.name}.partial")
-    temporary.write_bytes(payload)
-    os.replace(temporary, target)
+        with _converter_quiet():
+            payload = converter.convert()
+    _write_atomic(payload, target)
 
 
 def _calibration_images(run_dir: pathlib.Path, image_size: int) -> np.ndarray:
@@ -122,34 +166,3 @@ def _calibration_images(run_dir: pathlib.Path, image_size: int) -> np.ndarray:
         )
     step = max(1, len(files) // REPRESENTATIVE_IMAGES)
     return prepare_images(files[::step][:REPRESENTATIVE_IMAGES], image_size)
-
-
-def run_exported(path: str | os.PathLike, format: str, batch: np.ndarray) -> np.ndarray:
-    """Class probabilities from an exported model, run as a user outside the app would."""
-    batch = np.asarray(batch, dtype="float32")
-    if format == "keras":
-        import keras
-
-
-        return np.asarray(keras.saving.load_model(path, safe_mode=True).predict(batch, verbose=0))
-    if format == "savedmodel":
-        import tensorflow as tf
-
-        loaded = tf.saved_model.load(str(path))
-        return np.asarray(loaded.serve(tf.constant(batch)))
-    if format in ("tflite", "tflite-int8"):
-        return _run_tflite(path, batch)
-    raise InputError(f"unknown export format {format!r}; expected one of: {', '.join(FORMATS)}.")
-
-
-def _run_tflite(path, batch: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_path=str(path))
-    input_detail = interpreter.get_input_details()[0]
-    output_detail = interpreter.get_output_details()[0]
-    interpreter.resize_tensor_input(input_detail["index"], batch.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(input_detail["index"], batch.astype(input_detail["dtype"]))
-    interpreter.invoke()
-    return np.asarray(interpreter.get_tensor(output_detail["index"]))

@@ -1,77 +1,25 @@
-"""Tests for tlcore.export: every format round-trips and agrees with the Keras model.
+"""Every export format round-trips through its own runtime and agrees with the Keras model.
 
-The run folder is made by hand around a 32 px mobilenetv2_035 classifier whose
-head is fitted to the tiny images, so outputs differ from image to image and a
-broken export (wrong scaling, augmentation left in, dropout active) would show.
-With the shared ImageNet weights the backbone is the real one; without them it
-is a random network with calibrated BatchNormalization (see conftest), which
-quantises too poorly for the int8 agreement check, so that check then skips.
+Keras (`load_model`, safe mode), SavedModel (`tf.saved_model.load`), TFLite
+float and int8 (the LiteRT interpreter) and ONNX (ONNX Runtime), on the tiny
+hand-made run of tests/export/conftest.py. The int8 agreement on the top class
+needs the real ImageNet weights (a random network quantises too poorly) and
+skips without them.
 """
 
 import json
-import pathlib
+import sys
 
-import keras
 import numpy as np
 import pytest
+from conftest import EXPORT_RUN_CLASSES as CLASSES
 
 from tlcore.errors import InputError
-from tlcore.model.build import POOL_LAYER, build_classifier
-from tlcore.results.export import FORMATS, export_run, run_exported
-from tlcore.results.prediction import prepare_images
+from tlcore.export import runtimes
+from tlcore.export.formats import FORMATS, exported_size
+from tlcore.export.runtimes import load_exported, run_exported
+from tlcore.export.writers import export_run
 from tlcore.runs import folder as run_folder
-from tlcore.training.callbacks import save_model_atomic
-
-CLASSES = ["circles", "squares", "stripes"]
-
-
-def fit_head(model, images, labels) -> None:
-    """Set the classifier to a ridge regression fitted on `images`: confident, image-dependent outputs."""
-    features = keras.Model(model.input, model.get_layer(POOL_LAYER).output).predict(images, verbose=0)
-    centred = features - features.mean(axis=0)
-    targets = np.eye(len(CLASSES))[labels] * 2 - 1
-    gram = centred @ centred.T
-    kernel = centred.T @ np.linalg.solve(gram + 1e-3 * np.trace(gram) / len(gram) * np.eye(len(gram)), targets)
-    bias = -features.mean(axis=0) @ kernel
-    model.get_layer("classifier").set_weights([3 * kernel, 3 * bias])
-
-
-@pytest.fixture(scope="module")
-def make_run(shared_tiny_dataset, install_keras_weights, batch_norm_calibrator, tmp_path_factory):
-    """`make_run(backbone)`: (run folder, Keras model, raw images, weights), built once per backbone."""
-    files = sorted(str(path) for path in shared_tiny_dataset.rglob("*.*"))
-    labels = np.array([CLASSES.index(pathlib.Path(file).parent.name) for file in files])
-    images = prepare_images(files, 32)
-    made = {}
-
-    def make(backbone_name):
-        if backbone_name in made:
-            return made[backbone_name]
-        keras_home = tmp_path_factory.mktemp("keras_home")
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("KERAS_HOME", str(keras_home))
-            weights = "imagenet" if install_keras_weights(keras_home) else None
-            keras.utils.set_random_seed(4)
-            parts = build_classifier(backbone_name, 3, 32, augment="light", weights=weights, seed=4)
-        if weights is None:
-            batch_norm_calibrator(parts.model, images)
-        fit_head(parts.model, images, labels)
-        run_dir = tmp_path_factory.mktemp("run")
-        save_model_atomic(parts.model, run_dir / run_folder.MODEL_FILE)
-        run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, {"data": str(shared_tiny_dataset), "image_size": 32})
-        run_folder.write_json_atomic(run_dir / run_folder.LABELS_FILE, CLASSES)
-        split = {"train": [[file, CLASSES[label], file] for file, label in zip(files, labels, strict=True)], "val": []}
-        run_folder.write_json_atomic(run_dir / run_folder.SPLIT_FILE, split)
-        made[backbone_name] = (run_dir, parts.model, images, weights)
-        return made[backbone_name]
-
-    return make
-
-
-@pytest.fixture(scope="module")
-def exportable_run(make_run):
-    """The run the float formats are checked on (the smallest backbone: exports take seconds)."""
-    return make_run("mobilenet_025")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +33,7 @@ def reference(exportable_run):
 
 @pytest.fixture(scope="module")
 def exports(exportable_run, tmp_path_factory):
-    """Each slow float format exported once: {format: path}."""
+    """Each converted float format exported once: {format: path}."""
     run_dir, _, _, _ = exportable_run
     out = tmp_path_factory.mktemp("exports")
     stale = out / "saved"
@@ -94,10 +42,11 @@ def exports(exportable_run, tmp_path_factory):
     return {
         "savedmodel": export_run(run_dir, "savedmodel", stale),
         "tflite": export_run(run_dir, "tflite", out / "m.tflite"),
+        "onnx": export_run(run_dir, "onnx", out / "m.onnx"),
     }
 
 
-@pytest.mark.parametrize("format", ["keras", "savedmodel", "tflite"])
+@pytest.mark.parametrize("format", ["keras", "savedmodel", "tflite", "onnx"])
 def test_float_exports_give_the_same_outputs_as_the_keras_model(exportable_run, reference, exports, tmp_path, format):
     run_dir, _, images, _ = exportable_run
     path = export_run(run_dir, "keras", tmp_path / "m.keras") if format == "keras" else exports[format]
@@ -108,11 +57,33 @@ def test_float_exports_give_the_same_outputs_as_the_keras_model(exportable_run, 
     np.testing.assert_allclose(outputs, reference, atol=1e-4)
     labels_dir = path if format == "savedmodel" else path.parent
     assert json.loads((labels_dir / "labels.json").read_text()) == CLASSES
-    assert not [p.name for p in path.parent.iterdir() if ".partial" in p.name or p.name.startswith(".saved_model")]
+    assert not [p.name for p in path.parent.iterdir() if ".partial" in p.name or p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("format", ["tflite", "onnx"])
+def test_a_loaded_file_runs_one_picture_and_then_a_batch(exportable_run, reference, exports, format):
+    _, _, images, _ = exportable_run
+    run = load_exported(exports[format], format)
+
+    one, batch = run(images[:1]), run(images)
+
+    np.testing.assert_allclose(one, reference[:1], atol=1e-4)
+    np.testing.assert_allclose(batch, reference, atol=1e-4)
 
 
 def test_savedmodel_export_replaces_an_earlier_one(exports):
     assert not (exports["savedmodel"] / "stale.txt").exists()
+    assert exported_size(exports["savedmodel"]) > exported_size(exports["savedmodel"] / "saved_model.pb") > 0
+
+
+def test_onnx_file_takes_any_batch_of_pictures_named_image(exports):
+    import onnx
+
+    graph = onnx.load(str(exports["onnx"])).graph
+    (given,) = graph.input
+    dims = given.type.tensor_type.shape.dim
+    assert given.name == "image"
+    assert not dims[0].HasField("dim_value") and [dim.dim_value for dim in dims[1:]] == [32, 32, 3]
 
 
 def test_int8_tflite_agrees_on_the_top_class(make_run, tmp_path):
@@ -154,9 +125,9 @@ def test_export_into_an_existing_folder_names_the_file(exportable_run, tmp_path)
 def test_unknown_format_lists_the_formats(exportable_run):
     run_dir, _, _, _ = exportable_run
 
-    with pytest.raises(InputError, match="keras, savedmodel, tflite, tflite-int8"):
-        export_run(run_dir, "onnx")
-    assert FORMATS == ("keras", "savedmodel", "tflite", "tflite-int8")
+    with pytest.raises(InputError, match="keras, savedmodel, tflite, tflite-int8, onnx"):
+        export_run(run_dir, "tfjs")
+    assert FORMATS == ("keras", "savedmodel", "tflite", "tflite-int8", "onnx")
 
 
 def test_export_of_a_run_without_a_model(tmp_path):
@@ -176,3 +147,12 @@ def test_int8_export_needs_the_training_images(exportable_run, tmp_path):
 
     with pytest.raises(InputError, match="export as 'tflite' instead"):
         export_run(moved, "tflite-int8", tmp_path / "out.tflite")
+
+
+@pytest.mark.parametrize("format, package", [("onnx", "onnxruntime"), ("tflite", "ai-edge-litert")])
+def test_a_runtime_that_is_not_installed_says_what_to_install(exports, monkeypatch, format, package):
+    module = "onnxruntime" if format == "onnx" else "ai_edge_litert.interpreter"
+    monkeypatch.setitem(sys.modules, module, None)  # `import` of it now raises ImportError
+
+    with pytest.raises(InputError, match=rf"'{package}'.*pip install \"tlcore\[export\]\""):
+        runtimes.load_exported(exports[format], format)
