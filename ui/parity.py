@@ -50,7 +50,7 @@ def show_parity(reports: list) -> None:
 def _show_differences(report) -> None:
     title = tlcore.export_format(report.format).title
     st.error(f"{title} answers differently from the app on {len(report.differing)} of {report.pictures} pictures "
-             f"({1 - report.agreement:.0%}), more than 1%. Use it only if that is acceptable; the other files agree.")
+             f"({1 - report.agreement:.0%}), more than 1%. Use it only where that is acceptable.")
     columns = st.columns(4)
     for index, row in enumerate(report.differing[:MAX_PICTURES_SHOWN]):
         column = columns[index % 4]

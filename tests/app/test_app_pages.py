@@ -445,7 +445,7 @@ def test_export_makes_the_zip_and_shows_the_parity_table(populated, monkeypatch)
     assert "time per picture" in table.columns and "largest probability difference" in table.columns
     assert [error.value for error in app.error] == [
         "TensorFlow Lite / LiteRT, 8-bit (.int8.tflite) answers differently from the app on 1 of 20 pictures (5%), "
-        "more than 1%. Use it only if that is acceptable; the other files agree."]
+        "more than 1%. Use it only where that is acceptable."]
     assert "is star: app star 55%, file circle 51%" in _texts(app)
     assert app.get("download_button")
 
