@@ -74,16 +74,27 @@ def _cmd_backbones(args) -> None:
         print(f"{row['name']:<18} {row['params']:>11,} {row['imagenet_top1']:>5.1f}% {row['input_size']:>5}  {offline:<8} {row['speed_hint']}")
 
 
+def _edits(args):
+    """The dataset edits the command line gives: --edits FILE, then --exclude and --relabel added to it."""
+    from tlcore.data.edits import DatasetEdits, parse_relabel, read_edits
+
+    edits = read_edits(args.edits) if getattr(args, "edits", None) else DatasetEdits()
+    more = DatasetEdits(tuple(args.exclude or ()), tuple(parse_relabel(text) for text in getattr(args, "relabel", None) or ()))
+    return edits.merged(more)
+
+
 def _cmd_audit(args) -> None:
     from tlcore.data.audit import audit_dataset
 
+    edits = _edits(args)
     audit = audit_dataset(
         args.data,
         val_split=args.val_split,
         seed=args.seed,
-        excluded_files=tuple(args.exclude or ()),
+        excluded_files=edits.excluded_files,
         find_duplicates=not args.no_duplicates,
         progress=_progress_printer("checked"),
+        relabels=edits.relabels,
     )
     report = audit.to_dict()
     if args.json:
@@ -101,6 +112,8 @@ def _cmd_audit(args) -> None:
 
 def _print_findings(audit, suggested: list[str]) -> None:
     """Each finding with its files, each duplicate group, and the exclusions it is safe to make."""
+    from tlcore.data.records import suggested_exclusions
+
     for finding in audit.findings:
         label = "warning" if finding.severity == "warning" else "note"
         print(f"  {label}: {finding.message}")
@@ -109,7 +122,8 @@ def _print_findings(audit, suggested: list[str]) -> None:
             more = f" and {len(finding.files) - _FILES_SHOWN} more (all in --json)" if len(finding.files) > _FILES_SHOWN else ""
             print(f"    files: {shown}{more}")
     if audit.duplicates:
-        print("duplicates:")
+        pictures = sum(len(group.members) for group in audit.duplicates)
+        print(f"duplicates ({len(audit.duplicates)} groups, {pictures} files; every one listed):")
     for group in audit.duplicates:
         where = ", ".join(f"{member.relative} ({member.split})" for member in group.members)
         print(f"  {group.kind}, {group.scope.replace('_', ' ')}: {where}")
@@ -120,6 +134,10 @@ def _print_findings(audit, suggested: list[str]) -> None:
         copies = "exact copy" if len(suggested) == 1 else "exact copies"
         print(f"safe to exclude ({len(suggested)} {copies}; your files stay where they are):")
         print(f"  tlcore train {shlex.quote(audit.source)} {options}")
+    near = sorted(set(suggested_exclusions(audit, near=True)) - set(suggested))
+    if near:
+        print(f"near copies too ({len(near)}; look at them first: two shots of one scene are real data): "
+              + " ".join(f"--exclude {shlex.quote(name)}" for name in near))
 
 
 _FILES_SHOWN = 8
@@ -145,8 +163,9 @@ def _train_config(args):
         "class_weights": args.class_weights,
         "feature_cache": args.feature_cache,
         "weights": args.weights,
-        "excluded_files": tuple(args.exclude) if args.exclude else None,
     }
+    edits = _edits(args)
+    options.update(excluded_files=edits.excluded_files or None, relabels=edits.relabels or None)
     return TrainConfig(data=args.data, **{key: value for key, value in options.items() if value is not None})
 
 
@@ -249,7 +268,21 @@ def _cmd_predict(args) -> None:
         return
     for prediction in predictions:
         ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in prediction.top)
-        print(f"{prediction.file}: {ranked}")
+        doubt = prediction.doubt
+        note = f"  (looks like none of the classes: {doubt.reason})" if doubt is not None and doubt.unfamiliar else ""
+        print(f"{prediction.file}: {ranked}{note}")
+
+
+def _cmd_explain(args) -> None:
+    from tlcore.results.explain import write_explanations
+
+    written = write_explanations(args.run_dir, args.images, args.out, class_name=args.class_name)
+    if args.json:
+        _print_json([item.to_dict() for item in written])
+        return
+    for item in written:
+        note = " (looks like none of the classes)" if item.doubt is not None and item.doubt.unfamiliar else ""
+        print(f"{item.file}: {item.predicted} {item.probability:.1%}{note}, heatmap of {item.explained!r} -> {item.path}")
 
 
 def _cmd_export(args) -> None:
@@ -298,7 +331,7 @@ def _cmd_demo(args) -> None:
     print(generate_demo_dataset(args.out) if args.out else ensure_demo_dataset())
 
 
-NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "export", "weights"}
+NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "explain", "export", "weights"}
 
 
 COMMANDS = {
@@ -310,6 +343,7 @@ COMMANDS = {
     "resume": _cmd_resume,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "explain": _cmd_explain,
     "export": _cmd_export,
     "runs": _cmd_runs,
     "stop": _cmd_stop,
