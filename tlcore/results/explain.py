@@ -154,13 +154,15 @@ def explainer_for(model):
     return built
 
 
-def grad_cam(model, batch: np.ndarray, class_indices=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def grad_cam(model, batch: np.ndarray, class_indices=None, compiled: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Grad-CAM maps of a batch of raw images (0-255, model input size).
 
     Args:
         model: a tlcore classifier (as `load_run_model` gives it).
         batch: float32 images, shape (N, size, size, 3).
         class_indices: the class to explain per image; None explains the predicted class.
+        compiled: run the step as a TensorFlow graph (traced once per model, then
+            several times faster); False runs it eagerly, which pays off for one or two calls.
 
     Returns:
         (maps (N, rows, columns) in 0..1, probabilities (N, classes), pooled features (N, channels), layer name).
@@ -168,7 +170,7 @@ def grad_cam(model, batch: np.ndarray, class_indices=None) -> tuple[np.ndarray, 
     import tensorflow as tf
 
     explainer, layer = explainer_for(model)
-    step = _compiled_step(model, explainer)
+    step = _compiled_step(model, explainer) if compiled else _step_function(model, explainer)
     batch = np.asarray(batch, dtype="float32")
     if not len(batch):
         return np.zeros((0, 1, 1)), np.zeros((0, model.output_shape[-1])), np.zeros((0, 0)), layer
@@ -195,15 +197,26 @@ def _compiled_step(model, explainer):
     """The gradient step as one TensorFlow graph (traced once per model; about 5x faster than running it eagerly)."""
     import tensorflow as tf
 
-    from tlcore.model.build import CLASSIFIER_LAYER, POOL_LAYER
-
     try:
         return _STEPS[model]
     except (KeyError, TypeError):
         pass
+    step = tf.function(_step_function(model, explainer), reduce_retracing=True)
+    try:
+        _STEPS[model] = step
+    except TypeError:
+        pass
+    return step
+
+
+def _step_function(model, explainer):
+    """images, chosen class (-1: the predicted one) -> (Grad-CAM maps, probabilities, pooled features)."""
+    import tensorflow as tf
+
+    from tlcore.model.build import CLASSIFIER_LAYER, POOL_LAYER
+
     classifier, pool = model.get_layer(CLASSIFIER_LAYER), model.get_layer(POOL_LAYER)
 
-    @tf.function(reduce_retracing=True)
     def step(images, chosen):
         with tf.GradientTape() as tape:
             tape.watch(images)  # frozen layers hold no watched variables: record everything from the pixels on
@@ -218,10 +231,6 @@ def _compiled_step(model, explainer):
         maps = tf.nn.relu(tf.reduce_sum(weights * tf.cast(feature_map, tf.float32), axis=-1))
         return maps, tf.nn.softmax(logits), pooled
 
-    try:
-        _STEPS[model] = step
-    except TypeError:
-        pass
     return step
 
 
