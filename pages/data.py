@@ -1,15 +1,14 @@
 """Data: choose the pictures (demo, folder upload, zip, server folder), then see the audit."""
 
-import pathlib
 
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import audit_cache, charts, choices, gate, messages, words
+from ui import audit_cache, charts, choices, findings, gate, lists, messages, words
+from ui import edits as ui_edits
 
 THUMBNAILS_PER_CLASS = 8
-DUPLICATE_GROUPS_SHOWN = 10
 SPLIT_WORDS = {"train": "for learning", "val": "for checking (validation)", "test": "for the final test"}
 
 messages.open_in_app_menu()
@@ -84,39 +83,6 @@ def counts_chart(audit) -> go.Figure:
     return figure
 
 
-def show_findings(audit) -> None:
-    """What is worth a look: warnings in full, the rest folded away."""
-    for finding in audit.findings:
-        if finding.severity == "warning":
-            st.warning(finding.message)
-    notes = [finding for finding in audit.findings if finding.severity != "warning"]
-    if notes:
-        with st.expander(f"Good to know ({len(notes)})"):
-            for finding in notes:
-                st.markdown(f"- {finding.message}")
-
-
-def show_duplicates(path: str, audit) -> None:
-    """Duplicate pictures side by side, and leaving out the exact copies for training."""
-    groups = audit.duplicates
-    if not groups:
-        return
-    suggested = tlcore.suggested_exclusions(audit)
-    with st.expander(f"Duplicates: {len(groups)} picture(s) appear more than once"):
-        st.caption("A picture in both the learning and the checking set makes the accuracy look better than it is; "
-                   "one picture in two classes confuses the model.")
-        for group in groups[:DUPLICATE_GROUPS_SHOWN]:
-            st.markdown(f"**{group.kind} copies** — {group.explanation}")
-            charts.show_thumbnails([str(pathlib.Path(audit.root) / m.relative) for m in group.members],
-                                   [f"{m.label} · {SPLIT_WORDS.get(m.split, m.split)}" for m in group.members], size=110)
-    excluded = choices.excluded_files(path)
-    if suggested or excluded:
-        leave_out = st.toggle(f"Leave out the exact copies when training ({len(suggested or excluded)} files)",
-                              value=bool(excluded), key="data_exclude_duplicates",
-                              help="Your files are not touched; training just skips them.")
-        choices.set_excluded_files(path, (suggested or excluded) if leave_out else [])
-
-
 def show_audit(path: str) -> None:
     split = st.slider(
         "Share of each class kept aside for checking", 10, 40, round(choices.val_split() * 100), 5, format="%d%%",
@@ -125,33 +91,44 @@ def show_audit(path: str) -> None:
         "(the validation set). Ignored when your folder already has train/ and val/ folders.",
     )
     choices.set_val_split(split / 100)
-    audit = audit_cache.audit(path, split / 100)
+    edits = choices.dataset_edits(path)
+    audit = audit_cache.audit(path, split / 100, edits=edits)
     sizes = {name: len(audit.split_records(name)) for name in tlcore.SPLITS}
-    columns = st.columns(5)
+    columns = st.columns(6)
     columns[0].metric("Classes", len(audit.class_names))
     columns[1].metric("Pictures", len(audit.records))
     columns[2].metric("For learning", sizes["train"], help="The training set: the model learns from these.")
     columns[3].metric("For checking", sizes["val"], help="The validation set: used to measure, never to learn.")
-    columns[4].metric("Skipped", len(audit.skipped), help="Files that are not usable pictures; see below why.")
-    show_findings(audit)
+    columns[4].metric("Skipped", len(audit.skipped), help="Files that are not usable pictures, or that you left out.")
+    columns[5].metric("Your changes", edits.count(), help="Pictures you left out or moved to another class.")
+    findings.show_findings(path, audit)
     st.success(f"Ready: {len(audit.class_names)} classes. Have a look below, then choose how to learn on the Model page.")
     st.plotly_chart(counts_chart(audit), key="data_counts_chart", config={"displayModeBar": False})
-    show_duplicates(path, audit)
+    findings.show_duplicates(path, audit)
+    ui_edits.show_changes(path)
+    ui_edits.change_one_picture(path, audit)
     skipped = list(audit.skipped) + [tlcore.SkippedFile(n, r) for n, r in st.session_state.get("upload_skipped", [])]
     if skipped:
         with st.expander(f"{len(skipped)} file(s) skipped, and why"):
             st.dataframe([{"file": item.relative, "reason": item.reason} for item in skipped],
                          hide_index=True, key="data_skipped_table")
-    st.subheader("A few pictures of each class")
-    st.caption("Check that each class folder really holds what its name says: the model learns whatever the folders show.")
-    for name in audit.class_names:
-        records = [record for record in audit.records if record.label == name][:THUMBNAILS_PER_CLASS]
-        st.markdown(f"**{name}** ({sum(audit.counts()[name].values())} pictures)")
-        charts.show_thumbnails([record.path for record in records], size=96)
+    show_classes(audit)
     if st.button("Check the folder again", key="data_recheck", help="After adding or removing pictures."):
         audit_cache.forget_audits()
         st.rerun()
     messages.link("pages/model.py", "Next: Model →")
+
+
+def show_classes(audit) -> None:
+    st.subheader("A few pictures of each class")
+    st.caption("Check that each class folder really holds what its name says: the model learns whatever the folders show.")
+    counts = audit.counts()
+    for name in audit.class_names:
+        records = [record for record in audit.records if record.label == name][:THUMBNAILS_PER_CLASS]
+        st.markdown(f"**{name}** ({sum(counts[name].values())} pictures)")
+        charts.show_thumbnails([record.path for record in records], size=96, captions=[
+            lists.short_name(record.relative, 18) + (f" (from {record.relabeled_from})" if record.relabeled_from else "")
+            for record in records])
 
 
 with messages.shown_errors():

@@ -1,14 +1,11 @@
-"""Evaluate: how often a finished (or stopped) run is right, per class, and which pictures fool it."""
+"""Evaluate: how often a finished (or stopped) run is right, per class, which pictures fool it and why; fix and train again."""
 
 import pathlib
 
-import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import charts, gate, messages, run_picker, words
-
-MISTAKES_SHOWN = 24
+from ui import charts, explorer, gate, messages, run_picker, words
 
 messages.open_in_app_menu()
 gate.require_sign_in()  # classroom mode: your own space, after signing in
@@ -17,22 +14,6 @@ st.markdown(
     "The model is measured on the **checking pictures** (the validation set) that it never learned from, "
     "so the numbers say how it will do on new pictures like yours."
 )
-
-
-def confusion_figure(report: dict) -> go.Figure:
-    names, matrix = report["class_names"], report["confusion"]
-    figure = go.Figure(
-        go.Heatmap(
-            z=matrix, x=names, y=names, text=matrix, texttemplate="%{text}", colorscale="Blues", showscale=False,
-            hovertemplate="true class %{y}, model said %{x}: %{z} picture(s)<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        title="Confusion matrix", height=120 + 60 * len(names), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis_title="what the model said", yaxis_title="true class",
-    )
-    figure.update_yaxes(autorange="reversed")
-    return figure
 
 
 def per_class_table(report: dict) -> None:
@@ -63,25 +44,7 @@ def per_class_table(report: dict) -> None:
     )
 
 
-def show_mistakes(report: dict) -> None:
-    mistakes = [m for m in report.get("mistakes", []) if m.get("file") and pathlib.Path(m["file"]).is_file()]
-    total = report.get("mistakes_total", len(report.get("mistakes", [])))
-    st.subheader(f"Pictures it got wrong ({total})")
-    if not total:
-        st.success("No mistakes on these pictures.")
-        return
-    st.caption("Most confident mistakes first. Look for pictures in the wrong folder, or kinds of picture a class lacks.")
-    shown = mistakes[:MISTAKES_SHOWN]
-    charts.show_thumbnails(
-        [m["file"] for m in shown],
-        [f"is {m['true']}, said {m['predicted']} ({m['confidence']:.0%})" for m in shown],
-        size=150,
-    )
-    if len(mistakes) < total:
-        st.caption(f"{total - len(mistakes)} more are not shown (listed up to 200, or the files were moved).")
-
-
-def show_report(report: dict, key: str) -> None:
+def show_report(run_dir: pathlib.Path, report: dict, key: str) -> None:
     accuracy, count = report.get("accuracy"), report.get("images", 0)
     st.markdown(f"#### It got **{words.percent(accuracy)}** of {count} pictures right.")
     columns = st.columns(3)
@@ -92,11 +55,10 @@ def show_report(report: dict, key: str) -> None:
                       help="The F1 score averaged over classes, each class counting the same.")
     left, right = st.columns([1, 1])
     with left:
-        st.plotly_chart(confusion_figure(report), key=f"evaluate_confusion_{key}", config={"displayModeBar": False})
-        st.caption("Each row is a true class, each column what the model said; the diagonal holds the right answers.")
+        cells = explorer.show_matrix(report, key)
     with right:
         per_class_table(report)
-    show_mistakes(report)
+    explorer.show_pictures(run_dir, report, cells, key)
 
 
 def usable(row: dict) -> bool:
@@ -118,20 +80,29 @@ def measured_reports(run_dir: pathlib.Path) -> dict:
 
 
 with messages.shown_errors():
+    watched = run_picker.remembered_run()
+    if explorer.retraining(watched):
+        explorer.watch_retraining(watched)
+        st.stop()
     run_dir = run_picker.choose_run("evaluate_run", "Which training?", usable)
     if run_dir is None:
         st.info("Nothing to evaluate yet: train a model first.")
         messages.link("pages/train.py", "Go to Train")
         st.stop()
     reports = measured_reports(run_dir)
+    before = tlcore.previous_run(run_dir)
+    if before is not None and tlcore.has_evaluation(before):
+        explorer.show_comparison(before, run_dir)
+        st.divider()
     if "test" in reports:
         val_tab, test_tab = st.tabs(["Checking pictures (validation)", "Test pictures"])
         with val_tab:
-            show_report(reports["val"], "val")
+            show_report(run_dir, reports["val"], "val")
         with test_tab:
-            show_report(reports["test"], "test")
+            show_report(run_dir, reports["test"], "test")
     else:
-        show_report(reports["val"], "val")
+        show_report(run_dir, reports["val"], "val")
+    explorer.show_fixes(run_dir)
 
     epochs = tlcore.epoch_rows(run_dir)
     if epochs:

@@ -1,12 +1,11 @@
 """Predict: classify new pictures (uploads or the camera) with a trained model."""
 
-import pathlib
 
 import plotly.graph_objects as go
 import streamlit as st
 
 import tlcore
-from ui import charts, gate, messages, run_picker
+from ui import charts, gate, messages, models, run_picker
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif", "avif"]
 
@@ -14,12 +13,6 @@ messages.open_in_app_menu()
 gate.require_sign_in()  # classroom mode: your own space, after signing in
 st.title("Predict: try it on new pictures")
 st.markdown("Show the model pictures it has never seen, and it says what it thinks each one is, and how sure it is.")
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
-def load_model(run_dir: str, model_mtime: float):
-    """The run's model and labels, loaded once per model file version (this imports TensorFlow)."""
-    return tlcore.load_run_model(run_dir)
 
 
 def probabilities_chart(top: list[tuple[str, float]]) -> go.Figure:
@@ -32,21 +25,34 @@ def probabilities_chart(top: list[tuple[str, float]]) -> go.Figure:
     return figure
 
 
-def show_prediction(index: int, name: str, data: bytes, model, labels, top_k: int) -> None:
+def show_prediction(index: int, name: str, data: bytes, run_dir, top_k: int, heatmap: bool) -> None:
     picture, chart = st.columns([1, 3], vertical_alignment="center")
-    preview = tlcore.thumbnail_jpeg(data, 360)
-    if preview is not None:
-        picture.image(preview, caption=name, width=180)
-    else:
-        picture.caption(f"{name} (no preview)")
     try:
-        top = tlcore.predict_bytes(model, labels, data, top_k)
+        explanation = explained(str(run_dir), name, data, models.stamp(run_dir))
     except tlcore.TlcoreError as error:
+        preview = tlcore.thumbnail_jpeg(data, 360)
+        if preview is not None:
+            picture.image(preview, caption=name, width=180)
         chart.error(str(error))
         return
-    best, confidence = top[0]
+    shown = explanation.overlay_png if heatmap else tlcore.thumbnail_jpeg(data, 360)
+    if shown is not None:
+        picture.image(shown, caption=name, width=220)
+    best, confidence = explanation.top[0]
     chart.markdown(f"**{best}** ({confidence:.0%} sure)")
-    chart.plotly_chart(probabilities_chart(top), key=f"predict_chart_{index}", config={"displayModeBar": False})
+    if explanation.doubt is not None and explanation.doubt.unfamiliar:
+        chart.warning(f"This picture may be none of the {len(explanation.top)} classes the model knows: "
+                      f"{explanation.doubt.reason}. The model always answers with one of its classes, so doubt "
+                      f"this {best!r}.")
+    chart.plotly_chart(probabilities_chart(list(explanation.top[:top_k])), key=f"predict_chart_{index}",
+                       config={"displayModeBar": False})
+
+
+@st.cache_data(max_entries=64, show_spinner="Looking at the picture…")
+def explained(run_dir: str, name: str, data: bytes, model_stamp: float):
+    """The picture's classes, heatmap and doubt, once per picture and model (reruns do not redo it)."""
+    model, labels = models.loaded(run_dir)
+    return tlcore.explain_bytes(run_dir, model, labels, data, name)
 
 
 with messages.shown_errors():
@@ -71,7 +77,7 @@ with messages.shown_errors():
         st.info("Add one or more pictures above.")
         st.stop()
 
-    model_file = pathlib.Path(run_dir) / tlcore.MODEL_FILE
-    model, labels = load_model(str(run_dir), model_file.stat().st_mtime if model_file.exists() else 0.0)
+    heatmap = st.toggle("Show where it looked", value=True, key="predict_heatmap",
+                        help="Colours the places that made the model say its answer (red: most), a Grad-CAM heatmap.")
     for index, (name, data) in enumerate(pictures):
-        show_prediction(index, name, data, model, labels, top_k)
+        show_prediction(index, name, data, run_dir, top_k, heatmap)

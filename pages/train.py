@@ -39,7 +39,7 @@ def require_data():
         st.info("First choose your pictures on the Data page (or press **Use demo dataset** there).")
         messages.link("pages/data.py", "Go to Data")
         st.stop()
-    return path, audit_cache.audit(path, excluded=choices.excluded_files(path))
+    return path, audit_cache.audit(path)  # with the edits made on the Data and Evaluate pages
 
 
 def describe_plan(path: str, audit, model: dict) -> None:
@@ -50,9 +50,11 @@ def describe_plan(path: str, audit, model: dict) -> None:
         f"{len(audit.split_records('train'))} for learning and {len(audit.split_records('val'))} for checking.  \n"
         f"**Model:** {words.backbone_title(model['backbone'])}; {learns}. "
     )
-    excluded = choices.excluded_files(path)
-    if excluded:
-        st.caption(f"{len(excluded)} exact duplicate copies are left out, as chosen on the Data page.")
+    edits = choices.dataset_edits(path)
+    if edits:
+        st.caption(f"{words.count(len(edits.excluded_files), 'picture')} left out and "
+                   f"{words.count(len(edits.relabels), 'picture')} moved to another class, as you chose on the Data "
+                   "and Evaluate pages (your files stay where they are).")
     if not offline.get(model["backbone"], True):
         st.warning("This pretrained model's weights are not on this computer: training will try to download them. "
                    "Without internet, import them on the Model page or pick a model marked ready.")
@@ -75,6 +77,7 @@ def settings(path: str, audit, model: dict):
             early_stopping_patience=int(choice["patience"]) if choice["early_stopping"] else 0,
             class_weights=choice["class_weights"], two_phase=choice["two_phase"], head_epochs=int(choice["head_epochs"]),
             fine_tune_learning_rate=choice["fine_tune_learning_rate"], excluded_files=tuple(choices.excluded_files(path)),
+            relabels=choices.dataset_edits(path).relabels,
         )
     except tlcore.TlcoreError as error:
         st.error(str(error))

@@ -146,6 +146,23 @@ _PUBLIC = {
     "SignInError": "tlcore.errors",
     "QuotaExceededError": "tlcore.errors",
     "NotAllowedError": "tlcore.errors",
+    # Fixing the data in place: edits recorded with a dataset, never made to the files.
+    "DatasetEdits": "tlcore.data.edits",
+    "read_edits": "tlcore.data.edits",
+    "write_edits": "tlcore.data.edits",
+    "parse_relabel": "tlcore.data.edits",
+    "group_exclusions": "tlcore.data.records",
+    "files_outside_training": "tlcore.data.records",
+    # Why it is wrong: heatmaps, doubt, the explorer's cells, two runs side by side, training again.
+    "Explanation": "tlcore.results.explain",
+    "explain_files": "tlcore.results.explain",
+    "explain_bytes": "tlcore.results.explain",
+    "kept_explanations": "tlcore.results.explain",
+    "cell_pictures": "tlcore.results.evaluation",
+    "compare_runs": "tlcore.results.compare",
+    "train_again": "tlcore.training.again",
+    "pending_fixes": "tlcore.training.again",
+    "previous_run": "tlcore.training.again",
 }
 
 

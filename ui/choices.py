@@ -1,4 +1,4 @@
-"""What the user chose, remembered: the dataset, the validation share, left-out files, model and training settings.
+"""What the user chose, remembered: the dataset, the validation share, its edits, model and training settings.
 
 A choice lives in `st.session_state` (it survives a page switch) and in
 `$TLCORE_HOME/app_state.json` (it survives a browser reload or a restart of the
@@ -98,16 +98,37 @@ def set_val_split(value: float) -> None:
     remember(val_split=float(value))
 
 
+def dataset_edits(path: str | None) -> tlcore.DatasetEdits:
+    """What the user changed about this dataset: files left out, files moved to another class (none by default)."""
+    if not path:
+        return tlcore.DatasetEdits()
+    stored = _session_default("dataset_edits", {}) or {}
+    entry = stored.get(str(path)) if isinstance(stored, dict) else None
+    if entry is None:  # remembered by an older version: one dataset's left-out files
+        older = _session_default("excluded_files", {}) or {}
+        files = older.get("files", []) if isinstance(older, dict) and older.get("dataset") == str(path) else []
+        return tlcore.DatasetEdits(tuple(files))
+    try:
+        return tlcore.DatasetEdits.from_dict(entry)
+    except tlcore.TlcoreError:
+        return tlcore.DatasetEdits()
+
+
+def set_dataset_edits(path: str, edits: tlcore.DatasetEdits) -> None:
+    """Remember this dataset's edits (the audit and the next training use them)."""
+    stored = _session_default("dataset_edits", {}) or {}
+    stored = {**(stored if isinstance(stored, dict) else {}), str(path): edits.to_dict()}
+    st.session_state["dataset_edits"] = stored
+    remember(dataset_edits=stored)
+
+
 def excluded_files(path: str | None) -> list[str]:
-    """Files of this dataset the user chose to leave out (exact duplicate copies)."""
-    stored = _session_default("excluded_files", {}) or {}
-    return list(stored.get("files", [])) if path and stored.get("dataset") == str(path) else []
+    """Files of this dataset the user chose to leave out."""
+    return list(dataset_edits(path).excluded_files)
 
 
 def set_excluded_files(path: str, files: list[str]) -> None:
-    value = {"dataset": str(path), "files": list(files)}
-    st.session_state["excluded_files"] = value
-    remember(excluded_files=value)
+    set_dataset_edits(path, tlcore.DatasetEdits(tuple(files), dataset_edits(path).relabels))
 
 
 # ----------------------------------------------------------------- model and training settings

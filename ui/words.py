@@ -23,6 +23,11 @@ def percent(value: float | None, decimals: int = 0) -> str:
     return "?" if value is None else f"{value:.{decimals}%}"
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """1, "picture" -> "1 picture"; 3 -> "3 pictures" (or the plural given, "copies")."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
+
+
 def state_word(state: str | None) -> str | None:
     """A run's state as the pages say it ("completed" -> "finished")."""
     return STATE_WORDS.get(state, state)

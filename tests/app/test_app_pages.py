@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 import streamlit as st
+from conftest import smooth_picture
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -25,6 +26,7 @@ import tlcore.data.demo
 import tlcore.export.bundle
 import tlcore.model.backbones
 import tlcore.model.weights_import
+import tlcore.results.explain
 import tlcore.results.prediction
 import tlcore.runs.history
 import tlcore.runs.locks
@@ -184,10 +186,16 @@ def _png(colour) -> bytes:
     return buffer.getvalue()
 
 
+def _picture_png(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    smooth_picture(seed).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def test_folder_upload_becomes_the_dataset(home):
     app = _run("pages/data.py")
-    files = [(f"pets/{name}/{index}.png", _png(colour), "image/png")
-             for name, colour in (("cats", "red"), ("dogs", "blue")) for index in range(3)]
+    files = [(f"pets/{name}/{index}.png", _picture_png(10 * seed + index), "image/png")  # different pictures, not copies
+             for seed, name in enumerate(("cats", "dogs")) for index in range(3)]
     files.append(("../../pets/cats/evil.png", _png("green"), "image/png"))  # stays inside the upload
 
     app.file_uploader(key="data_folder_upload").set_value(files).run()
@@ -225,10 +233,15 @@ def test_exact_copies_can_be_left_out_for_training(home, dataset, monkeypatch):
     _remember_dataset(home, dataset)
     app = _run("pages/data.py")
 
-    app.toggle(key="data_exclude_duplicates").set_value(True).run()
+    before = {metric.label: metric.value for metric in app.metric}
+
+    app.button(key="data_exclude_exact").click().run()
 
     assert not app.exception
-    assert app.session_state["excluded_files"]["files"] == ["star/star_copy.jpg"]
+    assert app.session_state["dataset_edits"][str(dataset)]["excluded_files"] == ["star/star_copy.jpg"]
+    after = {metric.label: metric.value for metric in app.metric}
+    assert (before["Pictures"], after["Pictures"]) == ("25", "24"), "the counts change at once"
+    assert after["Your changes"] == "1"
     calls = []
     monkeypatch.setattr(tlcore.training.launch, "queue_training", _fake_start(home, calls))
     train = _run("pages/train.py")
@@ -392,13 +405,15 @@ def test_evaluate_shows_confusion_per_class_and_mistakes(populated):
     assert "88%" in _texts(app)  # 7 of 8 right
     assert app.get("plotly_chart")
     assert app.dataframe
-    assert app.get("image")[0].captions == ["is circle, said triangle (70%)"]
+    assert app.get("image")[0].captions == ["circle_001.jpg"]
+    assert "is **circle**, said **triangle** (70% sure, wrong)" in _texts(app)
 
 
 def test_predict_shows_the_top_classes_of_an_upload(populated, monkeypatch):
     monkeypatch.setattr(tlcore.results.prediction, "load_run_model", lambda run_dir: ("model", CLASSES))
-    monkeypatch.setattr(tlcore.results.prediction, "predict_bytes",
-                        lambda model, labels, data, top_k=3: [("star", 0.9), ("circle", 0.06), ("square", 0.04)][:top_k])
+    top = (("star", 0.9), ("circle", 0.06), ("square", 0.03), ("triangle", 0.01))
+    monkeypatch.setattr(tlcore.results.explain, "explain_bytes", lambda run_dir, model, labels, data, name="upload":
+                        tlcore.Explanation(name, "star", 0.9, "star", top, np.ones((2, 2)), "out_relu", _png("red")))
     app = _run("pages/predict.py")
 
     app.file_uploader(key="predict_upload").set_value(("a.png", _png("white"), "image/png")).run()

@@ -640,7 +640,7 @@ def test_json_mode_ends_with_an_object_even_on_bad_input(tmp_path, capsys, monke
 
 
 def test_json_never_holds_nan(capsys):
-    cli._print_json({"loss": float("nan"), "rows": [float("inf"), 1.5]})
+    cli.print_json({"loss": float("nan"), "rows": [float("inf"), 1.5]})
     assert json.loads(capsys.readouterr().out) == {"loss": None, "rows": [None, 1.5]}
 
 

@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import save_image, smooth_picture
 
 from tlcore import paths
 from tlcore.data.audit import audit_dataset
@@ -61,8 +62,10 @@ def test_split_is_deterministic_and_depends_on_the_seed(tiny_dataset):
     assert any(_split_of(audit_dataset(tiny_dataset, seed=seed).records) != first for seed in (2, 3, 4))
 
 
-def test_val_split_fraction_is_per_class(image_writer, tmp_path):
-    root = image_writer(tmp_path / "data", {"big": 20, "small": 10}, size=8)
+def test_val_split_fraction_is_per_class(tmp_path):
+    root = tmp_path / "data"
+    for index in range(30):  # unrelated pictures: no near copies to keep together
+        save_image(root, f"{'big' if index < 20 else 'small'}/{index}.png", smooth_picture(index))
 
     counts = audit_dataset(root, val_split=0.3).counts()
 

@@ -41,6 +41,14 @@ def test_adding_keeps_other_images_and_replaces_the_same_ones(tmp_path):
     np.testing.assert_array_equal(FeatureStore("key", tmp_path).lookup(["a", "b", "c"]), rows(1, 20, 30))
 
 
+def test_adding_more_images_than_are_kept_keeps_every_row(tmp_path):
+    store = FeatureStore("key", tmp_path)
+    store.add(["a", "b"], rows(1, 2))
+    assert store.add(["c", "d", "e"], rows(3, 4, 5))  # two kept rows, five in all: once failed to broadcast
+
+    np.testing.assert_array_equal(FeatureStore("key", tmp_path).lookup(["a", "b", "c", "d", "e"]), rows(1, 2, 3, 4, 5))
+
+
 def test_features_over_the_budget_are_not_written(tmp_path):
     store = FeatureStore("key", tmp_path, budget_bytes=2 * 3 * 4)
     assert not store.add(["a", "b", "c"], rows(1, 2, 3))

@@ -10,55 +10,19 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
-import math
 import os
 import shlex
 import sys
 import traceback
 
+from tlcore.cli.output import print_json, tolerate_unprintable_names
 from tlcore.cli.parser import build_parser
+from tlcore.cli.run_commands import cmd_bundle, cmd_evaluate, cmd_explain, cmd_export, cmd_predict
 from tlcore.errors import InputError, TlcoreError
 from tlcore.runs.quiet import import_tensorflow_quietly
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
-
-
-def _json_safe(value):
-    """The value with every NaN or infinity replaced by None: strict JSON has no such numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def _print_json(value) -> None:
-    value = _json_safe(value)
-    text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
-    try:
-        text.encode(sys.stdout.encoding or "utf-8")
-    except UnicodeEncodeError:
-        # A file name that is not valid UTF-8, or a console that is not UTF-8:
-        # \u escapes are valid JSON and decode back to the same name.
-        text = json.dumps(value, ensure_ascii=True, default=str, allow_nan=False)
-    print(text)
-
-
-def _tolerate_unprintable_names() -> None:
-    """Print any file name instead of failing on one the console cannot encode.
-
-    A name that is not valid UTF-8 (common in old zips and memory cards) would
-    otherwise end a command with UnicodeEncodeError on a strict UTF-8 console.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(errors="backslashreplace")
-        except (AttributeError, ValueError, OSError):
-            pass
 
 
 def _cmd_backbones(args) -> None:
@@ -66,7 +30,7 @@ def _cmd_backbones(args) -> None:
 
     rows = list_backbones()
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return
     print(f"{'name':<18} {'params':>11} {'top-1':>6} {'size':>5}  {'offline':<8} hint")
     for row in rows:
@@ -74,20 +38,31 @@ def _cmd_backbones(args) -> None:
         print(f"{row['name']:<18} {row['params']:>11,} {row['imagenet_top1']:>5.1f}% {row['input_size']:>5}  {offline:<8} {row['speed_hint']}")
 
 
+def _edits(args):
+    """The dataset edits the command line gives: --edits FILE, then --exclude and --relabel added to it."""
+    from tlcore.data.edits import DatasetEdits, parse_relabel, read_edits
+
+    edits = read_edits(args.edits) if getattr(args, "edits", None) else DatasetEdits()
+    more = DatasetEdits(tuple(args.exclude or ()), tuple(parse_relabel(text) for text in getattr(args, "relabel", None) or ()))
+    return edits.merged(more)
+
+
 def _cmd_audit(args) -> None:
     from tlcore.data.audit import audit_dataset
 
+    edits = _edits(args)
     audit = audit_dataset(
         args.data,
         val_split=args.val_split,
         seed=args.seed,
-        excluded_files=tuple(args.exclude or ()),
+        excluded_files=edits.excluded_files,
         find_duplicates=not args.no_duplicates,
         progress=_progress_printer("checked"),
+        relabels=edits.relabels,
     )
     report = audit.to_dict()
     if args.json:
-        _print_json(report)
+        print_json(report)
         return
     print(f"dataset: {audit.root} ({audit.layout.replace('_', ' ')})")
     print(f"{'class':<24} {'train':>6} {'val':>6} {'test':>6}")
@@ -101,6 +76,8 @@ def _cmd_audit(args) -> None:
 
 def _print_findings(audit, suggested: list[str]) -> None:
     """Each finding with its files, each duplicate group, and the exclusions it is safe to make."""
+    from tlcore.data.records import suggested_exclusions
+
     for finding in audit.findings:
         label = "warning" if finding.severity == "warning" else "note"
         print(f"  {label}: {finding.message}")
@@ -109,7 +86,8 @@ def _print_findings(audit, suggested: list[str]) -> None:
             more = f" and {len(finding.files) - _FILES_SHOWN} more (all in --json)" if len(finding.files) > _FILES_SHOWN else ""
             print(f"    files: {shown}{more}")
     if audit.duplicates:
-        print("duplicates:")
+        pictures = sum(len(group.members) for group in audit.duplicates)
+        print(f"duplicates ({len(audit.duplicates)} groups, {pictures} files; every one listed):")
     for group in audit.duplicates:
         where = ", ".join(f"{member.relative} ({member.split})" for member in group.members)
         print(f"  {group.kind}, {group.scope.replace('_', ' ')}: {where}")
@@ -120,6 +98,10 @@ def _print_findings(audit, suggested: list[str]) -> None:
         copies = "exact copy" if len(suggested) == 1 else "exact copies"
         print(f"safe to exclude ({len(suggested)} {copies}; your files stay where they are):")
         print(f"  tlcore train {shlex.quote(audit.source)} {options}")
+    near = sorted(set(suggested_exclusions(audit, near=True)) - set(suggested))
+    if near:
+        print(f"near copies too ({len(near)}; look at them first: two shots of one scene are real data): "
+              + " ".join(f"--exclude {shlex.quote(name)}" for name in near))
 
 
 _FILES_SHOWN = 8
@@ -145,8 +127,9 @@ def _train_config(args):
         "class_weights": args.class_weights,
         "feature_cache": args.feature_cache,
         "weights": args.weights,
-        "excluded_files": tuple(args.exclude) if args.exclude else None,
     }
+    edits = _edits(args)
+    options.update(excluded_files=edits.excluded_files or None, relabels=edits.relabels or None)
     return TrainConfig(data=args.data, **{key: value for key, value in options.items() if value is not None})
 
 
@@ -184,7 +167,7 @@ def _progress_printer(verb: str, every_s: float = 1.0):
 
 def _report_result(result, as_json: bool) -> int:
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         accuracy = f"{result.val_accuracy:.1%}" if result.val_accuracy is not None else "n/a"
         print(f"run: {result.run_dir}")
@@ -206,7 +189,7 @@ def _cmd_worker(args) -> int:
     from tlcore.training.run import run_worker
 
     result = run_worker(args.run_dir, args.resume_epochs, audit_future=getattr(args, "audit_future", None))
-    _print_json(result.to_dict())
+    print_json(result.to_dict())
     return EXIT_OK
 
 
@@ -223,98 +206,22 @@ def _cmd_resume(args) -> int:
     return _report_result(result, args.json)
 
 
-def _cmd_evaluate(args) -> None:
-    from tlcore.results.evaluation import evaluate_run
-
-    reports = evaluate_run(args.run_dir)
-    if args.json:
-        _print_json(reports)
-        return
-    for split, report in reports.items():
-        print(f"{split}: accuracy {report['accuracy']:.1%}, loss {report['loss']:.4f}, {report['images']} images")
-        print(f"  {'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
-        for row in report["per_class"]:
-            print(f"  {row['class']:<24} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} {row['support']:>7}")
-        print("  confusion (rows: true, columns: predicted):")
-        for name, counts in zip(report["class_names"], report["confusion"], strict=False):
-            print(f"  {name:<24} " + " ".join(f"{c:>4}" for c in counts))
-
-
-def _cmd_predict(args) -> None:
-    from tlcore.results.prediction import predict_files
-
-    predictions = predict_files(args.run_dir, args.images, top_k=args.top_k)
-    if args.json:
-        _print_json([p.to_dict() for p in predictions])
-        return
-    for prediction in predictions:
-        ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in prediction.top)
-        print(f"{prediction.file}: {ranked}")
-
-
-def _cmd_export(args) -> None:
-    from tlcore.export.parity import check_export
-    from tlcore.export.writers import export_run
-    from tlcore.runs.quiet import native_stderr_silenced
-
-    with native_stderr_silenced():  # the converters' and runtimes' native chatter
-        path = export_run(args.run_dir, args.format, args.out)
-        report = check_export(args.run_dir, args.format, path) if args.check else None
-    if args.json:
-        _print_json({"path": str(path), "format": args.format, **(report.to_dict() if report else {})})
-        return
-    print(f"exported {args.format} to {path}")
-    if report:
-        _echo_parity(report)
-
-
-def _echo_parity(report) -> None:
-    agreeing = round(report.agreement * report.pictures)
-    print(f"checked on the run's {report.pictures} {'validation' if report.split == 'val' else report.split} pictures "
-          f"with {report.runtime}, each prepared as the snippet does:")
-    print(f"  agrees with the app on {report.agreement:.1%} of them ({agreeing}/{report.pictures}); "
-          f"accuracy {report.accuracy:.1%} (the app's model: {report.app_accuracy:.1%})")
-    print(f"  largest probability difference {report.max_probability_difference:.6f}; "
-          f"size {report.size_bytes / 1e6:.1f} MB; {report.latency_ms:.1f} ms per picture (median, this machine)")
-    if report.flagged:
-        print(f"  WARNING: answers differently from the app on {len(report.differing)} pictures (more than 1%):")
-    for row in report.differing:
-        print(f"    {row['file']} (is {row['true']}): app {row['app']} {row['app_probability']:.0%}, "
-              f"file {row['exported']} {row['exported_probability']:.0%}")
-
-
-def _cmd_bundle(args) -> None:
-    from tlcore.export.bundle import make_bundle
-    from tlcore.runs.quiet import native_stderr_silenced
-
-    with native_stderr_silenced():
-        bundle = make_bundle(args.run_dir, [name.strip() for name in args.formats.split(",") if name.strip()], args.out)
-    if args.json:
-        _print_json(bundle.to_dict())
-        return
-    print(f"bundle written to {bundle.path}")
-    for report in bundle.reports:
-        mark = "  <- answers differently from the app on more than 1%" if report.flagged else ""
-        print(f"  {report.format:<12} agrees {report.agreement:>6.1%}  accuracy {report.accuracy:>6.1%}  "
-              f"{report.size_bytes / 1e6:>6.1f} MB  {report.latency_ms:>6.1f} ms{mark}")
-
-
 def _cmd_runs(args) -> None:
     from tlcore.cli.users import cmd_runs
 
-    cmd_runs(args, _print_json)
+    cmd_runs(args, print_json)
 
 
 def _cmd_queue(args) -> None:
     from tlcore.cli.users import cmd_queue
 
-    cmd_queue(args, _print_json)
+    cmd_queue(args, print_json)
 
 
 def _cmd_users(args) -> None:
     from tlcore.cli.users import cmd_users
 
-    cmd_users(args, _print_json)
+    cmd_users(args, print_json)
 
 
 def _cmd_stop(args) -> None:
@@ -338,7 +245,7 @@ def _cmd_demo(args) -> None:
     print(generate_demo_dataset(args.out) if args.out else ensure_demo_dataset())
 
 
-NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "export", "bundle", "weights"}
+NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "explain", "export", "bundle", "weights"}
 
 
 COMMANDS = {
@@ -348,10 +255,11 @@ COMMANDS = {
     "worker": _cmd_worker,
     "spare": _cmd_spare,  # imports TensorFlow itself, after starting to watch for a run
     "resume": _cmd_resume,
-    "evaluate": _cmd_evaluate,
-    "predict": _cmd_predict,
-    "export": _cmd_export,
-    "bundle": _cmd_bundle,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "explain": cmd_explain,
+    "export": cmd_export,
+    "bundle": cmd_bundle,
     "runs": _cmd_runs,
     "queue": _cmd_queue,
     "users": _cmd_users,
@@ -368,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     (`{"status": "error", "error": ..., "exit_code": ...}`), so a program
     reading the last line always gets an object.
     """
-    _tolerate_unprintable_names()
+    tolerate_unprintable_names()
     wants_json = "--json" in (sys.argv[1:] if argv is None else argv)
     return _guarded(lambda: _run_command(argv), json_errors=wants_json)
 
@@ -433,7 +341,7 @@ def _report_error(message: str, code: int, as_json: bool) -> int:
     print(f"error: {message}", file=sys.stderr)
     if as_json:
         try:
-            _print_json({"status": "error", "error": message, "exit_code": code})
+            print_json({"status": "error", "error": message, "exit_code": code})
         except BrokenPipeError:
             return _output_closed()
     return code

@@ -53,11 +53,21 @@ def _add_data_commands(commands) -> None:
     audit.add_argument("--val-split", type=_number, default=0.2)
     audit.add_argument("--seed", type=_positive_int, default=42)
     audit.add_argument("--exclude", action="append", help="a dataset file to leave out (repeatable), as in train")
+    _add_edit_options(audit)
     audit.add_argument("--no-duplicates", action="store_true", help="skip the duplicate search (faster)")
     audit.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="create the built-in demo dataset and print its path")
     demo.add_argument("--out")
+
+
+def _add_edit_options(command) -> None:
+    """--relabel and --edits: the dataset edits the app's Data and Evaluate pages make, for audit and train."""
+    command.add_argument("--relabel", action="append", metavar="FILE=CLASS",
+                         help="count a dataset file in another class; the file stays where it is (repeatable)")
+    command.add_argument("--edits", metavar="FILE",
+                         help="a JSON file of files to leave out and move (the app's Data page downloads one; "
+                              "a run's config.json works too); --exclude and --relabel add to it")
 
 
 def _add_training_commands(commands) -> None:
@@ -81,6 +91,7 @@ def _add_training_commands(commands) -> None:
     train.add_argument("--feature-cache", help="auto | off")
     train.add_argument("--weights", help="imagenet | none")
     train.add_argument("--exclude", action="append", help="a dataset file to leave out (repeatable)")
+    _add_edit_options(train)
     train.add_argument("--runs-dir")
     train.add_argument("--json", action="store_true")
 
@@ -109,6 +120,13 @@ def _add_result_commands(commands) -> None:
     predict.add_argument("images", nargs="+")
     predict.add_argument("--top-k", type=_positive_int, default=3)
     predict.add_argument("--json", action="store_true")
+
+    explain = commands.add_parser("explain", help="heatmaps of where a run's model looked in pictures (Grad-CAM)")
+    explain.add_argument("run_dir")
+    explain.add_argument("images", nargs="+")
+    explain.add_argument("--out", required=True, help="folder to write the heatmap pictures (PNG) into")
+    explain.add_argument("--class", dest="class_name", help="explain this class instead of the predicted one")
+    explain.add_argument("--json", action="store_true")
 
     export = commands.add_parser("export", help="export a run's model, and check that it scores like the app")
     export.add_argument("run_dir")

@@ -23,9 +23,10 @@ import pathlib
 from tlcore import paths
 from tlcore.data import archive, checking, images
 from tlcore.data import duplicates as duplicate_search
+from tlcore.data.edits import normalise_relative, relabel_pairs
 from tlcore.data.findings import EXCLUDED_REASON, IMBALANCE_RATIO, SMALL_CLASS_IMAGES, dataset_findings
 from tlcore.data.records import DatasetAudit, ImageRecord, SkippedFile
-from tlcore.data.split import exact_copy_keys, split_records
+from tlcore.data.split import split_records
 from tlcore.errors import InputError
 
 _VAL_FOLDER_NAMES = ("val", "validation", "valid")
@@ -50,6 +51,7 @@ def audit_dataset(
     excluded_files: tuple[str, ...] = (),
     find_duplicates: bool = True,
     progress=None,
+    relabels=None,
 ) -> DatasetAudit:
     """Audit a dataset folder or zip, split it, and list what is worth a look.
 
@@ -61,11 +63,16 @@ def audit_dataset(
         excluded_files: relative paths the user chose to leave out; they are
             skipped before anything else, so an excluded duplicate is no longer
             reported. The files themselves are never touched.
-        find_duplicates: look for exact and near duplicates (about a second
+        find_duplicates: report exact and near duplicates (about a second
             per few hundred photos the first time; hashes are kept for the
-            next audit); training can turn it off. Defaults to True.
+            next audit); training can turn it off. Class folders are always
+            searched, because the split keeps every copy of a picture on one
+            side. Defaults to True.
         progress: called as `progress(done, total)` while pictures are checked
             (the CLI and the app show it); only pictures not checked before count.
+        relabels: {file: class} (or (file, class) pairs) the user chose: the
+            file keeps its path and counts in that class (`DatasetEdits.relabels`).
+            An excluded file stays excluded.
 
     Returns:
         A `DatasetAudit` with every usable image, every skipped file, the
@@ -73,7 +80,8 @@ def audit_dataset(
 
     Raises:
         InputError: the path is missing, is not a folder or zip, or holds fewer
-            than two classes with images; or `val_split` is out of range.
+            than two classes with images; `val_split` is out of range; or a
+            relabel names a class the dataset has no folder for.
 
     Example:
         audit = audit_dataset("photos/")
@@ -84,38 +92,61 @@ def audit_dataset(
     _check_val_split(val_split)
     if isinstance(excluded_files, (str, os.PathLike)):
         excluded_files = (excluded_files,)  # one path, not a sequence of characters
-    excluded = {_normalise_relative(os.fspath(name)) for name in excluded_files}
-    audit = _usable_images(source, val_split, seed, excluded, progress)
+    excluded = {normalise_relative(os.fspath(name)) for name in excluded_files}
+    audit = _usable_images(source, excluded, dict(relabel_pairs(relabels)), progress)
+    # Found before the split, which keeps each group's copies in a class on one side.
+    groups = duplicate_search.find_duplicates(audit.records) if find_duplicates else None
+    if audit.layout == "class_folders":
+        audit.records = _sorted(split_records(audit.records, val_split, seed, groups))
     _drop_empty_classes(audit)
     _validate_trainable(audit)
     audit.warnings.extend(dataset_warnings(audit))
     if find_duplicates:
-        audit.duplicates = duplicate_search.find_duplicates(audit.records)
+        audit.duplicates = duplicate_search.with_current_places(groups, audit.records)
         audit.duplicates_checked = True
     audit.findings = dataset_findings(audit)
     return audit
 
 
-def _usable_images(source, val_split: float, seed: int, excluded: set[str], progress=None) -> DatasetAudit:
-    """Walk the dataset, check every file and split the usable images: the audit before its findings."""
+def _usable_images(source, excluded: set[str], relabels: dict[str, str], progress=None) -> DatasetAudit:
+    """Walk the dataset, check every file and apply the relabels: the audit before its split and findings."""
     root, skipped = _resolve_root(source)
     layout, class_dirs = _find_layout(root, shown=str(source))
     candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
-    records, skipped_bad = _check_candidates(candidates, progress)
     class_names = sorted({label for (_, _, label, _) in candidates if label})
-    copy_keys = exact_copy_keys(records) if layout == "class_folders" else {}
-    if layout == "class_folders":
-        records = split_records(records, val_split, seed, copy_keys)
+    _check_relabels(relabels, {name for classes in class_dirs.values() for name, _ in classes}, str(source))
+    records, skipped_bad = _check_candidates(candidates, progress)
+    records = [_relabelled(record, relabels) for record in records]
     return DatasetAudit(
         source=str(source),
         root=str(root),
         layout=layout,
-        class_names=class_names,
-        records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
+        class_names=sorted(set(class_names) | {record.label for record in records}),
+        records=_sorted(records),
         skipped=sorted(skipped + skipped_walk + skipped_bad, key=lambda s: s.relative),
         excluded_files=sorted(excluded),
-        copy_keys=copy_keys,
+        relabels=relabels,
     )
+
+
+def _sorted(records: list[ImageRecord]) -> list[ImageRecord]:
+    return sorted(records, key=lambda r: (r.split, r.label, r.relative))
+
+
+def _check_relabels(relabels: dict[str, str], class_names: set[str], shown: str) -> None:
+    unknown = sorted({label for label in relabels.values() if label not in class_names})
+    if unknown:
+        raise InputError(
+            f"a relabel moves a picture to class {', '.join(map(repr, unknown))}, which {shown!r} has no folder for; "
+            f"its classes are {', '.join(map(repr, sorted(class_names)))}. Use one of those (the file stays where it is)."
+        )
+
+
+def _relabelled(record: ImageRecord, relabels: dict[str, str]) -> ImageRecord:
+    label = relabels.get(record.relative)
+    if label is None or label == record.label:
+        return record
+    return dataclasses.replace(record, label=label, relabeled_from=record.label)
 
 
 def _check_val_split(val_split: float) -> None:
@@ -199,10 +230,6 @@ def _check_split_classes(class_dirs: dict[str, list[tuple[str, pathlib.Path]]]) 
                 f"the {split}/ folder has class folder(s) {', '.join(extra)} that train/ does not have; "
                 f"train/ has {', '.join(sorted(train_classes)) or 'none'}. Use the same class folder names in both."
             )
-
-
-def _normalise_relative(name: str) -> str:
-    return pathlib.PurePosixPath(name.replace("\\", "/")).as_posix().lstrip("./")
 
 
 def _collect_candidates(
@@ -321,8 +348,8 @@ def _validate_trainable(audit: DatasetAudit) -> None:
         )
     if not audit.split_records("val"):
         raise InputError(
-            f"{audit.source!r} leaves no image for validation; give each class at least 2 images "
-            "(10 or more is better), or add a val/ folder."
+            f"{audit.source!r} leaves no image for validation; give each class at least 2 different pictures "
+            "(10 or more is better; copies of one picture count once, as they are kept together), or add a val/ folder."
         )
 
 
@@ -364,7 +391,7 @@ def with_new_split(audit: DatasetAudit, val_split: float, seed: int = 42) -> Dat
     _check_val_split(val_split)
     if audit.layout != "class_folders":
         return audit
-    records = split_records(audit.records, val_split, seed, audit.copy_keys)
+    records = split_records(audit.records, val_split, seed, audit.duplicates if audit.duplicates_checked else None)
     old_warnings = set(dataset_warnings(audit))
     new = dataclasses.replace(audit, records=sorted(records, key=lambda r: (r.split, r.label, r.relative)),
                               warnings=[w for w in audit.warnings if w not in old_warnings], findings=[])

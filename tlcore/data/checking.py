@@ -25,17 +25,28 @@ Progress = Callable[[int, int], None]
 
 
 def check_images(paths_to_check: list[str], progress: Progress | None = None) -> list[images.ImageCheck]:
-    """`images.check_image` for every path, reusing the checks of unchanged files."""
+    """`images.check_image` for every path, reusing the checks of unchanged files.
+
+    A file checked now also gets its perceptual hash from the same decode,
+    kept for the duplicate search and the split, which then read no file.
+    """
     values = file_facts.cached(file_facts.CHECK, paths_to_check, lambda missing: _check_all(missing, progress))
     return [images.ImageCheck(**value) for value in values]
 
 
 def _check_all(paths_to_check: list[str], progress: Progress | None) -> list[dict]:
-    return run_in_parallel(_check_chunk, paths_to_check, progress)
+    rows = run_in_parallel(_check_chunk, paths_to_check, progress)
+    file_facts.remember(file_facts.PICTURE_HASH, {path: row["picture_hash"] for path, row in zip(paths_to_check, rows, strict=True)})
+    return [row["check"] for row in rows]
 
 
 def _check_chunk(chunk: list[str]) -> list[dict]:
-    return [asdict(images.check_image(path)) for path in chunk]
+    rows = []
+    for path in chunk:
+        found: list[str] = []
+        check = images.check_image(path, on_picture=lambda picture, found=found: found.append(images.perceptual_hash(picture)))
+        rows.append({"check": asdict(check), "picture_hash": found[0] if found else None})
+    return rows
 
 
 def run_in_parallel(function, items: list, progress: Progress | None = None) -> list:

@@ -22,10 +22,11 @@ returns paths for the run's config (`TrainConfig.excluded_files`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from typing import TYPE_CHECKING
 
-import imagehash
 import numpy as np
 
 from tlcore.data import checking, file_facts, images
@@ -99,6 +100,26 @@ def find_duplicates(
     return sorted(groups, key=_group_order)
 
 
+def with_current_places(groups: list[DuplicateGroup], records: list[ImageRecord]) -> list[DuplicateGroup]:
+    """The same groups with each file's class and split as `records` now have them (after the split).
+
+    Finding copies does not depend on where files sit, only what they cost
+    does; so the audit finds the groups once, splits with them, and then
+    asks this for their scopes and explanations.
+    """
+    places = {record.relative: record for record in records}
+    regrouped = []
+    for group in groups:
+        members = [
+            DuplicateMember(member.relative, places[member.relative].label, places[member.relative].split, member.sha256)
+            for member in group.members
+            if member.relative in places
+        ]
+        if len(members) >= 2:
+            regrouped.append(_make_group(members))
+    return sorted(regrouped, key=_group_order)
+
+
 def _hash_files(
     records: list[ImageRecord], with_pictures: bool, workers: int | None
 ) -> tuple[dict[str, list[int]], list[int | None]]:
@@ -116,10 +137,7 @@ def _hash_files(
             by_content.setdefault(digest, []).append(index)
     if not with_pictures:
         return by_content, [None] * len(by_content)
-    first_paths = [records[indices[0]].path for indices in by_content.values()]
-    hashes = file_facts.cached(file_facts.PICTURE_HASH, first_paths,
-                               lambda missing: checking.run_in_parallel(_picture_hashes, missing))
-    return by_content, [int(value, 16) if value is not None else None for value in hashes]
+    return by_content, picture_hashes([records[indices[0]].path for indices in by_content.values()])
 
 
 def file_digests(paths_to_hash: list[str]) -> list[str | None]:
@@ -133,8 +151,59 @@ def _digests(chunk: list[str]) -> list[str | None]:
 
 def _picture_hashes(chunk: list[str]) -> list[str | None]:
     """Perceptual hashes as hex text (JSON and SQLite keep 64-bit numbers poorly)."""
-    values = [_picture_hash(path) for path in chunk]
-    return [f"{value:016x}" if value is not None else None for value in values]
+    return [_picture_hash(path) for path in chunk]
+
+
+def picture_hashes(paths_to_hash: list[str]) -> list[int | None]:
+    """The perceptual hash of each file (None where unreadable); kept for unchanged files, most from the check."""
+    values = file_facts.cached(file_facts.PICTURE_HASH, paths_to_hash,
+                               lambda missing: checking.run_in_parallel(_picture_hashes, missing))
+    return [int(value, 16) if value is not None else None for value in values]
+
+
+def copy_units(records: list[ImageRecord], max_distance: int = NEAR_DUPLICATE_MAX_DISTANCE) -> dict[str, str]:
+    """{file: the first file (by name) of its copies} for every file that has an exact or near copy.
+
+    The same partition as `find_duplicates` (copies chain the same way), for
+    the split: it reads no file when the check has kept the pictures' hashes,
+    and hashes the bytes only of files of the same size as another.
+    """
+    hashes = picture_hashes([record.path for record in records])
+    components = _connect_near_contents(hashes, max_distance)
+    by_size: dict[int, list[int]] = {}
+    for index, record in enumerate(records):
+        with contextlib.suppress(OSError):
+            by_size.setdefault(os.path.getsize(record.path), []).append(index)
+    twins = [index for same_size in by_size.values() if len(same_size) > 1 for index in same_size]
+    by_digest: dict[str, list[int]] = {}
+    for index, digest in zip(twins, file_digests([records[i].path for i in twins]), strict=True):
+        if digest is not None:
+            by_digest.setdefault(digest, []).append(index)
+    return _unit_names(records, components + list(by_digest.values()))
+
+
+def _unit_names(records: list[ImageRecord], linked: list[list[int]]) -> dict[str, str]:
+    """Join overlapping index groups; name each joined group of two or more by its first file."""
+    parent = list(range(len(records)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    for indices in linked:
+        for index in indices[1:]:
+            parent[root(index)] = root(indices[0])
+    members: dict[int, list[int]] = {}
+    for index in range(len(records)):
+        members.setdefault(root(index), []).append(index)
+    names = {}
+    for indices in members.values():
+        if len(indices) > 1:
+            first = min(records[i].relative for i in indices)
+            names.update({records[i].relative: first for i in indices})
+    return names
 
 
 def _content_digest(path: str) -> str | None:
@@ -144,14 +213,12 @@ def _content_digest(path: str) -> str | None:
         return None
 
 
-def _picture_hash(path: str) -> int | None:
-    """The 64-bit perceptual hash of a picture as training sees it, or None if unreadable."""
+def _picture_hash(path: str) -> str | None:
+    """The perceptual hash of a picture as training sees it (hex), or None if unreadable."""
     try:
-        picture = images.load_rgb(path, preview=True)
+        return images.perceptual_hash(images.load_rgb(path, preview=True))
     except (InputError, OSError):
         return None
-    bits = imagehash.phash(picture).hash.flatten()
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 def _connect_near_contents(picture_hashes: list[int | None], max_distance: int) -> list[list[int]]:

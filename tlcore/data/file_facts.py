@@ -125,3 +125,11 @@ def cached(kind: str, paths_to_look_at: list[str], compute, store: FileFacts | N
     for index, value in zip(missing, computed, strict=True):
         values[index] = value
     return values
+
+
+def remember(kind: str, values: dict[str, object], store: FileFacts | None = None) -> None:
+    """Keep facts found on the way (a picture hash computed while checking), keyed by each file as it is now."""
+    keyed = {file_key(path): value for path, value in values.items() if value is not None}
+    keyed.pop(None, None)
+    if keyed:
+        (store or FileFacts()).put_many(kind, keyed)

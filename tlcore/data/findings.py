@@ -61,7 +61,7 @@ def dataset_findings(audit: DatasetAudit) -> list[Finding]:
     """Everything worth a look in an audited dataset, warnings first.
 
     Kinds: skipped_files, excluded_files, exclusions_not_found,
-    class_too_small, small_class, class_not_validated, class_imbalance,
+    relabeled_files, relabels_not_found, class_too_small, small_class, class_not_validated, class_imbalance,
     tiny_images, extreme_aspect_ratio, duplicates_across_classes,
     duplicates_across_splits, duplicates_within_class, mixed_formats,
     misnamed_files, needs_conversion, animated_images.
@@ -74,6 +74,7 @@ def dataset_findings(audit: DatasetAudit) -> list[Finding]:
     """
     found = [
         *_skipped_findings(audit),
+        *_relabel_findings(audit),
         *_class_findings(audit),
         *_picture_findings(audit.records),
         *_duplicate_findings(audit),
@@ -110,6 +111,32 @@ def _skipped_findings(audit: DatasetAudit) -> list[Finding | None]:
             f"{_count(len(missing), 'excluded path')} {'matches' if len(missing) == 1 else 'match'} no file "
             f"in the dataset ({_examples(missing)}), so {'it has' if len(missing) == 1 else 'they have'} no "
             "effect. Check the spelling, or whether the file was moved or renamed.",
+            files=tuple(missing),
+        ))
+    return findings
+
+
+def _relabel_findings(audit: DatasetAudit) -> list[Finding | None]:
+    moved = [record for record in audit.records if record.relabeled_from]
+    used = {record.relative for record in audit.records}
+    excluded = set(audit.excluded_files)
+    missing = sorted(name for name in audit.relabels if name not in used and name not in excluded)
+    findings: list[Finding | None] = []
+    if moved:
+        findings.append(Finding(
+            FindingKind.RELABELED_FILES, INFO,
+            f"{_count(len(moved), 'picture')} {_are(len(moved))} counted in another class than the folder "
+            f"{'it is' if len(moved) == 1 else 'they are'} in, because you moved {'it' if len(moved) == 1 else 'them'} "
+            f"({_examples([f'{r.relative} as {r.label!r}' for r in moved])}); the files themselves stay where they are.",
+            files=tuple(record.relative for record in moved),
+            classes=tuple(sorted({record.label for record in moved})),
+        ))
+    if missing:
+        findings.append(Finding(
+            FindingKind.RELABELS_NOT_FOUND, INFO,
+            f"{_count(len(missing), 'moved file')} {'matches' if len(missing) == 1 else 'match'} no usable picture "
+            f"in the dataset ({_examples(missing)}), so {'its' if len(missing) == 1 else 'their'} new class has no "
+            "effect. Check the spelling, or whether the file was moved, renamed or cannot be read.",
             files=tuple(missing),
         ))
     return findings

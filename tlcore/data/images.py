@@ -131,7 +131,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -> ImageCheck:
+def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, on_picture=None) -> ImageCheck:
     """Look at one file and decide, by its content, whether it is a usable image.
 
     The file is opened once and really decoded (JPEGs at reduced scale, which
@@ -142,6 +142,9 @@ def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -
         path: The file to check.
         max_pixels: Largest width x height accepted, checked from the header
             before any decoding. Defaults to `MAX_PIXELS_DEFAULT`.
+        on_picture: called with the decoded picture exactly as
+            `load_rgb(path, preview=True)` gives it, so a perceptual hash
+            costs no second decode. Defaults to None.
 
     Returns:
         An `ImageCheck`. A bad file never raises: it comes back with
@@ -152,9 +155,18 @@ def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT) -
         with _open_regular_file(path_text) as file, _bomb_warnings_silenced():
             header = _read_header(file)
             with _open_image(file, header, max_pixels) as image:
-                return _inspect_image(path_text, image, header)
+                return _inspect_image(path_text, image, header, on_picture)
     except UnusableImage as problem:
         return _skipped_check(path_text, str(problem))
+
+
+def perceptual_hash(picture: Image.Image) -> str:
+    """The 64-bit perceptual hash (`imagehash.phash`) of a picture, as 16 hex digits (JSON and SQLite keep 64-bit numbers poorly)."""
+    import imagehash  # only the duplicate search and the check need it
+    import numpy as np
+
+    bits = imagehash.phash(picture).hash.flatten()
+    return np.packbits(bits).tobytes().hex()
 
 
 def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, *, preview: bool = False) -> Image.Image:
@@ -405,7 +417,7 @@ def _count_frames(image: Image.Image) -> int:
         raise UnusableImage(f"truncated or corrupt image: {describe_error(error)}") from None
 
 
-def _inspect_image(path_text: str, image: Image.Image, header: bytes) -> ImageCheck:
+def _inspect_image(path_text: str, image: Image.Image, header: bytes, on_picture=None) -> ImageCheck:
     """Decode an opened image and describe it as a usable `ImageCheck`.
 
     Raises:
@@ -414,8 +426,10 @@ def _inspect_image(path_text: str, image: Image.Image, header: bytes) -> ImageCh
     format_name, mode = image.format, image.mode
     width, height = image.size  # before decoding: JPEG preview decoding shrinks it
     _decode(image, preview=True)
-    frames = _count_frames(image)
     orientation = exif_orientation(image)
+    if on_picture is not None:  # before counting frames, which may move to another frame
+        on_picture(apply_orientation(to_rgb(image), orientation))
+    frames = _count_frames(image)
     if orientation in ORIENTATIONS_SWAPPING_SIDES:
         width, height = height, width
     return ImageCheck(

@@ -26,6 +26,7 @@ class ImageRecord:
     height: int
     needs_conversion: bool
     frames: int = 1  # more than 1 for an animated GIF or WebP; training uses the first frame
+    relabeled_from: str = ""  # the class folder the file is in, when the user moved it to `label`
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,7 @@ class DatasetAudit:
     duplicates: list[DuplicateGroup] = field(default_factory=list)
     duplicates_checked: bool = False  # False when the audit was asked not to look for duplicates
     excluded_files: list[str] = field(default_factory=list)  # as the user asked, normalised
-    # Content hash of each file that has a same-size twin: a new split keeps copies together without reading files.
-    copy_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    relabels: dict[str, str] = field(default_factory=dict)  # {file: class} as the user asked, normalised
 
     def has_finding(self, kind: str) -> bool:
         """True when a finding of this `FindingKind` was made."""
@@ -85,6 +85,7 @@ class DatasetAudit:
             "duplicates": [group.to_dict() for group in self.duplicates],
             "suggested_exclusions": suggested_exclusions(self),
             "excluded_files": self.excluded_files,
+            "relabels": self.relabels,
             "records": [asdict(record) for record in self.records],
         }
 
@@ -95,6 +96,8 @@ class FindingKind:
     SKIPPED_FILES = "skipped_files"
     EXCLUDED_FILES = "excluded_files"
     EXCLUSIONS_NOT_FOUND = "exclusions_not_found"
+    RELABELED_FILES = "relabeled_files"
+    RELABELS_NOT_FOUND = "relabels_not_found"
     CLASS_TOO_SMALL = "class_too_small"
     SMALL_CLASS = "small_class"
     CLASS_NOT_VALIDATED = "class_not_validated"
@@ -212,19 +215,20 @@ class DuplicateGroup:
         }
 
 
-def suggested_exclusions(audit: DatasetAudit) -> list[str]:
+def suggested_exclusions(audit: DatasetAudit, near: bool = False) -> list[str]:
     """The duplicate files it is safe to leave out, for `TrainConfig.excluded_files`.
 
-    Only byte-identical copies are suggested, because they are certain; near
-    copies need a person's look (two shots of one scene are real data), and the
-    Data page shows them side by side. Within each group, files with the same
-    bytes in the same class are reduced to one, which removes redundant copies
-    and all exact leakage between splits. Which copy is kept:
+    By default only byte-identical copies are suggested, because they are
+    certain; near copies need a person's look (two shots of one scene are
+    real data), and the Data page shows them side by side, with one click to
+    leave them out too (`near=True`). Within each group, copies in the same
+    class are reduced to one, which removes redundant copies and all leakage
+    between splits. Which copy is kept:
     - the user's own train/ and val/ (test/) folders: the training copy, so the
       model keeps its example and validation/test hold only unseen pictures;
     - class folders that tlcore splits itself: the first by path. Excluding
-      files redraws the split anyway, and a single copy cannot leak; choosing
-      by name keeps the suggestion the same whatever the seed.
+      files moves at most a picture or two between the splits, and a single
+      copy cannot leak; choosing by name keeps the suggestion the same whatever the seed.
 
     Label conflicts (one picture in two classes) are not resolved: only the
     user knows which class is right, so one copy per class is kept and the
@@ -235,19 +239,45 @@ def suggested_exclusions(audit: DatasetAudit) -> list[str]:
 
     Args:
         audit: an audit made with duplicate detection on.
+        near: also suggest near copies (one picture of each group per class is kept).
 
     Returns:
         Relative paths to exclude, sorted; empty when there is nothing safe to suggest.
     """
-    users_own_split = audit.layout == "split_folders"
-    excluded = set()
+    excluded: set[str] = set()
     for group in audit.duplicates:
-        kept: set[tuple[str, str]] = set()
-        members = group.members if users_own_split else sorted(group.members, key=lambda m: m.relative)
-        for member in members:  # in keep-first order
-            key = (member.sha256, member.label)
-            if key in kept:
-                excluded.add(member.relative)
-            else:
-                kept.add(key)
+        if near or group.kind == EXACT:
+            excluded.update(group_exclusions(audit, group))
+        else:  # a near group can hold exact copies of one another
+            excluded.update(group_exclusions(audit, group, exact_only=True))
     return sorted(excluded)
+
+
+def group_exclusions(audit: DatasetAudit, group: DuplicateGroup, exact_only: bool = False) -> list[str]:
+    """The files of one duplicate group to leave out so one copy per class is left (see `suggested_exclusions`).
+
+    Args:
+        audit: the audit the group is from (its layout decides which copy is kept).
+        group: one of `audit.duplicates`.
+        exact_only: reduce only byte-identical copies, leaving near copies be.
+
+    Returns:
+        Relative paths, in the group's order.
+    """
+    users_own_split = audit.layout == "split_folders"
+    members = group.members if users_own_split else sorted(group.members, key=lambda m: m.relative)
+    kept: set[tuple[str, str]] = set()
+    excluded = []
+    for member in members:  # in keep-first order
+        key = (member.sha256 if exact_only else "", member.label)
+        if key in kept:
+            excluded.append(member.relative)
+        else:
+            kept.add(key)
+    return excluded
+
+
+def files_outside_training(groups: list[DuplicateGroup]) -> list[str]:
+    """The validation and test copies of pictures that are also in training: what ends leakage when left out."""
+    return sorted({member.relative for group in groups if "train" in group.splits
+                   for member in group.members if member.split != "train"})

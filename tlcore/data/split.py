@@ -1,69 +1,91 @@
-"""The stratified, seeded train/validation split, keeping byte-identical copies on one side.
+"""The stratified, seeded train/validation split, keeping every copy of a picture on one side.
+
+Copies (byte-identical files and near copies: resized, re-saved, slightly
+edited) of one picture within a class form one unit that goes wholly to
+training or wholly to validation: a copy in validation of a training picture
+would inflate the accuracy. Units are ordered by a seeded hash of their own
+names, not by a shuffle of the whole class, so leaving a file out, or moving
+one to another class, changes where at most one other unit goes: two runs on
+the edited and the unedited dataset are checked on nearly the same pictures,
+and their results can be compared picture by picture.
 """
 
 from __future__ import annotations
 
-import os
-import random
+import hashlib
+from dataclasses import asdict
 
-from tlcore.data.duplicates import file_digests
-from tlcore.data.records import ImageRecord
+from tlcore.data import duplicates as duplicate_search
+from tlcore.data.records import DuplicateGroup, ImageRecord
 
 
-def split_records(records: list[ImageRecord], val_split: float, seed: int,
-                  copy_keys: dict[str, str] | None = None) -> list[ImageRecord]:
+def split_records(
+    records: list[ImageRecord], val_split: float, seed: int, groups: list[DuplicateGroup] | None = None
+) -> list[ImageRecord]:
     """Stratified, seeded train/validation split of one pool of images.
 
     Each class keeps at least one training image; a class with two or more
     images gives at least one to validation, so every class is validated.
-    Byte-identical copies within a class stay on the same side of the split:
-    a copy in validation of a training picture would inflate the accuracy.
+    Exact and near copies within a class stay on the same side of the split.
 
-    `copy_keys` (from `exact_copy_keys`, kept on the audit) saves looking the
-    copies up again when the same records are split anew.
+    Args:
+        records: the usable images, all of one pool (their `split` is ignored).
+        val_split: the fraction of each class for validation.
+        seed: makes the split repeatable; another seed draws another split.
+        groups: the duplicate groups of these records (`duplicates.find_duplicates`),
+            when the caller has them already; otherwise the copies are found
+            here from the kept picture hashes (`duplicates.copy_units`).
+
+    Returns:
+        The records with their `split` set to "train" or "val".
     """
-    copy_keys = exact_copy_keys(records) if copy_keys is None else copy_keys
+    unit_of = duplicate_search.copy_units(records) if groups is None else _unit_keys(groups)
     by_label: dict[str, list[ImageRecord]] = {}
     for record in sorted(records, key=lambda r: r.relative):
         by_label.setdefault(record.label, []).append(record)
     result = []
     for label, members in sorted(by_label.items()):
-        units = _copy_units(members, copy_keys)
-        random.Random(f"{seed}:{label}").shuffle(units)
-        count = len(members)
-        val_count = min(max(1, round(count * val_split)), count - 1) if count >= 2 else 0
-        in_val = 0
-        for unit in units:
-            split = "val" if in_val < val_count and count - in_val - len(unit) >= 1 else "train"
-            in_val += len(unit) if split == "val" else 0
-            result.extend(_with_split(record, split) for record in unit)
+        units = _copy_units(members, unit_of)
+        units.sort(key=lambda unit: _rank(seed, label, unit))
+        validated = _validation_units(units, len(members), val_split)
+        for index, unit in enumerate(units):
+            split = "val" if index in validated else "train"
+            result.extend(ImageRecord(**{**asdict(record), "split": split}) for record in unit)
     return result
 
 
-def _with_split(record: ImageRecord, split: str) -> ImageRecord:
-    """The record in another split (`dataclasses.replace` costs several times as much, at 100,000 records)."""
-    if record.split == split:
-        return record
-    return ImageRecord(record.path, record.relative, record.label, split, record.format, record.width, record.height,
-                       record.needs_conversion, record.frames)
+def _validation_units(units: list[list[ImageRecord]], count: int, val_split: float) -> set[int]:
+    """Which units (by index, in rank order) go to validation.
+
+    Units are taken in order while they fit the class's share; a unit too big
+    for it is passed over (one picture's many copies must not fill validation).
+    A class of two or more images that got none then gives its first unit
+    that leaves a training image, so every class is validated.
+    """
+    val_count = min(max(1, round(count * val_split)), count - 1) if count >= 2 else 0
+    chosen, in_val = set(), 0
+    for index, unit in enumerate(units):
+        if in_val + len(unit) <= val_count and count - in_val - len(unit) >= 1:
+            chosen.add(index)
+            in_val += len(unit)
+    if not chosen and val_count:
+        chosen = {next((i for i, unit in enumerate(units) if count - len(unit) >= 1), 0)} if len(units) > 1 else set()
+    return chosen
 
 
-def exact_copy_keys(records: list[ImageRecord]) -> dict[str, str]:
-    """Content hash of every file that has a same-size twin (only those can be copies)."""
-    by_size: dict[int, list[ImageRecord]] = {}
-    for record in records:
-        try:
-            by_size.setdefault(os.path.getsize(record.path), []).append(record)
-        except OSError:
-            continue
-    twins = [record for same_size in by_size.values() if len(same_size) > 1 for record in same_size]
-    digests = file_digests([record.path for record in twins])  # kept between audits: a new split reads no file
-    return {record.relative: digest for record, digest in zip(twins, digests, strict=True) if digest is not None}
+def _unit_keys(groups: list[DuplicateGroup]) -> dict[str, str]:
+    """{file: the first file (by name) of its duplicate group}; files in no group are their own unit."""
+    return {member.relative: min(group.files) for group in groups for member in group.members}
 
 
-def _copy_units(members: list[ImageRecord], copy_keys: dict[str, str]) -> list[list[ImageRecord]]:
-    """Group a class's records so exact copies form one unit, in name order."""
+def _copy_units(members: list[ImageRecord], unit_of: dict[str, str]) -> list[list[ImageRecord]]:
+    """Group a class's records so the copies of one picture form one unit, in name order."""
     units: dict[str, list[ImageRecord]] = {}
     for record in members:
-        units.setdefault(copy_keys.get(record.relative, "file:" + record.relative), []).append(record)
+        units.setdefault(unit_of.get(record.relative, record.relative), []).append(record)
     return list(units.values())
+
+
+def _rank(seed: int, label: str, unit: list[ImageRecord]) -> bytes:
+    """Where a unit comes in its class's order: a hash of the seed, the class and the unit's first name."""
+    return hashlib.sha256(f"{seed}:{label}:{unit[0].relative}".encode("utf-8", "surrogatepass")).digest()

@@ -29,7 +29,9 @@ def classification_report(
 
     Returns:
         A JSON-friendly dict. `confusion[i][j]` counts images of class i
-        predicted as class j.
+        predicted as class j. `pictures` lists every image (file, true and
+        predicted class, confidence) when `files` is given, so any cell of the
+        matrix can be shown; `mistakes` the wrong ones, most confident first.
     """
     true_labels = np.asarray(true_labels, dtype=int)
     probabilities = np.asarray(probabilities, dtype=float)
@@ -62,6 +64,11 @@ def classification_report(
             }
         )
     mistakes.sort(key=lambda item: -item["confidence"])
+    pictures = [
+        {"file": files[index], "true": class_names[true_labels[index]], "predicted": class_names[predicted[index]],
+         "confidence": float(probabilities[index, predicted[index]])}
+        for index in range(count)
+    ] if files else []
     supported = [row for row in per_class if row["support"]]
     return {
         "images": count,
@@ -73,7 +80,29 @@ def classification_report(
         "class_names": list(class_names),
         "mistakes": mistakes[:MAX_MISTAKES_LISTED],
         "mistakes_total": len(mistakes),
+        "pictures": pictures,
     }
+
+
+def cell_pictures(report: dict, cells: list[tuple[str, str]] | None = None) -> list[dict]:
+    """The pictures of some cells of the confusion matrix, most confident first.
+
+    Args:
+        report: a `classification_report`.
+        cells: (true class, predicted class) pairs; None or empty means every mistake.
+
+    Returns:
+        Rows {"file", "true", "predicted", "confidence"}. A report written
+        before pictures were listed has only its mistakes, so a diagonal cell
+        of such a report has none.
+    """
+    rows = report.get("pictures") or report.get("mistakes") or []
+    if cells:
+        wanted = set(cells)
+        chosen = [row for row in rows if (row["true"], row["predicted"]) in wanted]
+    else:
+        chosen = [row for row in rows if row["true"] != row["predicted"]]
+    return sorted(chosen, key=lambda row: (-row["confidence"], row["file"] or ""))
 
 
 def write_evaluation(run_dir: pathlib.Path, reports: dict[str, dict]) -> dict:

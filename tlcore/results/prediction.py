@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import tempfile
+import weakref
 import zipfile
 from dataclasses import dataclass
 
@@ -13,6 +15,7 @@ import numpy as np
 from tlcore import paths
 from tlcore.data import images
 from tlcore.errors import InputError
+from tlcore.results import doubt as doubt_rule
 from tlcore.runs import folder as run_folder
 from tlcore.runs import record as run_record
 from tlcore.training import pipeline
@@ -22,15 +25,18 @@ from tlcore.training import pipeline
 class Prediction:
     file: str
     top: list[tuple[str, float]]  # (class, probability), most likely first
+    doubt: object = None  # a `doubt.Doubt`: whether the picture looks like none of the classes
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "top": [{"class": name, "probability": p} for name, p in self.top]}
+        data = {"file": self.file, "top": [{"class": name, "probability": p} for name, p in self.top]}
+        if self.doubt is not None:
+            data["unfamiliar"] = self.doubt.unfamiliar
+            data["doubt"] = self.doubt.to_dict()
+        return data
 
 
 def load_run_model(run_dir: str | os.PathLike):
     """Load a run's model.keras safely (no arbitrary code) with its labels."""
-
-
     path = run_folder.require_run_dir(run_dir)
     model_path = path / run_folder.MODEL_FILE
     if not model_path.is_file():
@@ -85,7 +91,10 @@ def prepare_images(files: list[str | os.PathLike], image_size: int) -> np.ndarra
 
 def predict_arrays(model, labels: list[str], batch: np.ndarray, top_k: int = 3) -> list[list[tuple[str, float]]]:
     """Top-k (class, probability) for each image in a prepared batch."""
-    probabilities = np.asarray(model.predict(batch, verbose=0))
+    return _ranked(np.asarray(model.predict(batch, verbose=0)), labels, top_k)
+
+
+def _ranked(probabilities: np.ndarray, labels: list[str], top_k: int) -> list[list[tuple[str, float]]]:
     top_k = max(1, min(top_k, len(labels)))
     result = []
     for row in probabilities:
@@ -94,13 +103,67 @@ def predict_arrays(model, labels: list[str], batch: np.ndarray, top_k: int = 3) 
     return result
 
 
-def predict_files(run_dir: str | os.PathLike, files: list[str | os.PathLike], top_k: int = 3) -> list[Prediction]:
-    """Classify image files with a run's best model.
+_FEATURE_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _features_and_probabilities_model(model):
+    """raw image -> [pooled features, probabilities], sharing the model's layers (built once per model)."""
+    import keras
+
+    from tlcore.model.build import POOL_LAYER
+
+    try:
+        return _FEATURE_MODELS[model]
+    except (KeyError, TypeError):
+        pass
+    built = keras.Model(model.inputs, [model.get_layer(POOL_LAYER).output, model.outputs[0]], name=model.name + "_pooled")
+    with contextlib.suppress(TypeError):
+        _FEATURE_MODELS[model] = built
+    return built
+
+
+def pooled_features(model, batch: np.ndarray) -> np.ndarray:
+    """The pooled backbone features (what the classifier sees) of a prepared batch, (N, channels)."""
+    return np.asarray(_features_and_probabilities_model(model).predict(batch, verbose=0)[0])
+
+
+def doubt_reference(run_dir, model, labels: list[str]) -> tuple[dict, np.ndarray] | None:
+    """The run's reference for the doubt rule (`tlcore.results.doubt`): kept in the run folder, else computed and kept.
+
+    Returns:
+        (facts with the threshold, the reference pictures' unit features), or
+        None when the run lists fewer than two training pictures that are still there.
+    """
+    path = pathlib.Path(run_dir)
+    model_file = path / run_folder.MODEL_FILE
+    stamp = model_file.stat().st_mtime_ns if model_file.exists() else 0
+    wanted = {"version": doubt_rule.REFERENCE_VERSION, "model_stamp": stamp, "quantile": doubt_rule.DISTANCE_QUANTILE,
+              "neighbours": doubt_rule.NEIGHBOURS}
+    facts = run_folder.read_json(path / doubt_rule.DOUBT_FILE, None)
+    if isinstance(facts, dict) and all(facts.get(key) == value for key, value in wanted.items()):
+        with contextlib.suppress(OSError, ValueError):
+            return facts, np.load(path / doubt_rule.DOUBT_FEATURES_FILE, allow_pickle=False)
+    files, _ = doubt_rule.reference_files(path, labels)
+    if len(files) < 2:
+        return None
+    facts, features = doubt_rule.build_reference(pooled_features(model, prepare_images(files, model.input_shape[1])), labels)
+    facts["model_stamp"] = stamp
+    with contextlib.suppress(OSError):  # keeping it is a shortcut; the reference is still good for this call
+        np.save(path / doubt_rule.DOUBT_FEATURES_FILE, features, allow_pickle=False)
+        run_folder.write_json_atomic(path / doubt_rule.DOUBT_FILE, facts)  # last: its presence says both are complete
+    return facts, features
+
+
+def predict_files(run_dir: str | os.PathLike, files: list[str | os.PathLike], top_k: int = 3,
+                  with_doubt: bool = True) -> list[Prediction]:
+    """Classify image files with a run's best model, saying when a picture looks like none of the classes.
 
     Args:
         run_dir: a run folder with a model.keras.
         files: image files, any format the audit accepts.
         top_k: how many classes to return per image.
+        with_doubt: also apply the doubt rule (`tlcore.results.doubt`); the
+            first time for a run, its reference is computed from training pictures.
 
     Returns:
         One `Prediction` per file, in order.
@@ -109,7 +172,11 @@ def predict_files(run_dir: str | os.PathLike, files: list[str | os.PathLike], to
         raise InputError("no images given; name one or more image files to classify.")
     model, labels = load_run_model(run_dir)
     batch = prepare_images(files, model.input_shape[1])
-    return [Prediction(str(file), top) for file, top in zip(files, predict_arrays(model, labels, batch, top_k), strict=False)]
+    pooled, probabilities = (np.asarray(part) for part in _features_and_probabilities_model(model).predict(batch, verbose=0))
+    reference = doubt_reference(run_dir, model, labels) if with_doubt else None
+    doubts = doubt_rule.assess(*reference, pooled) if reference else [None] * len(files)
+    ranked = _ranked(probabilities, labels, top_k)
+    return [Prediction(str(file), top, doubt) for file, top, doubt in zip(files, ranked, doubts, strict=True)]
 
 
 def predict_bytes(model, labels: list[str], data: bytes, top_k: int = 3) -> list[tuple[str, float]]:

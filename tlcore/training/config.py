@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from tlcore.data.edits import DatasetEdits, relabel_pairs
 from tlcore.errors import InputError
 from tlcore.model.augmentation import AUGMENT_PRESETS
 from tlcore.model.backbones import DEFAULT_BACKBONE, get_backbone, validate_image_size
@@ -56,6 +57,10 @@ class TrainConfig:
         weights: "imagenet" or "none" (random initialisation, mostly for tests).
         excluded_files: dataset files to leave out (paths relative to the data
             folder), as chosen in the audit; the user's files are never touched.
+        relabels: (file, class) pairs (or a {file: class} dict): files used
+            with another class than their folder's, as chosen in the audit or on
+            the Evaluate page; the files stay where they are. With
+            `excluded_files`, the run's `DatasetEdits` (`edits`).
     """
 
     data: str
@@ -79,11 +84,13 @@ class TrainConfig:
     feature_cache: str = "auto"
     weights: str = "imagenet"
     excluded_files: tuple[str, ...] = field(default_factory=tuple)
+    relabels: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         excluded = self.excluded_files
         # One path given as a string must not become a tuple of its characters.
         object.__setattr__(self, "excluded_files", (excluded,) if isinstance(excluded, str) else tuple(excluded))
+        object.__setattr__(self, "relabels", relabel_pairs(self.relabels))
         spec = get_backbone(self.backbone)
         if self.image_size:
             validate_image_size(spec, self.image_size)
@@ -123,9 +130,19 @@ class TrainConfig:
         """The image size actually used (the backbone's native size if 0)."""
         return self.image_size or get_backbone(self.backbone).input_size
 
+    @property
+    def edits(self) -> DatasetEdits:
+        """The files this run leaves out or counts in another class."""
+        return DatasetEdits(self.excluded_files, self.relabels)
+
+    def with_edits(self, edits: DatasetEdits) -> "TrainConfig":
+        """The same settings with these dataset edits instead of the current ones."""
+        return self.replace(excluded_files=edits.excluded_files, relabels=edits.relabels)
+
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["excluded_files"] = list(self.excluded_files)
+        data["relabels"] = dict(self.relabels)  # {file: class}, as an edits file has them
         return data
 
     def to_json(self) -> str:

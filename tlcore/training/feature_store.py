@@ -196,7 +196,8 @@ class FeatureStore:
             output = np.lib.format.open_memmap(array_path, mode="w+", dtype="float32",
                                                shape=(len(identities), *features.shape[1:]))
             for start in range(0, len(keep_rows), 1024):
-                output[start : start + 1024] = self._features[keep_rows[start : start + 1024]]
+                rows = keep_rows[start : start + 1024]  # fewer than 1024 at the end: the slice of output must match
+                output[start : start + len(rows)] = self._features[rows]
             for start in range(0, len(features), 1024):
                 output[len(keep_rows) + start : len(keep_rows) + start + 1024] = features[start : start + 1024]
             output.flush()

@@ -243,7 +243,8 @@ def _audit_for_training(config: TrainConfig, audit_future: Future | None = None)
     from tlcore.data import audit as data_audit
 
     # Duplicate search is for the audit screen; training only needs the usable files.
-    return data_audit.audit_dataset(config.data, config.val_split, config.seed, config.excluded_files, find_duplicates=False)
+    return data_audit.audit_dataset(config.data, config.val_split, config.seed, config.excluded_files,
+                                    find_duplicates=False, relabels=config.relabels)
 
 
 def audit_in_background(config: TrainConfig) -> Future:
