@@ -90,7 +90,7 @@ def test_the_menu_chooses_a_cell_as_a_click_would(populated, monkeypatch):
 def test_a_mistake_moved_to_its_class_is_trained_again_with_the_same_settings(populated, dataset, home, monkeypatch):
     _no_model(monkeypatch)
     calls = []
-    monkeypatch.setattr(tlcore.training.launch, "start_training", _fake_start(home, calls))
+    monkeypatch.setattr(tlcore.training.launch, "queue_training", _fake_start(home, calls))
     app = _run("pages/evaluate.py")
     wrong = next(box for box in app.selectbox if box.key.endswith("_move"))
 
@@ -142,7 +142,7 @@ def test_moving_one_picture_on_the_data_page_changes_the_counts_and_the_training
     assert "**square** (7 pictures)" in _texts(app) and "**circle** (5 pictures)" in _texts(app)
     assert {m.label: m.value for m in app.metric}["Your changes"] == "1"
     calls = []
-    monkeypatch.setattr(tlcore.training.launch, "start_training", _fake_start(home, calls))
+    monkeypatch.setattr(tlcore.training.launch, "queue_training", _fake_start(home, calls))
     _run("pages/train.py").button(key="train_start").click().run()
     assert calls[0].relabels == (("circle/circle_000.jpg", "square"),)
 

@@ -62,7 +62,7 @@ def train_again(run_dir: str | os.PathLike, edits: DatasetEdits, runs_dir: str |
         raise InputError(f"there are no fixes that run {path.name} was not trained with; mark pictures to move or "
                          "leave out first (or start a new run on the Train page).")
     config = TrainConfig.from_run(path)
-    new_run = launch.start_training(config.with_edits(config.edits.merged(edits)), runs_dir)
+    new_run = launch.queue_training(config.with_edits(config.edits.merged(edits)), runs_dir)  # in line, as any Start
     run_folder.write_json_atomic(new_run / PREVIOUS_RUN_FILE, {"run": path.name, "run_dir": str(path.resolve()),
                                                                "fixes": pending_fixes(path, edits).to_dict()})
     return new_run
