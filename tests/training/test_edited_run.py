@@ -40,7 +40,7 @@ def test_an_edited_run_trains_with_its_edits_and_reproduces_from_its_config(shar
 
 
 def _fake_start(calls):
-    def start_training(config, runs_dir=None):
+    def start_training(config, runs_dir=None, **options):
         calls.append(config)
         run_dir = run_folder.new_run_dir(runs_dir, config.backbone, config.data)
         (run_dir / run_folder.CONFIG_FILE).write_text(config.to_json())
@@ -53,7 +53,7 @@ def test_training_again_adds_the_fixes_to_the_runs_edits_and_links_back(tmp_path
     old = run_folder.new_run_dir(tmp_path / "runs", "mobilenetv2_035", "pets")
     (old / run_folder.CONFIG_FILE).write_text(TrainConfig(data="pets", excluded_files=("a.jpg",), epochs=3).to_json())
     calls = []
-    monkeypatch.setattr(launch, "start_training", _fake_start(calls))
+    monkeypatch.setattr(launch, "queue_training", _fake_start(calls))
     fixes = DatasetEdits(("a.jpg", "b.jpg"), {"cats/dog.jpg": "dogs"})
 
     assert again.pending_fixes(old, fixes) == DatasetEdits(("b.jpg",), {"cats/dog.jpg": "dogs"})
