@@ -15,8 +15,8 @@ import pathlib
 from tlcore.data.edits import DatasetEdits
 from tlcore.errors import InputError
 from tlcore.runs import folder as run_folder
-from tlcore.training.config import TrainConfig
 from tlcore.training import launch
+from tlcore.training.config import TrainConfig
 
 PREVIOUS_RUN_FILE = "previous_run.json"
 
