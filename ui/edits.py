@@ -66,7 +66,7 @@ def show_changes(path: str, key: str = "data_changes") -> None:
     title = (f"Your changes: {len(edits.excluded_files)} left out, {len(edits.relabels)} moved to another class "
              "(your files are not touched)")
     with st.expander(title, expanded=False):
-        for index, (file, what) in enumerate(lists.paged(rows, key, per_page=10, noun="changes")):
+        for index, (file, what) in enumerate(lists.paged(rows, key, per_page=10, noun="change")):
             text, button = st.columns([5, 1], vertical_alignment="center")
             text.markdown(f"`{file}`: {what}")
             undo_button(path, [file], key=f"{key}_undo_{index}_{file}", container=button)

@@ -28,7 +28,7 @@ COLUMNS = 4
 
 
 def confusion_figure(report: dict) -> go.Figure:
-    """The confusion matrix as a heatmap whose cells can be clicked (or box-selected)."""
+    """The confusion matrix as a heatmap whose cells can be clicked (shift-click adds cells)."""
     names, matrix = report["class_names"], report["confusion"]
     cells = [(true, said) for true in names for said in names]
     figure = go.Figure(go.Heatmap(
@@ -40,16 +40,19 @@ def confusion_figure(report: dict) -> go.Figure:
         customdata=[[true, said] for true, said in cells],
         text=[f"{matrix[names.index(true)][names.index(said)]} picture(s)" for true, said in cells],
         hovertemplate="true class %{y}, model said %{x}: %{text}<extra>click to see them</extra>",
-        marker={"symbol": "square", "size": max(24, 300 // max(1, len(names))), "color": "rgba(0,0,0,0)"},
+        marker={"symbol": "square", "size": max(16, min(44, 240 // max(1, len(names)))), "color": "rgba(0,0,0,0)"},
         selected={"marker": {"color": "rgba(255,140,0,0.35)"}}, unselected={"marker": {"opacity": 0}},
         showlegend=False,
     ))
     figure.update_layout(
         title="Confusion matrix (click a cell)", height=120 + 60 * len(names), margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        xaxis_title="what the model said", yaxis_title="true class", dragmode="select",
+        xaxis_title="what the model said", yaxis_title="true class",
+        dragmode=False,  # with a drag mode, Plotly turns a click into an empty box selection
+        hovermode="closest", hoverdistance=-1,  # a click anywhere in a cell picks that cell's marker
     )
-    figure.update_xaxes(type="category", fixedrange=True)
-    figure.update_yaxes(type="category", autorange="reversed", fixedrange=True)
+    # Fixed ranges: the markers must not pad the axes, so each cell is exactly 1/n of the plot.
+    figure.update_xaxes(type="category", fixedrange=True, range=[-0.5, len(names) - 0.5])
+    figure.update_yaxes(type="category", fixedrange=True, range=[len(names) - 0.5, -0.5])
     return figure
 
 
@@ -68,9 +71,9 @@ def cells_from_points(points: list[dict]) -> list[tuple[str, str]]:
 def show_matrix(report: dict, key: str) -> list[tuple[str, str]]:
     """The clickable matrix, and a menu for the same choice; returns the chosen cells ([] for every mistake)."""
     event = st.plotly_chart(confusion_figure(report), key=f"evaluate_confusion_{key}", on_select="rerun",
-                            selection_mode=("points", "box"), config={"displayModeBar": False})
+                            selection_mode="points", config={"displayModeBar": False})
     st.caption("Each row is a true class, each column what the model said; the diagonal holds the right answers. "
-               "Click a cell (or drag over several) to see its pictures.")
+               "Click a cell to see its pictures (shift-click to add more cells, double-click to clear).")
     try:
         cells = cells_from_points(event["selection"]["points"])
     except (KeyError, TypeError):
@@ -136,12 +139,14 @@ def show_pictures(run_dir: pathlib.Path, report: dict, cells: list[tuple[str, st
     if not rows:
         st.success("No mistakes on these pictures." if not cells else "No pictures in this cell.")
         return
-    st.caption("Most confident first. The colours show where the model looked to decide (red: most). "
-               "A picture in the wrong folder can be moved to its class; a picture that does not belong can be left out.")
-    shown = lists.paged(rows, f"evaluate_pictures_{key}", PICTURES_PER_PAGE, "pictures")
+    st.caption("Most confident first. A picture in the wrong folder can be moved to its class; a picture that does "
+               "not belong can be left out.")
+    shown = lists.paged(rows, f"evaluate_pictures_{key}", PICTURES_PER_PAGE, "picture")
     asked = st.session_state.get(f"evaluate_heatmaps_{key}") or bool(cells)
     found = _heatmaps(run_dir, [row["file"] for row in shown], compute=asked)
-    if not asked and len(found) < len(shown):
+    if len(found) == len(shown):
+        st.caption("Heatmaps: the colours show where the model looked to decide (red: most, blue: least).")
+    elif not asked:
         st.button("Show where the model looked", key=f"evaluate_heatmaps_button_{key}",
                   on_click=lambda: st.session_state.update({f"evaluate_heatmaps_{key}": True}))
     data = tlcore.run_config(run_dir).get("data")
@@ -217,11 +222,16 @@ def show_comparison(before: pathlib.Path, after: pathlib.Path) -> None:
                       delta=None if change is None else f"{100 * change:+.0f} points")
     columns[2].metric("On the same pictures", f"{words.percent(same['accuracy_before'])} → {words.percent(same['accuracy_after'])}",
                       help=f"The {same['images']} checking pictures both trainings were checked on.")
-    st.dataframe([{"class": row["class"], "F1 before": row["f1_before"], "F1 after": row["f1_after"],
-                   "change": row["f1_change"]} for row in comparison["per_class"]],
-                 hide_index=True, key="evaluate_compare_classes",
-                 column_config={name: st.column_config.NumberColumn(name, format="percent")
-                                for name in ("F1 before", "F1 after", "change")})
+    def points(value):
+        return None if value is None else 100 * value
+
+    st.dataframe([{"class": row["class"], "F1 before": points(row["f1_before"]), "F1 after": points(row["f1_after"]),
+                   "change": points(row["f1_change"])} for row in comparison["per_class"]],
+                 hide_index=True, key="evaluate_compare_classes", column_config={
+                     "F1 before": st.column_config.NumberColumn("F1 before", format="%.0f%%"),
+                     "F1 after": st.column_config.NumberColumn("F1 after", format="%.0f%%"),
+                     "change": st.column_config.NumberColumn("change (points)", format="%+.0f",
+                                                             help="F1 after minus F1 before; more is better.")})
     for title, rows in (("Fixed: wrong before, right now", comparison["fixed"]),
                         ("New mistakes: right before, wrong now", comparison["new_mistakes"])):
         st.markdown(f"**{title} ({len(rows)})**")

@@ -93,7 +93,7 @@ def show_duplicates(path: str, audit) -> None:
         edits.leave_out_button(path, every, f"Leave out every copy, near ones too ({len(every)})", "data_exclude_near",
                                help="Near copies are resized or re-saved versions; look first: two shots of one scene "
                                "are real data.", container=right)
-        for group in lists.paged(groups, "data_duplicates", GROUPS_PER_PAGE, "groups"):
+        for group in lists.paged(groups, "data_duplicates", GROUPS_PER_PAGE, "group"):
             st.markdown(f"**{group.kind} copies** — {group.explanation}")
             charts.show_thumbnails([str(pathlib.Path(audit.root) / m.relative) for m in group.members],
                                    [f"{lists.short_name(m.relative)} · {m.label} · {SPLIT_WORDS.get(m.split, m.split)}"

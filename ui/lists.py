@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import words
 
-def paged(items: list, key: str, per_page: int = 10, noun: str = "items") -> list:
+
+def paged(items: list, key: str, per_page: int = 10, noun: str = "item") -> list:
     """The items to show now, after a line saying which of how many they are and controls to see the others.
 
     Args:
         items: everything there is to show.
         key: a prefix for the widgets' keys (one list, one key).
         per_page: how many to show at once.
-        noun: what the items are, in the plural ("groups", "pictures").
+        noun: what one item is ("group", "picture").
 
     Returns:
         The slice of `items` on the current page (all of them when "show all" is on).
@@ -25,18 +27,18 @@ def paged(items: list, key: str, per_page: int = 10, noun: str = "items") -> lis
     total = len(items)
     if total <= per_page:
         if total:
-            st.caption(f"All {total} {noun}.")
+            st.caption(f"{words.count(total, noun)}." if total == 1 else f"All {words.count(total, noun)}.")
         return list(items)
     pages = -(-total // per_page)
     left, right = st.columns([3, 1], vertical_alignment="center")
-    show_all = right.toggle("Show all", key=f"{key}_show_all", help=f"All {total} {noun} at once.")
+    show_all = right.toggle("Show all", key=f"{key}_show_all", help=f"All {words.count(total, noun)} at once.")
     if show_all:
-        left.caption(f"All {total} {noun}.")
+        left.caption(f"All {words.count(total, noun)}.")
         return list(items)
     page = left.number_input(f"Page (of {pages})", 1, pages, 1, key=f"{key}_page")
     start = (int(page) - 1) * per_page
     shown = items[start:start + per_page]
-    left.caption(f"Showing {start + 1}–{start + len(shown)} of {total} {noun}.")
+    left.caption(f"Showing {start + 1}–{start + len(shown)} of {words.count(total, noun)}.")
     return list(shown)
 
 

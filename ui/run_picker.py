@@ -82,7 +82,12 @@ def choose_run(key: str, label: str, usable: Callable[[dict], bool]) -> pathlib.
     names = list(by_name)
     remembered = remembered_run()
     index = names.index(remembered.name) if remembered is not None and remembered.name in names else 0
-    name = st.selectbox(label, names, index=index, key=key, format_func=lambda n: describe_run(by_name[n]))
+    if st.session_state.get(key) not in names:
+        st.session_state.pop(key, None)  # a run deleted since: start again from the remembered one
+    elif remembered is not None and remembered.name in names and st.session_state[key] != remembered.name:
+        st.session_state[key] = remembered.name  # the address moved on (a run was attached elsewhere): follow it
+    starting = {} if key in st.session_state else {"index": index}
+    name = st.selectbox(label, names, key=key, format_func=lambda n: describe_run(by_name[n]), **starting)
     run_dir = pathlib.Path(by_name[name]["run_dir"])
     attach_run(run_dir)
     return run_dir

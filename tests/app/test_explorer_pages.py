@@ -11,7 +11,7 @@ import os
 import time
 
 import numpy as np
-from test_app_pages import (  # noqa: F401  (fixtures, by name)
+from test_app_pages import (  # noqa: F401  (fixtures are used by name)
     CLASSES,
     RUN_NAME,
     _fake_start,

@@ -90,10 +90,7 @@ def audit_dataset(
         config = TrainConfig(data="photos/", excluded_files=tuple(suggested_exclusions(audit)))
     """
     _check_val_split(val_split)
-    if isinstance(excluded_files, (str, os.PathLike)):
-        excluded_files = (excluded_files,)  # one path, not a sequence of characters
-    excluded = {normalise_relative(os.fspath(name)) for name in excluded_files}
-    audit = _usable_images(source, excluded, dict(relabel_pairs(relabels)), progress)
+    audit = _usable_images(source, _excluded_set(excluded_files), dict(relabel_pairs(relabels)), progress)
     # Found before the split, which keeps each group's copies in a class on one side.
     groups = duplicate_search.find_duplicates(audit.records) if find_duplicates else None
     if audit.layout == "class_folders":
@@ -106,6 +103,12 @@ def audit_dataset(
         audit.duplicates_checked = True
     audit.findings = dataset_findings(audit)
     return audit
+
+
+def _excluded_set(excluded_files) -> set[str]:
+    if isinstance(excluded_files, (str, os.PathLike)):
+        excluded_files = (excluded_files,)  # one path, not a sequence of characters
+    return {normalise_relative(os.fspath(name)) for name in excluded_files}
 
 
 def _usable_images(source, excluded: set[str], relabels: dict[str, str], progress=None) -> DatasetAudit:

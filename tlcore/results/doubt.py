@@ -115,15 +115,9 @@ def assess(facts: dict, reference: np.ndarray, pooled: np.ndarray, margin: float
     """
     threshold = margin * float(facts["threshold"])
     distances = nearest_distances(pooled, reference, int(facts.get("neighbours", NEIGHBOURS)))
-    reason = ("it is farther from the pictures the model learned from than almost any of them is from the others "
-              f"({distance_words(facts)})")
+    reason = "it is farther from the pictures the model learned from than almost any of them is from the others"
     return [Doubt(bool(value > threshold), float(value), threshold, reason if value > threshold else "")
             for value in distances]
-
-
-def distance_words(facts: dict) -> str:
-    return (f"mean distance to its {facts.get('neighbours', NEIGHBOURS)} nearest training pictures above what "
-            f"{float(facts.get('quantile', DISTANCE_QUANTILE)):.0%} of training pictures have")
 
 
 def reference_files(run_dir: pathlib.Path, labels: list[str]) -> tuple[list[str], list[int]]:

@@ -53,22 +53,13 @@ def classification_report(
         )
     picked = probabilities[np.arange(count), true_labels] if count else np.zeros(0)
     loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))) if count else None
-    mistakes = []
-    for index in np.flatnonzero(predicted != true_labels):
-        mistakes.append(
-            {
-                "file": files[index] if files else None,
-                "true": class_names[true_labels[index]],
-                "predicted": class_names[predicted[index]],
-                "confidence": float(probabilities[index, predicted[index]]),
-            }
-        )
-    mistakes.sort(key=lambda item: -item["confidence"])
-    pictures = [
-        {"file": files[index], "true": class_names[true_labels[index]], "predicted": class_names[predicted[index]],
-         "confidence": float(probabilities[index, predicted[index]])}
+    rows = [
+        {"file": files[index] if files else None, "true": class_names[true_labels[index]],
+         "predicted": class_names[predicted[index]], "confidence": float(probabilities[index, predicted[index]])}
         for index in range(count)
-    ] if files else []
+    ]
+    mistakes = sorted((row for row in rows if row["true"] != row["predicted"]), key=lambda item: -item["confidence"])
+    pictures = rows if files else []
     supported = [row for row in per_class if row["support"]]
     return {
         "images": count,
