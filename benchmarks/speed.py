@@ -5,7 +5,8 @@ Runs, on one dataset, with MobileNetV2 (width 0.35) at 224 px:
      (the best of batches of 16, 32 and 64), as Keras builds it and (1b) with batch
      normalization folded into the convolutions, as tlcore's feature pass runs it;
   2. the plain recipe (benchmarks/plain_recipe.py), frozen backbone, 10 epochs;
-  3. `tlcore train DATA --backbone mobilenetv2_035 --epochs 10 --freeze all --augment none`;
+  3. `tlcore train DATA --preset fast --backbone mobilenetv2_035 --epochs 10 --freeze all --augment none`
+     (the fast preset: today's frozen run);
   4. the same with the top two blocks trainable, against the plain recipe with
      the same blocks trainable;
   5. peak memory (max RSS) of each process;
@@ -100,8 +101,8 @@ def tlcore_train(data: str, epochs: int, freeze: str, home: str | None, env: dic
     """One `tlcore train` process; with `home` None, in a fresh TLCORE_HOME (no features stored by earlier runs)."""
     with tempfile.TemporaryDirectory() as fresh:
         home = home or fresh
-        command = [sys.executable, "-m", "tlcore", "train", data, "--backbone", "mobilenetv2_035", "--epochs", str(epochs),
-                   "--freeze", freeze, "--augment", "none", "--runs-dir", str(pathlib.Path(home, "runs")), "--json"]
+        command = [sys.executable, "-m", "tlcore", "train", data, "--preset", "fast", "--backbone", "mobilenetv2_035",
+                   "--epochs", str(epochs), "--freeze", freeze, "--augment", "none", "--runs-dir", str(pathlib.Path(home, "runs")), "--json"]
         result = run_process(command, {**env, "TLCORE_HOME": home})
         rows = [json.loads(line) for line in pathlib.Path(result["run_dir"], "metrics.jsonl").read_text().splitlines() if line.strip()]
     passes = [row for row in rows if row.get("type") == "feature_pass" and not row.get("reused")]

@@ -8,6 +8,7 @@ import tlcore
 from ui import audit_cache, charts, choices, gate, messages
 
 PRESETS = {
+    "auto": "Let the training preset choose (recommended): it picks from the number of your pictures",
     "all": "Only the new last layer learns (feature extraction): fastest, best for small datasets",
     "top": "The new last layer and the top blocks learn (fine-tuning)",
     "none": "Everything learns (full fine-tuning): slowest, needs many pictures",
@@ -131,7 +132,9 @@ def remembered_freeze(backbone: str, names: list[str]) -> tuple[str, list[str]]:
     A remembered option this backbone cannot take (a block name it does not
     have) starts over from "all", and says so.
     """
-    remembered = choice["freeze"] if choice["backbone"] == backbone else "all"
+    remembered = choice["freeze"] if choice["backbone"] == backbone else choices.FREEZE_BY_PRESET
+    if remembered == choices.FREEZE_BY_PRESET:
+        return remembered, []
     try:
         trainable = tlcore.parse_freeze(remembered, names)
     except tlcore.InputError:
@@ -142,7 +145,7 @@ def remembered_freeze(backbone: str, names: list[str]) -> tuple[str, list[str]]:
 
 
 def preset_of(freeze: str) -> str:
-    if freeze in ("all", "none"):
+    if freeze in ("all", "none", choices.FREEZE_BY_PRESET):
         return freeze
     return "top" if freeze.startswith("top:") else "custom"
 
@@ -166,7 +169,7 @@ def freezing_map(backbone: str) -> str:
         count = st.slider("How many top blocks learn", 1, len(names), min(max(start, 1), len(names)),
                           key="model_top_blocks", help="Counted from the top (the output end) of the model.")
         trainable = names[len(names) - count:]
-    elif preset == "all":
+    elif preset in ("all", "auto"):
         trainable = []
     elif preset == "none":
         trainable = list(names)
@@ -189,10 +192,16 @@ def freezing_map(backbone: str) -> str:
         trainable = [name for name, learns in zip(edited["block"], edited["learns"], strict=True) if learns]
     else:
         st.dataframe(table, hide_index=True, key="model_blocks_view", height=300, column_config=BLOCK_COLUMNS)
+    if preset == "auto":
+        st.caption("The Train page's preset decides: with a hundred pictures or more, the best-quality preset lets the "
+                   "top two blocks learn too, gently, after the new last layer; the quick check keeps them all frozen.")
+        return choices.FREEZE_BY_PRESET
     return tlcore.freeze_option(trainable, names)
 
 
 def show_counts(backbone: str, freeze: str) -> None:
+    if freeze == choices.FREEZE_BY_PRESET:
+        return
     classes = _class_count()
     summary = tlcore.trainable_summary(backbone, freeze, classes)
     trainable, frozen = summary["trainable_params"], summary["frozen_params"]

@@ -13,6 +13,12 @@ Example:
 
 import importlib as _importlib
 import os as _os
+import time as _time
+
+# When this process started using tlcore: a run started from the command line
+# records it, so the time estimate can learn how long Python and the TensorFlow
+# import take on this machine.
+PROCESS_STARTED_AT = _time.time()
 
 # TensorFlow's C++ start-up chatter would bury the messages meant for the user.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -112,6 +118,12 @@ _PUBLIC = {
     "DEFAULT_BATCH_SIZE": "tlcore.training.config",
     "estimate_run": "tlcore.training.estimate",
     "RunEstimate": "tlcore.training.estimate",
+    # The presets: what a run does with no setting touched.
+    "apply_preset": "tlcore.training.recipe",
+    "describe_choice": "tlcore.training.recipe",
+    "preset_settings": "tlcore.training.recipe",
+    "PRESET_INFO": "tlcore.training.recipe",
+    "DEFAULT_PRESET": "tlcore.training.recipe",
     # The fair queue: runs wait in line for the machine's training slots.
     "queue_training": "tlcore.training.launch",
     "queue_place": "tlcore.runs.dispatch",

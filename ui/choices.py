@@ -18,9 +18,11 @@ import tlcore
 
 STATE_FILE = "app_state.json"
 
+FREEZE_BY_PRESET = "auto"  # the Model page's "let the training preset choose" (not a TrainConfig value)
+
 DEFAULT_MODEL_CHOICE = {
     "backbone": "mobilenetv2_035",
-    "freeze": "all",
+    "freeze": FREEZE_BY_PRESET,
     "dropout": 0.2,
     "label_smoothing": 0.1,
     "image_size": 0,

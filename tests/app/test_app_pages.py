@@ -258,6 +258,9 @@ def _learning(app: AppTest) -> int:
 
 def test_freezing_preset_changes_the_trainable_count():
     app = _run("pages/model.py")
+    assert app.radio(key="model_freeze_preset").value == "auto", "the training preset chooses until the user does"
+    assert app.session_state["model_choice"]["freeze"] == "auto"
+    app.radio(key="model_freeze_preset").set_value("all").run()
     head_only = _learning(app)
 
     app.radio(key="model_freeze_preset").set_value("top").run()
@@ -321,12 +324,14 @@ def test_start_training_starts_a_run_and_attaches_to_it(home, dataset, monkeypat
     calls = []
     monkeypatch.setattr(tlcore.training.launch, "queue_training", _fake_start(home, calls))
     app = _run("pages/train.py")
-    app.number_input(key="train_epochs").set_value(4).run()
+    app.number_input(key="train_epochs_best").set_value(4).run()
+    assert "Changed by hand: epochs" in _texts(app)
 
     app.button(key="train_start").click().run()
 
     assert not app.exception, app.exception
     assert len(calls) == 1 and calls[0].epochs == 4 and calls[0].data == str(dataset)
+    assert calls[0].preset == "best"
     assert app.query_params["run"] == "20261122-130000-mobilenetv2_035-shapes"
     assert app.button(key="train_stop").label == "Stop"
     assert app.get("progress")
@@ -351,7 +356,25 @@ def test_the_time_estimate_knows_when_features_were_kept(home, dataset):
     after = _texts(_run("pages/train.py"))
 
     assert "Time: about" in before and "kept" not in before
-    assert "were kept" in after
+    assert "kept from an earlier run" in after
+
+
+def test_the_two_presets_are_offered_with_their_times_and_the_choice_in_words(home, dataset, monkeypatch):
+    _remember_dataset(home, dataset)
+    calls = []
+    monkeypatch.setattr(tlcore.training.launch, "queue_training", _fake_start(home, calls))
+    app = _run("pages/train.py")
+    preset = app.radio(key="train_preset")
+    assert preset.value == "best"
+    assert [option.split(":")[0] for option in preset.options] == ["Best quality (recommended)", "Quick check"]
+    assert all("on this computer)" in option for option in preset.options)
+    assert "What it will do:" in _texts(app)
+
+    preset.set_value("fast").run()
+    app.button(key="train_start").click().run()
+
+    assert not app.exception, app.exception
+    assert calls[0].preset == "fast" and calls[0].freeze == "all" and not calls[0].two_phase
 
 
 def test_a_busy_machine_says_what_runs_and_when_it_ends(home, dataset, monkeypatch):

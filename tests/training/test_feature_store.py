@@ -194,7 +194,8 @@ def test_a_second_run_reuses_the_features_and_learns_exactly_the_same(own_datase
     files = [sorted(path.name for path in run_folder.require_run_dir(r.run_dir).iterdir()) for r in (first, second)]
     assert files[0] == files[1]
     evaluation = json.loads((run_folder.require_run_dir(second.run_dir) / run_folder.EVALUATION_FILE).read_text())
-    assert evaluation["val"]["images"] == 6
+    validation = run_folder.read_json(run_folder.require_run_dir(second.run_dir) / run_folder.SPLIT_FILE)["val"]
+    assert evaluation["val"]["images"] == len(validation)
 
 
 def test_an_edited_image_is_computed_again(own_dataset, tiny_config, tmp_path):
@@ -209,7 +210,8 @@ def test_an_edited_image_is_computed_again(own_dataset, tiny_config, tmp_path):
 
     reused = {row["split"]: row.get("reused", False) for row in feature_rows(second)}
     assert reused == {"train": True, "val": False}
-    assert second.feature_cache.endswith("features of 18 images reused from an earlier run")
+    training = run_folder.read_json(run_folder.require_run_dir(first.run_dir) / run_folder.SPLIT_FILE)["train"]
+    assert second.feature_cache.endswith(f"features of {len(training)} images reused from an earlier run")
 
 
 def test_augmented_views_are_never_reused_but_validation_features_are(own_dataset, tiny_config, tmp_path):
@@ -270,7 +272,8 @@ def test_the_hint_counts_what_a_run_kept_for_the_same_cut(own_dataset, tiny_conf
 
     train(config, runs_dir=tmp_path / "runs")
 
-    assert feature_store.kept_for_run(config, audit) == 24  # 18 training and 6 validation pictures
-    assert feature_store.kept_for_run(tiny_config(own_dataset, augment="light"), audit) == 6  # views are not kept
+    validation = len(audit.split_records("val"))
+    assert feature_store.kept_for_run(config, audit) == 24  # every training and validation picture
+    assert feature_store.kept_for_run(tiny_config(own_dataset, augment="light"), audit) == validation  # views are not kept
     assert feature_store.kept_for_run(tiny_config(own_dataset, freeze="top:2"), audit) == 0  # another cut
     assert feature_store.kept_for_run(tiny_config(own_dataset, image_size=48), audit) == 0

@@ -133,14 +133,24 @@ def _train_config(args):
     return TrainConfig(data=args.data, **{key: value for key, value in options.items() if value is not None})
 
 
+def _explicit_options(args) -> set[str]:
+    """The TrainConfig fields given on the command line: they override the preset."""
+    given = {"epochs": args.epochs, "freeze": args.freeze, "augment": args.augment, "learning_rate": args.learning_rate,
+             "two_phase": args.two_phase, "early_stopping_patience": args.patience}
+    return {name for name, value in given.items() if value is not None}
+
+
 def _cmd_train(args) -> int:
-    from tlcore.training.run import train
+    from tlcore.training.recipe import apply_preset, describe_choice
+    from tlcore.training.run import audit_in_background, train
 
     config = _train_config(args)
+    audit_future = getattr(args, "audit_future", None) or audit_in_background(config)
+    config = apply_preset(config, args.preset, audit_future.result(), _explicit_options(args))
     if not args.json:
-        print(f"training {config.backbone} on {config.data} ...", flush=True)
-    result = train(config, runs_dir=args.runs_dir, echo=None if args.json else _echo_epoch,
-                   audit_future=getattr(args, "audit_future", None))
+        print(f"training {config.backbone} on {config.data} ({args.preset} preset: {describe_choice(config)}) ...",
+              flush=True)
+    result = train(config, runs_dir=args.runs_dir, echo=None if args.json else _echo_epoch, audit_future=audit_future)
     return _report_result(result, args.json)
 
 

@@ -74,6 +74,9 @@ def _add_training_commands(commands) -> None:
     """Commands that train: train, resume, and the internal worker and spare."""
     train = commands.add_parser("train", help="train a classifier on a folder or .zip of class folders")
     train.add_argument("data")
+    train.add_argument("--preset", choices=("fast", "best"), default="best",
+                       help="best (default): the new layer first, then the top blocks gently, in about the plain "
+                       "recipe's time; fast: only the new layer, in seconds. Any option below overrides the preset")
     train.add_argument("--backbone")
     train.add_argument("--epochs", type=_positive_int)
     train.add_argument("--freeze", help="all | none | top:K | block names separated by commas")

@@ -49,8 +49,9 @@ _TABLE = (
     ExportFormat("tflite", "TensorFlow Lite / LiteRT (.tflite)", "model.tflite",
                  "For phones and small computers such as a Raspberry Pi.", "ai_edge_litert", "ai-edge-litert pillow"),
     ExportFormat("tflite-int8", "TensorFlow Lite / LiteRT, 8-bit (.int8.tflite)", "model.int8.tflite",
-                 "About 4 times smaller and faster on small devices, usually almost as accurate; used exactly like "
-                 "the TensorFlow Lite file (it takes and gives ordinary numbers).", "ai_edge_litert",
+                 "About 3 times smaller (its weights in 8 bits), usually almost as accurate; used exactly like "
+                 "the TensorFlow Lite file (it takes and gives ordinary numbers). Not for integer-only chips "
+                 "(microcontrollers, Edge TPU).", "ai_edge_litert",
                  "ai-edge-litert pillow"),
     ExportFormat("onnx", "ONNX (.onnx)", "model.onnx",
                  "For web pages (ONNX Runtime Web: the bundle has a page that runs it), C#, Java, C++ and Python.",

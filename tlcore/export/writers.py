@@ -15,13 +15,9 @@ import shutil
 import tempfile
 import warnings
 
-import numpy as np
-
 from tlcore.errors import InputError
 from tlcore.export.formats import default_export_path, export_format
 from tlcore.runs import folder as run_folder
-
-REPRESENTATIVE_IMAGES = 100
 
 
 def export_run(run_dir: str | os.PathLike, format: str = "keras", out: str | os.PathLike | None = None) -> pathlib.Path:
@@ -40,8 +36,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "keras", out: str | os.
         folder for savedmodel).
 
     Raises:
-        InputError: an unknown format, a run without a model, an int8 export
-            whose training pictures are gone, or a converter not installed.
+        InputError: an unknown format, a run without a model, or a converter not installed.
 
     Example:
         >>> export_run("runs/20260101-flowers", "onnx", "model.onnx")
@@ -62,7 +57,7 @@ def export_run(run_dir: str | os.PathLike, format: str = "keras", out: str | os.
     elif format == "onnx":
         _export_onnx(model, target)
     else:
-        _export_tflite(model, target, run_path if spec.quantised else None)
+        _export_tflite(model, target, eight_bit=spec.quantised)
     labels_path = (target if spec.is_folder else target.parent) / run_folder.LABELS_FILE
     labels_path.write_text(json.dumps(labels, ensure_ascii=False, indent=2), encoding="utf-8")
     return target
@@ -133,36 +128,25 @@ def _require(package: str, purpose: str) -> None:
         )
 
 
-def _export_tflite(model, target: pathlib.Path, run_dir_for_calibration: pathlib.Path | None) -> None:
+def _export_tflite(model, target: pathlib.Path, eight_bit: bool) -> None:
+    """A LiteRT file: float32, or with 8-bit weights (dynamic-range quantization).
+
+    The 8-bit file keeps every weight in 8 bits (a quarter of the size) and
+    computes in float, quantizing activations on the fly. Full-integer
+    quantization (8-bit activations too, calibrated on training pictures) was
+    the first choice, but on these thin MobileNets its depthwise convolutions
+    changed the answer on 7 % of the flowers5 validation photos (93.3 %
+    agreement against 98.3 % for this file, on the same run), so it is not
+    offered: a file that answers differently from the app is not the app's model.
+    """
     import tensorflow as tf
 
-    # Find the calibration images first: a run whose dataset is gone fails at once.
-    samples = None if run_dir_for_calibration is None else _calibration_images(run_dir_for_calibration, model.input_shape[1])
     with tempfile.TemporaryDirectory() as folder:
         saved = pathlib.Path(folder) / "saved_model"
         _export_saved_model(model, saved)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        if samples is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.float32
-            converter.inference_output_type = tf.float32
+        if eight_bit:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: weights only
         with _converter_quiet():
             payload = converter.convert()
     _write_atomic(payload, target)
-
-
-def _calibration_images(run_dir: pathlib.Path, image_size: int) -> np.ndarray:
-    """Up to 100 training images to calibrate int8 ranges (what real inputs look like)."""
-    from tlcore.results.prediction import prepare_images
-
-    split = run_folder.read_json(run_dir / run_folder.SPLIT_FILE, {}) or {}
-    files = [entry[2] for entry in split.get("train", []) if os.path.isfile(entry[2])]
-    if not files:
-        raise InputError(
-            f"int8 export needs some of the training images to calibrate, but none of run {run_dir.name}'s "
-            "training files can be found any more; export as 'tflite' instead, or restore the dataset folder."
-        )
-    step = max(1, len(files) // REPRESENTATIVE_IMAGES)
-    return prepare_images(files[::step][:REPRESENTATIVE_IMAGES], image_size)

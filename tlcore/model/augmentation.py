@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tlcore.errors import InputError
 
-AUGMENT_PRESETS = ("none", "light", "strong")  # what `TrainConfig.augment` accepts
+AUGMENT_PRESETS = ("none", "flip", "light", "strong")  # what `TrainConfig.augment` accepts
 AUGMENT_LAYER = "augmentation"  # the name of the layer in a built model
 
 
@@ -17,7 +17,8 @@ def make_augmentation(preset: str, seed: int | None = None):
     """The augmentation layers of a preset; they do nothing outside training.
 
     Args:
-        preset: "none", "light" (flips, small rotations and zoom) or "strong"
+        preset: "none", "flip" (mirrored left to right, half of the time),
+            "light" (flips, small rotations and zoom) or "strong"
             (also translation, contrast and brightness).
         seed: makes the random transformations reproducible.
     """
@@ -27,6 +28,8 @@ def make_augmentation(preset: str, seed: int | None = None):
     if preset not in AUGMENT_PRESETS:
         raise InputError(f"unknown augmentation preset {preset!r}; expected one of: {', '.join(AUGMENT_PRESETS)}.")
     steps = []
+    if preset == "flip":
+        steps.append(layers.RandomFlip("horizontal", seed=seed))
     if preset in ("light", "strong"):
         steps += [
             layers.RandomFlip("horizontal", seed=seed),

@@ -48,22 +48,88 @@ def save_model_atomic(model, path: pathlib.Path) -> None:
 
 
 class RunClock:
-    """Counts optimisation steps across phases, for progress and time estimates."""
+    """Counts epochs across phases and says how long the run has left.
 
-    def __init__(self, total_epochs: int, steps_per_epoch: int):
+    The time left is the run's estimate (`tlcore.training.estimate`) with the
+    current phase's epochs timed as this run measures them: after two epochs,
+    the median epoch without the first (which also traced the steps); after
+    one, the steady time of its batches (each batch after the first, training
+    and validation). An epoch that traced its steps is not taken as the pace
+    of the epochs that will not.
+    """
+
+    def __init__(self, total_epochs: int, steps_per_epoch: int, estimate=None):
         self.total_epochs = total_epochs
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.started = time.monotonic()
         self.epoch_offset = 0
         self.resumed_epochs = 0  # epochs done by an earlier process (resume), not timed here
+        self.estimate = estimate  # a RunEstimate, or None (then the pace of this run alone)
+        self.phase_index = 0
+        self.phase_epochs_done = 0
+        self._epoch_seconds: list[float] = []
+        self._train_batch_ends: list[float] = []
+        self._test_batch_ends: list[float] = []
+
+    def start_phase(self, index: int) -> None:
+        self.phase_index = index
+        self.phase_epochs_done = 0
+        self._epoch_seconds = []
+
+    def batch_ended(self, testing: bool = False) -> None:
+        (self._test_batch_ends if testing else self._train_batch_ends).append(time.monotonic())
+
+    def epoch_started(self) -> None:
+        self._train_batch_ends, self._test_batch_ends = [], []
+
+    def epoch_ended(self, seconds: float) -> None:
+        self._epoch_seconds.append(seconds)
+        self.phase_epochs_done += 1
+
+    def steady_epoch_s(self) -> float | None:
+        """One epoch's seconds without tracing, as measured in this phase; None before a whole epoch."""
+        import statistics
+
+        if len(self._epoch_seconds) >= 2:
+            return statistics.median(self._epoch_seconds[1:])
+        if not self._epoch_seconds:
+            return None
+        train_step = _median_interval(self._train_batch_ends)
+        if train_step is None:
+            return self._epoch_seconds[0]
+        test_step = _median_interval(self._test_batch_ends) or train_step / 2
+        steady = self.steps_per_epoch * train_step + max(1, len(self._test_batch_ends)) * test_step
+        return min(self._epoch_seconds[0], steady)
 
     def remaining_seconds(self, epoch_index: int, batch: int) -> float | None:
+        """Seconds left, with `batch` batches of the current epoch done; None before any step."""
+        steady = self.steady_epoch_s()
+        if self.estimate is not None and (steady is not None or self.estimate.phases):
+            left = _remaining_after(self.estimate, self.phase_index, self.phase_epochs_done, steady)
+            per_epoch = steady if steady is not None else self.estimate.phases[
+                min(self.phase_index, len(self.estimate.phases) - 1)].per_epoch_s
+            return max(0.0, left - per_epoch * batch / self.steps_per_epoch)
         done = (epoch_index - self.resumed_epochs) * self.steps_per_epoch + batch
         total = (self.total_epochs - self.resumed_epochs) * self.steps_per_epoch
         elapsed = time.monotonic() - self.started
         if done <= 0 or elapsed <= 0:
             return None
-        return elapsed / done * max(0, total - done)
+        per_step = steady / self.steps_per_epoch if steady is not None else elapsed / done
+        return per_step * max(0, total - done)
+
+
+def _median_interval(times: list[float]) -> float | None:
+    """The median time between consecutive events; None with fewer than two."""
+    import statistics
+
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    return statistics.median(gaps) if gaps else None
+
+
+def _remaining_after(estimate, phase_index, epochs_done, steady):
+    from tlcore.training.estimate import remaining_after
+
+    return remaining_after(estimate, phase_index, epochs_done, steady)
 
 
 class MetricsLogger(keras.callbacks.Callback):
@@ -82,8 +148,13 @@ class MetricsLogger(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._epoch_started = time.monotonic()
+        self.clock.epoch_started()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.clock.batch_ended(testing=True)
 
     def on_train_batch_end(self, batch, logs=None):
+        self.clock.batch_ended()
         now = time.monotonic()
         if now - self._last_progress < PROGRESS_INTERVAL_S:
             return
@@ -127,6 +198,7 @@ class MetricsLogger(keras.callbacks.Callback):
         run_record.append_metrics(self.run_dir, row)
         if self.echo:
             self.echo(row)
+        self.clock.epoch_ended(row["epoch_s"])
         eta = self.clock.remaining_seconds(global_epoch + 1, 0)
         run_record.write_status(
             self.run_dir, "running", f"finished epoch {row['epoch']} of {self.clock.total_epochs}",

@@ -57,6 +57,9 @@ class TrainConfig:
         weights: "imagenet" or "none" (random initialisation, mostly for tests).
         excluded_files: dataset files to leave out (paths relative to the data
             folder), as chosen in the audit; the user's files are never touched.
+        preset: which preset chose the settings not set by hand: "fast", "best"
+            or "custom" (none). A label for the run's record: the choosing is
+            `tlcore.training.recipe.apply_preset`'s, before the config is made.
         relabels: (file, class) pairs (or a {file: class} dict): files used
             with another class than their folder's, as chosen in the audit or on
             the Evaluate page; the files stay where they are. With
@@ -85,6 +88,7 @@ class TrainConfig:
     weights: str = "imagenet"
     excluded_files: tuple[str, ...] = field(default_factory=tuple)
     relabels: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    preset: str = "custom"
 
     def __post_init__(self) -> None:
         excluded = self.excluded_files
@@ -108,6 +112,7 @@ class TrainConfig:
         _check_choice("augment", self.augment, AUGMENT_PRESETS)
         _check_choice("feature_cache", self.feature_cache, ("auto", "off"))
         _check_choice("weights", self.weights, ("imagenet", "none"))
+        _check_choice("preset", self.preset, ("fast", "best", "custom"))
         if not isinstance(self.freeze, str):
             raise InputError(f"freeze must be text such as 'all', 'none' or 'top:2', got {self.freeze!r}.")
         # Checked against the shipped block table: a typo fails here, not after the model is built.

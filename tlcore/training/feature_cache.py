@@ -3,8 +3,8 @@
 When the bottom of the network is frozen, its output for a picture never
 changes, so the features at the freeze boundary are computed once and only
 the top is trained on them. Augmentation makes each view of a picture
-different, so a run with augmentation computes a bounded number of augmented
-views per training picture (`AUGMENTED_VIEWS`) instead of one.
+different, so a run with augmentation computes a bounded number of views per
+training picture (`views_per_image`) instead of one.
 
 The training session and the Train page's time estimate both ask this module,
 so what the page promises is what the run does. Pure functions: no Keras here.
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-AUGMENTED_VIEWS = 4  # augmented views of each training picture when augmentation is on
+AUGMENTED_VIEWS = 4  # views of each training picture when augmentation is on: the picture itself, then random changes
+FLIP_VIEWS = 2  # with "flip": the picture itself and its mirror image
 MEMORY_BUDGET_BYTES = 1_000_000_000  # one run's features in memory, all splits together
 DISK_BUDGET_BYTES = 8_000_000_000  # beyond this the run trains the plain way, through the whole network
 FEATURE_BYTES_PER_VALUE = 4  # float32
@@ -45,8 +46,14 @@ class CacheDecision:
 
 
 def views_per_image(augment: str) -> int:
-    """Feature views per training picture: one, or `AUGMENTED_VIEWS` with augmentation on."""
-    return 1 if augment == "none" else AUGMENTED_VIEWS
+    """Feature views per training picture: one, two for "flip" (as is and mirrored), or `AUGMENTED_VIEWS`.
+
+    The first view is always the picture as it is, the way validation and
+    prediction see it; the other views are changed.
+    """
+    if augment == "none":
+        return 1
+    return FLIP_VIEWS if augment == "flip" else AUGMENTED_VIEWS
 
 
 def decide(

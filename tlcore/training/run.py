@@ -87,7 +87,8 @@ def train(
     if not (run_dir / run_folder.CONFIG_FILE).exists():
         _write_config_or_remove(run_dir, config)
     slot, worker_lock = _claim_training_slot(run_dir)
-    run_record.write_status(run_dir, "running", "checking the images", pid=os.getpid(), started_at=started)
+    run_record.write_status(run_dir, "running", "checking the images", pid=os.getpid(), started_at=started,
+                            process_started_at=_process_started_at())
     try:
         audit = audit or _audit_for_training(config, audit_future)
         return _train_in_run_dir(config, run_dir, started, audit, echo, resume)
@@ -106,6 +107,13 @@ def train(
         raise
     finally:
         _let_go(run_dir, slot, worker_lock)
+
+
+def _process_started_at() -> float:
+    """When this process started using tlcore (for the time estimate's start-up part)."""
+    import tlcore
+
+    return tlcore.PROCESS_STARTED_AT
 
 
 def _let_go(run_dir: pathlib.Path, slot, worker_lock) -> None:

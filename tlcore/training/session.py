@@ -200,12 +200,14 @@ class TrainingSession:
         """Train every phase; stop early on request, on NaN, or by early stopping."""
         phases = self.phases()
         offset = self.resume.epoch_offset if self.resume else 0
-        clock = callbacks_module.RunClock(offset + sum(p.epochs for p in phases), self._steps_per_epoch())
+        clock = callbacks_module.RunClock(offset + sum(p.epochs for p in phases), self._steps_per_epoch(),
+                                          estimate=self._estimate() if self.resume is None else None)
         clock.epoch_offset = offset
         clock.resumed_epochs = offset
         stopper = callbacks_module.StopOnRequest(self.run_dir)
         nan_guard = callbacks_module.NanGuard()
-        for phase in phases:
+        for index, phase in enumerate(phases):
+            clock.start_phase(index)
             blocks_module.apply_freezing(self.parts.backbone, self.blocks, phase.trainable_blocks)
             try:
                 model, train_data, val_data = self._prepare_phase(phase)
@@ -253,6 +255,16 @@ class TrainingSession:
             f"the loss became NaN (not a number) with learning rate {self.config.learning_rate:g}: training diverged. "
             "Try a learning rate 10 times lower."
         )
+
+    def _estimate(self):
+        """This machine's estimate for the run, for the time left; None if it cannot be made (never fails the run)."""
+        from tlcore.training.estimate import estimate_run
+
+        try:
+            return estimate_run(self.config, self.audit)
+        except Exception:
+            _log.warning("no time estimate for this run", exc_info=True)
+            return None
 
     def _steps_per_epoch(self) -> int:
         return max(1, -(-len(self.splits["train"]["labels"]) // self.config.batch_size))
@@ -366,15 +378,22 @@ class TrainingSession:
         count = len(self.splits[split]["labels"])
         shape = ((views,) if views > 1 else ()) + (count, *plan.feature_shape)
         array = features_module.allocate(shape, self.run_dir / f"features_{split}.npy", on_disk=where == feature_cache.ON_DISK)
-        augmentation = self.parts.augmentation if views > 1 else None
         for view in range(views):
             target = array[view] if views > 1 else array
             timing = features_module.compute_features(
-                plan, self._image_batches(split), count, target, self.run_dir, split, augmentation
+                plan, self._image_batches(split), count, target, self.run_dir, split, self._view_change(view)
             )
             run_record.append_metrics(self.run_dir, {"type": "feature_pass", "split": split, "view": view, **timing.to_dict(),
-                                               "folded": plan.folded})
+                                               "folded": plan.folded, "time": time.time()})
         return array
+
+    def _view_change(self, view: int):
+        """How view number `view` of a training picture is changed: not at all (view 0), mirrored, or at random."""
+        if view == 0:
+            return None  # the picture as validation and prediction see it
+        if self.config.augment == "flip":
+            return lambda batch, training=True: keras.ops.flip(keras.ops.convert_to_tensor(batch), axis=2)
+        return self.parts.augmentation
 
     def _open_store(self, plan, phase: Phase):
         """The store for this frozen part, or None when not worth it or not possible.
