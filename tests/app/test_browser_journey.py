@@ -222,15 +222,19 @@ def test_journey_from_demo_data_to_prediction(app, page):
     _shot(page, "01-data")
 
     _open(page, "Model", "Model:")
-    expect(page.get_by_text("Numbers that learn")).to_be_visible()
+    expect(page.get_by_text("The Train page's preset decides")).to_be_visible()  # the preset chooses what learns
     _shot(page, "02-model")
 
     _open(page, "Train", "Train:")
+    expect(page.get_by_text("How should it learn?")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"What it will do:.*top 2 blocks of the pretrained model \(block_16 and top\) learn too"))).to_be_visible()
+    _shot(page, "03-train-presets")
     # Long enough that Stop finds it still running: the demo trains an epoch in well under a second.
+    page.get_by_text("Details for experts").click()
     epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
     epochs.fill("500")
     epochs.press("Enter")
-    page.get_by_text("Stop by itself when it stops improving (early stopping)").click()
+    expect(page.get_by_text("Changed by hand: epochs")).to_be_visible()
     expect(page.get_by_text(re.compile("^Time: about"))).to_be_visible()
     _shot(page, "03-train-settings")
     page.get_by_role("button", name="Start training").click()

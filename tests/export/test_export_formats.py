@@ -137,7 +137,8 @@ def test_export_of_a_run_without_a_model(tmp_path):
         export_run(tmp_path, "tflite")
 
 
-def test_int8_export_needs_the_training_images(exportable_run, tmp_path):
+def test_the_8_bit_file_needs_no_training_pictures_and_is_much_smaller(exportable_run, tmp_path):
+    # Dynamic-range quantization rounds the weights only: a run whose dataset is gone still exports it.
     run_dir, _, _, _ = exportable_run
     moved = tmp_path / "run"
     moved.mkdir()
@@ -145,8 +146,10 @@ def test_int8_export_needs_the_training_images(exportable_run, tmp_path):
         (moved / name).write_bytes((run_dir / name).read_bytes())
     run_folder.write_json_atomic(moved / run_folder.SPLIT_FILE, {"train": [["a.png", "circles", str(tmp_path / "gone.png")]]})
 
-    with pytest.raises(InputError, match="export as 'tflite' instead"):
-        export_run(moved, "tflite-int8", tmp_path / "out.tflite")
+    eight_bit = export_run(moved, "tflite-int8", tmp_path / "out.int8.tflite")
+    floating = export_run(moved, "tflite", tmp_path / "out.tflite")
+
+    assert eight_bit.stat().st_size < floating.stat().st_size / 2
 
 
 @pytest.mark.parametrize("format, package", [("onnx", "onnxruntime"), ("tflite", "ai-edge-litert")])

@@ -75,7 +75,7 @@ def test_augmentation_presets(preset, count):
 
 
 def test_unknown_augmentation_preset_lists_the_presets():
-    with pytest.raises(InputError, match="none, light, strong"):
+    with pytest.raises(InputError, match="none, flip, light, strong"):
         make_augmentation("heavy")
 
 

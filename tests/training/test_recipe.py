@@ -82,6 +82,6 @@ def test_custom_leaves_the_config_as_it_is():
 def test_the_words_say_what_learns_how_and_for_how_long():
     best = apply_preset(TrainConfig(data="x"), "best", audit_of(240, 60))
     words = describe_choice(best)
-    assert "block_16 and top learn too" in words and "no augmentation" in words and "40 epochs in all" in words
+    assert "the top 2 blocks of the pretrained model (block_16 and top) learn too" in words and "no augmentation" in words and "40 epochs in all" in words
     fast = apply_preset(TrainConfig(data="x"), "fast", audit_of(240, 60))
     assert describe_choice(fast).startswith("only the new layer learns") and "30 epochs at most" in describe_choice(fast)

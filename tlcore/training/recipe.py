@@ -167,15 +167,16 @@ def describe_choice(config, block_names: list[str] | None = None) -> str:
 
     names = block_names if block_names is not None else [row["name"] for row in block_table(config.backbone)]
     learning = [name for name in names if name in parse_freeze(config.freeze, names)]
+    blocks = _blocks_in_words(learning, names)
     if not learning:
         parts = ["only the new layer learns"]
     elif len(learning) == len(names):
         parts = ["every block and the new layer learn"]
     else:
-        parts = [f"{_and_list(learning)} and the new layer learn"]
+        parts = [f"{blocks} and the new layer learn"]
     if config.two_phase and learning:
         parts[0] = (f"the new layer learns alone for {config.head_epochs} epochs, then "
-                    f"{_and_list(learning)} learn too at learning rate {config.fine_tune_learning_rate:g}")
+                    f"{blocks} learn too at learning rate {config.fine_tune_learning_rate:g}")
     from tlcore.training.feature_cache import views_per_image
 
     views = views_per_image(config.augment)
@@ -186,6 +187,14 @@ def describe_choice(config, block_names: list[str] | None = None) -> str:
     stopping = "at most" if config.early_stopping_patience else "in all"
     parts.append(f"{config.epochs} epochs {stopping}")
     return "; ".join(parts)
+
+
+def _blocks_in_words(learning: list[str], names: list[str]) -> str:
+    """ "the top 2 blocks (block_16 and top)" when they are the top ones, else the names."""
+    if learning and learning == names[len(names) - len(learning):] and len(learning) < len(names):
+        count = len(learning)
+        return f"the top {'block' if count == 1 else f'{count} blocks'} of the pretrained model ({_and_list(learning)})"
+    return _and_list(learning) if learning else "no block"
 
 
 def _and_list(names: list[str]) -> str:
