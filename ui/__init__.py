@@ -16,3 +16,12 @@ or imports TensorFlow, and nothing in `tlcore` imports this package.
 Pages import it as `from ui import choices, messages`: Streamlit puts the folder
 of `app.py` on `sys.path`, and the tests get it from pyproject's `pythonpath`.
 """
+
+# Charts and tables need pandas and plotly. Each browser session runs its script in
+# a thread of its own, and on a fresh server two sessions that drew their first
+# chart at the same moment once got "partially initialized module 'pandas'"
+# (the attack of the reliability issue). Imported here, they load while this
+# package loads, under its import lock, before any page draws anything: app.py
+# imports `ui` first in every session.
+import pandas  # noqa: E402, F401
+import plotly.graph_objects  # noqa: E402, F401
