@@ -19,6 +19,9 @@ from tlcore.results.explain import grad_cam  # noqa: E402
 
 
 def main() -> None:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     print("| backbone | input | feature layer | map | finite | seconds |")
     print("|---|---:|---|---|---|---:|")
     for row in list_backbones():

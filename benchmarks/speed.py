@@ -71,7 +71,7 @@ def hardware_limit(env: dict, seconds: float = 6.0) -> dict:
     """
     code = f"""
 import json, time, numpy as np, keras, tensorflow as tf
-from tlcore import folding
+from tlcore.model import folding
 base = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights="imagenet", input_shape=(224, 224, 3))
 folded = tf.function(folding.inference_function(base), input_signature=[tf.TensorSpec((None, 224, 224, 3), tf.float32)],
                      autograph=False)

@@ -369,3 +369,18 @@ def test_images_beyond_the_decode_budget_stream_from_files(shared_tiny_dataset, 
     monkeypatch.setattr(pipeline, "DEFAULT_DECODE_CACHE_BYTES", 0)
     result = train(tiny_config(shared_tiny_dataset, epochs=2, feature_cache="off"), runs_dir=tmp_path / "runs")
     assert result.status == "completed" and result.epochs_run == 2
+
+
+def test_pictures_streamed_once_for_the_feature_pass_are_not_kept_in_tf_datas_cache(shared_tiny_dataset, tiny_config,
+                                                                                     tmp_path, monkeypatch):
+    from tlcore.training import pipeline
+
+    monkeypatch.setattr(pipeline, "decoded_bytes", lambda *args: 10**15)  # too many to decode ahead: stream from the files
+    made = []
+    original = pipeline.make_dataset
+    monkeypatch.setattr(pipeline, "make_dataset", lambda *args, **kwargs: made.append(kwargs) or original(*args, **kwargs))
+
+    result = train(tiny_config(shared_tiny_dataset, epochs=1), runs_dir=tmp_path / "runs")
+
+    assert result.status == "completed" and result.feature_cache.startswith("on")
+    assert made and all(kwargs["cache_bytes"] == 0 for kwargs in made), made
