@@ -43,8 +43,18 @@ def curve_figures(rows: list[dict], planned_epochs: int | None = None):
         figure.update_xaxes(range=[0.5, last + 0.5], dtick=1 if last <= 15 else None, tickformat="d")
         if metric == "accuracy":
             figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
+        for epoch in phase_starts(rows):
+            # Where the second phase begins the curves jump: say why, on the chart.
+            figure.add_vline(x=epoch - 0.5, line_dash="dot", line_color="#888888",
+                             annotation_text="blocks learn too", annotation_position="top right")
         figures.append(figure)
     return figures
+
+
+def phase_starts(rows: list[dict]) -> list[int]:
+    """The epochs where a new phase of training begins (the first epoch of the run not counted)."""
+    return [row["epoch"] for previous, row in zip(rows, rows[1:], strict=False)
+            if row.get("phase") != previous.get("phase") and row.get("phase") == "fine_tune"]
 
 
 def show_curves(rows: list[dict], key: str, planned_epochs: int | None = None) -> None:
