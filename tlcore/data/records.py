@@ -68,8 +68,9 @@ class DatasetAudit:
             table[record.label][record.split] += 1
         return table
 
-    def to_dict(self) -> dict:
-        return {
+    def to_dict(self, with_records: bool = True) -> dict:
+        """The audit as JSON-ready data; `with_records=False` leaves out the per-picture rows (a run's audit.json)."""
+        summary = {
             "source": self.source,
             "root": self.root,
             "layout": self.layout,
@@ -86,8 +87,10 @@ class DatasetAudit:
             "suggested_exclusions": suggested_exclusions(self),
             "excluded_files": self.excluded_files,
             "relabels": self.relabels,
-            "records": [asdict(record) for record in self.records],
         }
+        if with_records:
+            summary["records"] = [asdict(record) for record in self.records]
+        return summary
 
 
 class FindingKind:

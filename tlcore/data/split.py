@@ -13,7 +13,7 @@ and their results can be compared picture by picture.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
+from dataclasses import replace
 
 from tlcore.data import duplicates as duplicate_search
 from tlcore.data.records import DuplicateGroup, ImageRecord
@@ -50,7 +50,9 @@ def split_records(
         validated = _validation_units(units, len(members), val_split)
         for index, unit in enumerate(units):
             split = "val" if index in validated else "train"
-            result.extend(ImageRecord(**{**asdict(record), "split": split}) for record in unit)
+            # `replace`, not a copy through `asdict`: a record holds only scalars, and at 100,000 pictures
+            # `asdict` took 3.5 of the split's 4.8 s.
+            result.extend(replace(record, split=split) for record in unit)
     return result
 
 

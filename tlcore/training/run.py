@@ -276,7 +276,7 @@ def _train_in_run_dir(
     from tlcore.training.session import TrainingSession
 
     run_folder.write_json_atomic(run_dir / run_folder.LABELS_FILE, audit.class_names)
-    run_folder.write_json_atomic(run_dir / "audit.json", {k: v for k, v in audit.to_dict().items() if k != "records"})
+    run_folder.write_json_atomic(run_dir / "audit.json", audit.to_dict(with_records=False))
     run_folder.write_json_atomic(
         run_dir / run_folder.SPLIT_FILE,
         {split: [[r.relative, r.label, r.path] for r in audit.split_records(split)] for split in records.SPLITS},
