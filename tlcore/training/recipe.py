@@ -4,7 +4,7 @@ A non-programmer never opens the expert settings, so the preset is the
 product. Two presets:
 
 - "fast": the whole pretrained model frozen, only the new last layer learns
-  on features computed once. Seconds; for "does my data work at all".
+  on features computed once, 30 epochs. Seconds; for "does my data work at all".
 - "best" (the default): what an expert does inside the time of the plain
   recipe (frozen backbone, 10 epochs through the whole network). First the new
   last layer learns alone on cached features; then the top blocks learn too,
@@ -96,8 +96,11 @@ def preset_settings(preset: str, train_images: int, classes: int) -> dict:
     if preset not in PRESETS:
         raise InputError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r} "
                          "('fast' for a quick check, 'best' for the best quality in the plain recipe's time).")
+    # Both presets keep a fixed schedule: the validation pictures pick the best epoch and nothing else
+    # (early stopping and halving the rate on a plateau would let them steer training). For the fast
+    # preset that also scored higher: 92.2 % and 94.6 % against 91.1 % and 93.3 % with them.
     fast = {"freeze": "all", "two_phase": False, "head_epochs": 5, "epochs": 30, "learning_rate": HEAD_LEARNING_RATE,
-            "fine_tune_learning_rate": 1e-5, "augment": "none", "early_stopping_patience": 5, "reduce_lr_patience": 2}
+            "fine_tune_learning_rate": 1e-5, "augment": "none", "early_stopping_patience": 0, "reduce_lr_patience": 0}
     if preset == FAST or not _enough_to_fine_tune(train_images, classes):
         return fast
     return {
@@ -108,8 +111,6 @@ def preset_settings(preset: str, train_images: int, classes: int) -> dict:
         "learning_rate": HEAD_LEARNING_RATE,
         "fine_tune_learning_rate": HEAD_LEARNING_RATE * FINE_TUNE_RATE_FACTOR,
         "augment": AUGMENT,
-        # A fixed schedule: the validation pictures pick the best epoch and nothing else
-        # (early stopping and halving the rate on a plateau would let them steer training).
         "early_stopping_patience": 0,
         "reduce_lr_patience": 0,
     }
