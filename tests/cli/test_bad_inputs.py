@@ -565,9 +565,10 @@ def test_zip_that_really_expands_past_the_cap_is_stopped_and_cleaned_up(tmp_path
         (["--batch-size", "0"], ["batch_size", "got 0"]),
         (["--image-size", "5"], ["image size 5", "from 32"]),
         (["--epochs", "ten"], ["expected a whole number", "'ten'"]),
+        (["--preset", "turbo"], ["--preset", "'turbo'", "'fast', 'best'"]),
     ],
     ids=["unknown backbone", "epochs 0", "negative learning rate", "nan learning rate", "batch 0", "image 5",
-         "epochs not a number"],
+         "epochs not a number", "unknown preset"],
 )
 def test_bad_training_option_is_one_error_line(tmp_path, capsys, monkeypatch, options, fragments):
     good_dataset(tmp_path)
