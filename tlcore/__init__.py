@@ -93,6 +93,7 @@ _PUBLIC = {
     "has_evaluation": "tlcore.runs.folder",
     "find_run": "tlcore.runs.folder",
     "format_duration": "tlcore.runs.history",
+    "seconds_left": "tlcore.data.checking",
     # Data: what an audit holds, uploads and shared server folders.
     "SPLITS": "tlcore.data.records",
     "SkippedFile": "tlcore.data.records",

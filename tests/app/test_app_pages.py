@@ -34,7 +34,7 @@ import tlcore.training.launch
 from tlcore.data.demo import generate_demo_dataset
 from tlcore.model.weights_import import ImportedWeights
 from tlcore.results.evaluation import classification_report
-from ui import charts, messages
+from ui import audit_cache, charts, messages
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PAGES = ["app.py", "pages/data.py", "pages/model.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py",
@@ -51,6 +51,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
     monkeypatch.chdir(REPO)
     st.cache_data.clear()
+    audit_cache.forget_audits()  # the base audits this server process keeps
     st.cache_resource.clear()
     return tmp_path / "home"
 
@@ -700,3 +701,35 @@ def test_pages_and_ui_use_only_tlcores_public_names(path):
 def test_pages_holds_only_pages():
     for path in (REPO / "pages").glob("*.py"):
         assert "st.title(" in path.read_text(encoding="utf-8"), f"{path.name} is not a page; helpers belong in ui/"
+
+
+def test_a_large_first_audit_says_how_far_it_is_and_the_next_page_finds_it_kept(home, dataset, monkeypatch):
+    import tlcore.data.audit
+
+    real = tlcore.data.audit.audit_dataset
+    calls, shown = [], []
+
+    def audit_of_many(*args, progress=None, **kwargs):  # the real audit, as if it checked 1,000 pictures
+        calls.append(args[0])
+        progress(250, 1000)
+        progress(1000, 1000)
+        return real(*args, progress=progress, **kwargs)
+
+    class Bar:
+        def progress(self, value, text):
+            shown.append((value, text))
+
+        def empty(self):
+            shown.append("emptied")
+
+    monkeypatch.setattr(tlcore.data.audit, "audit_dataset", audit_of_many)
+    monkeypatch.setattr(audit_cache.st, "empty", Bar)
+    _remember_dataset(home, dataset)
+
+    app = _run("pages/data.py")
+
+    assert not app.exception, app.exception
+    assert shown[0] == (0.25, shown[0][1]) and "Checking every picture: 250 of 1,000, about" in shown[0][1]
+    assert shown[1] == (1.0, "Checking every picture: 1,000 of 1,000") and shown[-1] == "emptied"
+    _run("pages/train.py")
+    assert calls == [str(dataset)], "the Train page used the audit the Data page made"

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 import tlcore
 from tlcore.runs import locks as run_locks
 from tlcore.runs import record as run_record
-from ui import gate
+from ui import audit_cache, gate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PAGES = ["app.py", "pages/data.py", "pages/model.py", "pages/train.py", "pages/evaluate.py", "pages/predict.py",
@@ -34,6 +34,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
     monkeypatch.chdir(REPO)
     st.cache_data.clear()
+    audit_cache.forget_audits()  # the base audits this server process keeps
     st.cache_resource.clear()
     return tmp_path / "home"
 
