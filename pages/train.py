@@ -73,7 +73,10 @@ def settings(path: str, audit, model: dict):
     """The preset, then the expert widgets; returns (TrainConfig, its estimate), or (None, None) after showing why."""
     saved = choices.train_choice()
     try:
-        preset = choose_preset(path, audit, model, saved)
+        probe = preset_config(path, audit, model, tlcore.DEFAULT_PRESET, {})
+        # This computer's measured speeds, read once: every estimate on the page uses them.
+        speed = tlcore.measured_speed(probe.backbone, probe.resolved_image_size)
+        preset = choose_preset(path, audit, model, saved, speed)
         chosen = preset_config(path, audit, model, preset, {})
         with st.expander("Details for experts: every setting the preset chose, to change by hand"):
             widgets = {**step_settings(chosen, preset), **schedule_settings(chosen, audit, model, preset)}
@@ -85,7 +88,7 @@ def settings(path: str, audit, model: dict):
         return None, None
     st.markdown(f"**What it will do:** {tlcore.describe_choice(config)}." +
                 (f" Changed by hand: {', '.join(sorted(overrides))}." if overrides else ""))
-    return config, tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit))
+    return config, tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit), speed=speed)
 
 
 def preset_config(path: str, audit, model: dict, preset: str, overrides: dict):
@@ -102,13 +105,13 @@ def preset_config(path: str, audit, model: dict, preset: str, overrides: dict):
     return tlcore.apply_preset(base, preset, audit, explicit)
 
 
-def choose_preset(path: str, audit, model: dict, saved: dict) -> str:
+def choose_preset(path: str, audit, model: dict, saved: dict, speed) -> str:
     """The two presets in plain words, each with this computer's time estimate."""
     presets = tlcore.PRESET_INFO
     times = {}
     for name in presets:
         config = preset_config(path, audit, model, name, {})
-        times[name] = tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit))
+        times[name] = tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit), speed=speed)
     remembered = saved.get("preset", tlcore.DEFAULT_PRESET)
     names = list(presets)
     return st.radio(

@@ -118,6 +118,7 @@ _PUBLIC = {
     "DEFAULT_LEARNING_RATE": "tlcore.training.config",
     "DEFAULT_BATCH_SIZE": "tlcore.training.config",
     "estimate_run": "tlcore.training.estimate",
+    "measured_speed": "tlcore.training.estimate",
     "RunEstimate": "tlcore.training.estimate",
     # The presets: what a run does with no setting touched.
     "apply_preset": "tlcore.training.recipe",
