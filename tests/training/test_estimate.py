@@ -25,7 +25,7 @@ def _audit(train: int, val: int) -> DatasetAudit:
     return DatasetAudit("x", "x", "class_folders", ["a", "b"], records)
 
 
-SPEED = MachineSpeed(images_per_s=250.0, epoch_s_per_image={"all": 0.0001, "top:2": 0.001}, trace_s=0.5,
+SPEED = MachineSpeed(images_per_s=250.0, epoch_s_per_image={"all": 0.0001, "top:2": 0.001}, trace_s={"all": 0.5, "top:2": 0.9},
                      set_up_s=1.0, finish_s=0.4, start_s=2.0)
 
 
@@ -46,6 +46,10 @@ def test_two_phases_pay_two_passes_and_the_blocks_cost_their_own_measured_rate()
     assert (head.learns, head.epochs, blocks.learns, blocks.epochs) == ("all", 15, "top:2", 25)
     assert head.pass_images == blocks.pass_images == 200 * 2 + 50  # as is and mirrored, plus validation
     assert blocks.per_epoch_s == pytest.approx(0.001 * 200 + estimate_module.GUESS_EPOCH_OVERHEAD_S)
+    assert (head.trace_s, blocks.trace_s) == (0.5, 0.9), "each kind of phase has its own tracing time"
+    only_frozen_runs = MachineSpeed(images_per_s=250.0, epoch_s_per_image={"all": 0.0001}, trace_s={"all": 0.3})
+    _, guessed = estimate_run(config, _audit(200, 50), speed=only_frozen_runs).phases
+    assert guessed.trace_s == estimate_module.GUESS_BLOCK_TRACE_S
 
 
 def test_kept_features_skip_the_first_pass_and_the_words_say_so():
@@ -89,12 +93,13 @@ def test_the_figures_of_a_recorded_two_phase_run_are_read_back_part_by_part(tmp_
     assert speed.images_per_s == 400.0
     assert speed.epoch_s_per_image == {"all": pytest.approx(0.0001), "top:2": pytest.approx(0.001)}
     assert speed.set_up_s == pytest.approx(1.0) and speed.finish_s == pytest.approx(0.5)
-    assert speed.start_s == pytest.approx(2.2) and speed.trace_s == pytest.approx(0.64)
+    assert speed.start_s == pytest.approx(2.2)
+    assert speed.trace_s == {"all": pytest.approx(0.58), "top:2": pytest.approx(0.7)}
     # The same run again, part by part: set-up, two passes of 400 pictures with a trace each, 5 + 5 steady epochs
     # (plus the per-epoch overhead), finishing.
     config = TrainConfig(data="x", freeze="top:2", two_phase=True, head_epochs=5, epochs=10)
     overhead = estimate_module.GUESS_EPOCH_OVERHEAD_S
-    expected = 1.0 + 2 * (1.0 + 0.64) + 5 * (0.02 + overhead) + 5 * (0.2 + overhead) + 0.5
+    expected = 1.0 + (1.0 + 0.58) + (1.0 + 0.7) + 5 * (0.02 + overhead) + 5 * (0.2 + overhead) + 0.5
     assert estimate_run(config, _audit(200, 200), speed=speed).total_s == pytest.approx(expected)
 
 

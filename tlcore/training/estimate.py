@@ -38,7 +38,8 @@ GUESS_REFERENCE_PARAMS = 410_208  # the default backbone's parameter count, whic
 GUESS_HEAD_EPOCH_S_PER_IMAGE = 0.00005  # an epoch of the new layer alone on cached features, per training picture
 GUESS_BLOCK_EPOCH_S_PER_IMAGE = 0.0003  # an epoch of the top two blocks and the new layer on cached activations, per picture
 GUESS_EPOCH_OVERHEAD_S = 0.01  # per epoch whatever its size: callbacks, metrics and status files
-GUESS_TRACE_S = 0.4  # a phase's first epoch traces its training and validation steps once
+GUESS_TRACE_S = 0.4  # a phase's first epoch traces its training and validation steps once (the new layer alone)
+GUESS_BLOCK_TRACE_S = 0.8  # the same when blocks learn too: a bigger graph to trace
 GUESS_SET_UP_S = 1.0  # from the run's start to its first feature pass
 GUESS_FINISH_S = 0.4  # evaluating and saving after the last epoch
 GUESS_START_S = 1.8  # starting Python and importing TensorFlow, for a run from the command line
@@ -56,13 +57,13 @@ class MachineSpeed:
         images_per_s: the feature pass's pictures per second.
         epoch_s_per_image: steady epoch seconds per training picture, by what
             learns ("all": the new layer alone; else the freeze option, "top:2").
-        trace_s: a phase's first epoch minus a steady one.
+        trace_s: a phase's first epoch minus a steady one, by what learns (as `epoch_s_per_image`).
         set_up_s, finish_s, start_s: the fixed parts (see the module's docstring).
     """
 
     images_per_s: float | None = None
     epoch_s_per_image: dict = field(default_factory=dict)
-    trace_s: float | None = None
+    trace_s: dict = field(default_factory=dict)
     set_up_s: float | None = None
     finish_s: float | None = None
     start_s: float | None = None
@@ -134,25 +135,27 @@ class RunEstimate:
 
 def measured_speed(backbone: str, image_size: int | None = None) -> MachineSpeed:
     """This machine's measured speeds for `backbone` (and picture size), from its recent runs."""
-    rates, traces, set_ups, finishes, starts = [], [], [], [], []
+    rates, set_ups, finishes, starts = [], [], [], []
     epoch_costs: dict[str, list[float]] = {}
+    traces: dict[str, list[float]] = {}
     rows = [row for row in run_history.list_runs() if row.get("backbone") == backbone][:EARLIER_RUNS_READ]
     for row in rows:
         facts = _run_facts(pathlib.Path(row["run_dir"]))
         if facts is None or (image_size and facts["image_size"] and facts["image_size"] != image_size):
             continue
         rates += facts["rates"]
-        traces += facts["traces"]
         set_ups += facts["set_up"]
         finishes += facts["finish"]
         starts += facts["start"]
         for learns, values in facts["epoch_costs"].items():
             epoch_costs.setdefault(learns, []).extend(values)
+        for learns, values in facts["traces"].items():
+            traces.setdefault(learns, []).extend(values)
     median = statistics.median
     return MachineSpeed(
         images_per_s=median(rates) if rates else None,
         epoch_s_per_image={learns: median(values) for learns, values in epoch_costs.items()},
-        trace_s=median(traces) if traces else None,
+        trace_s={learns: median(values) for learns, values in traces.items()},
         set_up_s=median(set_ups) if set_ups else None,
         finish_s=median(finishes) if finishes else None,
         start_s=median(starts) if starts else None,
@@ -176,7 +179,7 @@ def _read_run_facts(run_dir: pathlib.Path) -> dict | None:
     metrics = run_record.read_metrics(run_dir)
     passes = [m for m in metrics if m.get("type") == "feature_pass" and not m.get("reused") and m.get("seconds")]
     epochs = [m for m in metrics if m.get("type") == "epoch" and m.get("epoch_s") is not None]
-    facts = {"image_size": config.get("image_size") or None, "rates": [], "traces": [], "set_up": [], "finish": [],
+    facts = {"image_size": config.get("image_size") or None, "rates": [], "traces": {}, "set_up": [], "finish": [],
              "start": [], "epoch_costs": {}}
     facts["rates"] = [m["images_per_s"] for m in passes if m.get("images", 0) >= 32 and m.get("images_per_s")]
     started, ended = status.get("started_at"), status.get("ended_at")
@@ -191,7 +194,7 @@ def _read_run_facts(run_dir: pathlib.Path) -> dict | None:
         if len(times) >= 2:
             steady = statistics.median(times[1:])
             facts["epoch_costs"].setdefault(learns, []).append(steady / train_images)
-            facts["traces"].append(max(0.0, times[0] - steady))
+            facts["traces"].setdefault(learns, []).append(max(0.0, times[0] - steady))
     return facts
 
 
@@ -247,12 +250,11 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
     set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S
     finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S
     start = speed.start_s if speed.start_s is not None else GUESS_START_S
-    trace = speed.trace_s if speed.trace_s is not None else GUESS_TRACE_S
     phases = []
     for index, (learns, epochs) in enumerate(planned_phases(config)):
         if not cached:
             per_epoch = GUESS_TRAINING_COST * train_count / rate + val_count / rate + GUESS_EPOCH_OVERHEAD_S
-            phases.append(PhaseEstimate(learns, 0, 0.0, trace, epochs, per_epoch))
+            phases.append(PhaseEstimate(learns, 0, 0.0, _trace(speed, learns), epochs, per_epoch))
             continue
         views = views_per_image(config.augment)
         kept = kept_images if index == 0 and views == 1 else 0
@@ -260,11 +262,17 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
         guess = (GUESS_HEAD_EPOCH_S_PER_IMAGE if learns == HEAD_KEY else GUESS_BLOCK_EPOCH_S_PER_IMAGE) * cost
         per_image = speed.epoch_s_per_image.get(learns, guess)
         per_epoch = per_image * train_count + GUESS_EPOCH_OVERHEAD_S
-        phases.append(PhaseEstimate(learns, pass_images, pass_images / rate, trace, epochs, per_epoch))
+        phases.append(PhaseEstimate(learns, pass_images, pass_images / rate, _trace(speed, learns), epochs, per_epoch))
     total = set_up + sum(phase.total_s for phase in phases) + finish
     ready = set_up + (phases[0].pass_s if phases else 0.0)
     per_epoch = max((phase.per_epoch_s for phase in phases), default=0.0)
     return RunEstimate(ready, per_epoch, total, kept_images, speed.measured, cached, tuple(phases), set_up, finish, start)
+
+
+def _trace(speed: MachineSpeed, learns: str) -> float:
+    """A phase's one-time tracing: as measured for what learns in it, else the first guess for that kind of phase."""
+    guess = GUESS_TRACE_S if learns == HEAD_KEY else GUESS_BLOCK_TRACE_S
+    return speed.trace_s.get(learns, guess)
 
 
 def remaining_after(estimate: RunEstimate, phase_index: int, epochs_done_in_phase: int,
