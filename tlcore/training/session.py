@@ -98,6 +98,7 @@ class TrainingSession:
             # Continue from the best model so far; only a better epoch replaces it.
             self.parts.model.load_weights(self.run_dir / run_folder.MODEL_FILE)
             self.keeper.state["best_key"] = resume.best_key
+        self._views = None  # makes the augmented views of the feature pass (`augmentation.view_maker`), on first use
         self.cached: dict | None = None  # per split features when the current phase trains on features
         self.plan: features_module.FeaturePlan | None = None
         self.feature_cache_note = "off"
@@ -399,7 +400,11 @@ class TrainingSession:
             return None  # the picture as validation and prediction see it
         if self.config.augment == "flip":
             return lambda batch, training=True: keras.ops.flip(keras.ops.convert_to_tensor(batch), axis=2)
-        return self.parts.augmentation
+        if self._views is None:
+            from tlcore.model.augmentation import view_maker
+
+            self._views = view_maker(self.config.augment, self.config.seed)
+        return self._views
 
     def _open_store(self, plan, phase: Phase):
         """The store for this frozen part, or None when not worth it or not possible.
