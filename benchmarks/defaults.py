@@ -47,14 +47,11 @@ def last_json(command: list[str], env: dict) -> tuple[dict, float]:
 
 def predicted_seconds(data: str, preset: str, seed: int) -> tuple[float, bool]:
     """What tlcore predicts for `tlcore train DATA --preset P --seed S` (the whole command), and whether measured."""
-    from tlcore.data.audit import audit_dataset
-    from tlcore.training.config import TrainConfig
-    from tlcore.training.estimate import estimate_run
-    from tlcore.training.recipe import apply_preset
+    from _presets import preset_config
 
-    config = TrainConfig(data=data, seed=seed)
-    audit = audit_dataset(data, config.val_split, seed, find_duplicates=False)
-    estimate = estimate_run(apply_preset(config, preset, audit), audit)
+    from tlcore.training.estimate import estimate_run
+
+    estimate = estimate_run(*preset_config(data, preset, seed))
     return estimate.command_line_total_s, estimate.measured
 
 

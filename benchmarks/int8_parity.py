@@ -11,10 +11,8 @@ Usage: python benchmarks/int8_parity.py ../shared/datasets/flowers5 ../shared/da
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -23,23 +21,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="+")
     args = parser.parse_args()
-    os.environ["TLCORE_HOME"] = tempfile.mkdtemp(prefix="tlcore-int8-")
-    from tlcore.data.audit import audit_dataset
+    from _presets import fresh_home, preset_config
+
+    runs_dir = fresh_home("tlcore-int8-") / "runs"
     from tlcore.export import writers
     from tlcore.export.parity import check_exports
     from tlcore.training.config import TrainConfig
-    from tlcore.training.recipe import apply_preset
     from tlcore.training.run import train
 
     print("| dataset | run | format | agrees with the app | accuracy (app's) | size (bytes) |")
     print("|---|---|---|---:|---:|---:|")
     for data in args.datasets:
-        audit = audit_dataset(data, 0.2, 42, find_duplicates=False)
         runs = {"default settings, 5 epochs": TrainConfig(data=data, epochs=5),
-                "fast preset": apply_preset(TrainConfig(data=data), "fast", audit),
-                "best preset": apply_preset(TrainConfig(data=data), "best", audit)}
+                "fast preset": preset_config(data, "fast")[0],
+                "best preset": preset_config(data, "best")[0]}
         for label, config in runs.items():
-            result = train(config, runs_dir=pathlib.Path(os.environ["TLCORE_HOME"], "runs"))
+            result = train(config, runs_dir=runs_dir)
             files = {name: writers.export_run(result.run_dir, name) for name in ("tflite", "tflite-int8")}
             for report in check_exports(result.run_dir, files):
                 print(f"| {pathlib.Path(data).name} | {label} | {report.format} | {report.agreement:.1%} | "

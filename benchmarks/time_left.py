@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -37,19 +35,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="+")
     args = parser.parse_args()
-    os.environ["TLCORE_HOME"] = tempfile.mkdtemp(prefix="tlcore-time-left-")
-    from tlcore.data.audit import audit_dataset
-    from tlcore.training.config import TrainConfig
-    from tlcore.training.recipe import apply_preset
+    from _presets import fresh_home, preset_config
+
+    runs_dir = fresh_home("tlcore-time-left-") / "runs"
     from tlcore.training.run import train
 
     print("| dataset | preset | progress rows after the first epoch | worst ETA / true | median |")
     print("|---|---|---:|---:|---:|")
     for data in args.datasets:
-        audit = audit_dataset(data, 0.2, 42, find_duplicates=False)
         for preset in ("fast", "best"):
-            result = train(apply_preset(TrainConfig(data=data), preset, audit),
-                           runs_dir=pathlib.Path(os.environ["TLCORE_HOME"], "runs"))
+            result = train(preset_config(data, preset)[0], runs_dir=runs_dir)
             found = ratios(pathlib.Path(result.run_dir))
             worst = f"{max(found):.2f}" if found else "-"
             median = f"{statistics.median(found):.2f}" if found else "-"

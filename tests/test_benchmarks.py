@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-BENCHMARKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+BENCHMARKS = sorted(path for path in (pathlib.Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")
+                    if not path.name.startswith("_"))  # `_presets.py` is the benchmarks' shared helper
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[path.stem for path in BENCHMARKS])

@@ -16,12 +16,14 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+import statistics
 import time
 
 import keras
 
 from tlcore.runs import folder as run_folder
 from tlcore.runs import record as run_record
+from tlcore.training.estimate import remaining_after
 
 PROGRESS_INTERVAL_S = 0.5
 # Saving a full model takes most of a second on a laptop CPU; when epochs are
@@ -88,8 +90,6 @@ class RunClock:
 
     def steady_epoch_s(self) -> float | None:
         """One epoch's seconds without tracing, as measured in this phase; None before a whole epoch."""
-        import statistics
-
         if len(self._epoch_seconds) >= 2:
             return statistics.median(self._epoch_seconds[1:])
         if not self._epoch_seconds:
@@ -105,7 +105,7 @@ class RunClock:
         """Seconds left, with `batch` batches of the current epoch done; None before any step."""
         steady = self.steady_epoch_s()
         if self.estimate is not None and (steady is not None or self.estimate.phases):
-            left = _remaining_after(self.estimate, self.phase_index, self.phase_epochs_done, steady)
+            left = remaining_after(self.estimate, self.phase_index, self.phase_epochs_done, steady)
             per_epoch = steady if steady is not None else self.estimate.phases[
                 min(self.phase_index, len(self.estimate.phases) - 1)].per_epoch_s
             return max(0.0, left - per_epoch * batch / self.steps_per_epoch)
@@ -120,16 +120,10 @@ class RunClock:
 
 def _median_interval(times: list[float]) -> float | None:
     """The median time between consecutive events; None with fewer than two."""
-    import statistics
-
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     return statistics.median(gaps) if gaps else None
 
 
-def _remaining_after(estimate, phase_index, epochs_done, steady):
-    from tlcore.training.estimate import remaining_after
-
-    return remaining_after(estimate, phase_index, epochs_done, steady)
 
 
 class MetricsLogger(keras.callbacks.Callback):
