@@ -104,6 +104,9 @@ def test_two_dispatchers_at_once_start_a_run_once(tiny_dataset, monkeypatch):
         return sleeper
 
     monkeypatch.setattr(run_dispatch, "subprocess_for", fake_worker)
+    # The stand-in processes are killed and reaped by this test; a reaper thread of the app's would dispatch
+    # again in the background when they die, into whichever test runs then.
+    monkeypatch.setattr(run_dispatch, "_watch", lambda process: None)
     slot = run_locks.training_slot_lock()
     assert slot.try_acquire()  # nothing starts while the runs are put in line
     runs = [put_in_line(name, tiny_dataset) for name in ("ada", "bo", "cy")]
@@ -136,6 +139,9 @@ def test_with_two_training_slots_two_runs_start(tiny_dataset, monkeypatch):
         return sleepers[-1]
 
     monkeypatch.setattr(run_dispatch, "subprocess_for", fake_worker)
+    # The stand-in processes are killed and reaped by this test; a reaper thread of the app's would dispatch
+    # again in the background when they die, into whichever test runs then.
+    monkeypatch.setattr(run_dispatch, "_watch", lambda process: None)
     try:
         runs = [put_in_line(name, tiny_dataset) for name in ("ada", "bo", "cy")]
 
