@@ -114,3 +114,34 @@ def test_a_new_split_of_an_audit_equals_auditing_again_with_that_split(tmp_path,
 
     assert counted == {"check": 0, "sha256": 0, "phash": 0}, "no file is read for a new split"
     assert moved.to_dict() == audit_dataset(data, val_split=0.4, seed=7).to_dict()
+
+
+def test_when_worker_processes_cannot_start_threads_finish_the_audit(tmp_path, monkeypatch):
+    # As in a script without `if __name__ == "__main__":`, whose spawned workers start the script again and die.
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DiesAfterOneChunk:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, function, chunks):
+            yield function(chunks[0])
+            raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+    data = write_class_folders(tmp_path / "data", {"cats": 5, "dogs": 5})
+    monkeypatch.setattr(checking, "PROCESSES_FROM_FILES", 1)
+    monkeypatch.setattr(checking, "CHUNK_FILES", 3)
+    monkeypatch.setattr(checking, "ProcessPoolExecutor", DiesAfterOneChunk)
+    seen = []
+
+    audit = audit_dataset(data, progress=lambda done, total: seen.append(done), find_duplicates=False)
+
+    assert len(audit.records) == 10
+    assert sorted(record.path for record in audit.records) == sorted(str(path) for path in data.rglob("*.*"))
+    assert seen == sorted(seen) and seen[-1] == 10

@@ -50,3 +50,18 @@ def test_a_mirror_view_of_a_picture_is_its_left_right_flip():
 def test_a_preset_without_random_views_is_refused_in_words():
     with pytest.raises(InputError, match="light, strong"):
         view_maker("none", seed=1)
+
+
+def test_the_compiled_resampling_gives_the_values_of_keras_affine_transform():
+    import keras
+
+    from tlcore.model.augmentation import _compiled, _resample
+
+    batch = pictures(3, size=40)
+    transforms = _view_transforms(np.random.default_rng(5), 3, 40, 40, turn=0.1, zoom=0.2, shift=0.1)
+    no_change = np.ones((3, 1, 1, 1), "float32"), np.zeros((3, 1, 1, 1), "float32")
+
+    ours = np.asarray(_compiled(_resample)(batch, transforms, *no_change, False))
+    keras_own = np.asarray(keras.ops.image.affine_transform(batch, transforms, interpolation="bilinear", fill_mode="reflect"))
+
+    np.testing.assert_allclose(ours, np.clip(keras_own, 0, 255), atol=0.05)

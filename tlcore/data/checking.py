@@ -11,9 +11,11 @@ that has not changed since an earlier audit is not opened again.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from typing import Callable
 
@@ -53,22 +55,31 @@ def run_in_parallel(function, items: list, progress: Progress | None = None) -> 
     """`function(chunk)` over chunks of `items` (returning one value per item), on every core; in order.
 
     `function` must be a module-level function (worker processes import it by name).
+    Worker processes that cannot start (a script run without an
+    `if __name__ == "__main__":` guard starts itself again in each spawned
+    worker, which Python refuses) leave the rest to threads: slower, not wrong.
     """
     chunks = [items[start:start + CHUNK_FILES] for start in range(0, len(items), CHUNK_FILES)]
     cores = os.cpu_count() or 1
+    results: list = []
     if len(items) >= PROCESSES_FROM_FILES and cores > 1:
         # "spawn": the caller may be a threaded web server, where forking can deadlock.
-        pool = ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("spawn"))
-    else:
-        pool = ThreadPoolExecutor(max_workers=min(8, cores * 2))
-    results, done = [], 0
-    with pool:
-        for chunk, values in zip(chunks, pool.map(function, chunks), strict=True):
-            results.extend(values)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(items))
+        try:
+            _map_into(ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("spawn")),
+                      function, chunks, results, progress, len(items))
+        except BrokenProcessPool:
+            pass
+    remaining = chunks[math.ceil(len(results) / CHUNK_FILES):] if results else chunks
+    _map_into(ThreadPoolExecutor(max_workers=min(8, cores * 2)), function, remaining, results, progress, len(items))
     return results
+
+
+def _map_into(pool, function, chunks: list, results: list, progress: Progress | None, total: int) -> None:
+    with pool:
+        for values in pool.map(function, chunks):
+            results.extend(values)
+            if progress is not None:
+                progress(len(results), total)
 
 
 def seconds_left(done: int, total: int, elapsed: float) -> float | None:

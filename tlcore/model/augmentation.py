@@ -46,9 +46,10 @@ def make_augmentation(preset: str, seed: int | None = None):
 
 
 # The same random changes as the layers above, for the cached views' feature pass: every geometric
-# change of a picture (mirror, turn, zoom, shift) as ONE resampling instead of one per layer.
-# Measured on batches of 16 at 224 px on the 2-core CPU: 2.07 ms per picture through the "light"
-# layers, 0.78 ms as one transform (the pass itself costs about 1.3 ms per picture).
+# change of a picture (mirror, turn, zoom, shift) as ONE resampling instead of one per layer, compiled
+# with XLA where the backend can. Measured on batches of 16 at 224 px on the 2-core CPU, per picture:
+# 2.07 ms through the "light" layers, 0.62 ms through TensorFlow's own projective-transform kernel,
+# 0.17 ms as the XLA-compiled resampling below (the pass itself costs about 1.2 ms).
 _VIEW_CHANGES = {  # preset: (turn as a fraction of a full circle, zoom, shift, contrast, brightness)
     "light": (0.05, 0.1, 0.0, 0.0, 0.0),
     "strong": (0.1, 0.2, 0.1, 0.2, 0.2),
@@ -64,28 +65,87 @@ def view_maker(preset: str, seed: int):
     random contrast and brightness; edges are filled by reflection, as the
     layers do. Repeatable: the same seed gives the same views.
     """
-    import keras
     import numpy as np
 
     if preset not in _VIEW_CHANGES:
         raise InputError(f"no random views for augmentation preset {preset!r}; expected one of: {', '.join(_VIEW_CHANGES)}.")
     turn, zoom, shift, contrast, brightness = _VIEW_CHANGES[preset]
     random = np.random.default_rng(seed)
+    resample = _compiled(_resample)
 
     def change(batch, training=True):
-        images = keras.ops.convert_to_tensor(batch, dtype="float32")
-        count, height, width = int(images.shape[0]), int(images.shape[1]), int(images.shape[2])
+        count, height, width = (int(size) for size in batch.shape[:3])
         transforms = _view_transforms(random, count, height, width, turn, zoom, shift)
-        images = keras.ops.image.affine_transform(images, transforms, interpolation="bilinear", fill_mode="reflect")
-        if contrast:
-            factor = random.uniform(1 - contrast, 1 + contrast, (count, 1, 1, 1)).astype("float32")
-            mean = keras.ops.mean(images, axis=(1, 2), keepdims=True)
-            images = (images - mean) * factor + mean
-        if brightness:
-            images = images + random.uniform(-brightness, brightness, (count, 1, 1, 1)).astype("float32") * 255.0
-        return keras.ops.clip(images, 0.0, 255.0)
+        factors = random.uniform(1 - contrast, 1 + contrast, (count, 1, 1, 1)).astype("float32")
+        offsets = (random.uniform(-brightness, brightness, (count, 1, 1, 1)) * 255.0).astype("float32")
+        return resample(batch, transforms, factors, offsets, bool(contrast))
 
     return change
+
+
+def _resample(images, transforms, contrast_factors, brightness_offsets, with_contrast: bool):
+    """Bilinear resampling of each picture by its transform (output pixel -> input pixel), edges reflected.
+
+    The same values as `keras.ops.image.affine_transform(..., "bilinear",
+    fill_mode="reflect")` (within 0.01 of 255) but written as four gathers
+    and a weighted sum, which XLA compiles into one fast loop; then the
+    contrast (around each picture's mean colour) and brightness changes, and
+    the 0-255 clip.
+    """
+    import keras
+
+    ops = keras.ops
+    images = ops.cast(images, "float32")
+    count, height, width, channels = images.shape
+    rows, columns = ops.meshgrid(ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"), indexing="ij")
+    a0, a1, a2, b0, b1, b2 = (transforms[:, index][:, None, None] for index in range(6))
+    x = a0 * columns + a1 * rows + a2
+    y = b0 * columns + b1 * rows + b2
+    x_floor, y_floor = ops.floor(x), ops.floor(y)
+    x_weight = ops.reshape(x - x_floor, (-1, 1))
+    y_weight = ops.reshape(y - y_floor, (-1, 1))
+    x_floor, y_floor = ops.cast(x_floor, "int32"), ops.cast(y_floor, "int32")
+    pixels = ops.reshape(images, (-1, channels))
+    first_row = ops.arange(count, dtype="int32")[:, None, None] * height
+
+    def at(row, column):
+        flat = (first_row + _reflected(row, height)) * width + _reflected(column, width)
+        return ops.take(pixels, ops.reshape(flat, (-1,)), axis=0)
+
+    top = at(y_floor, x_floor) * (1 - x_weight) + at(y_floor, x_floor + 1) * x_weight
+    bottom = at(y_floor + 1, x_floor) * (1 - x_weight) + at(y_floor + 1, x_floor + 1) * x_weight
+    changed = ops.reshape(top * (1 - y_weight) + bottom * y_weight, (count, height, width, channels))
+    if with_contrast:
+        # Around the mean of the picture before it was turned and zoomed (with reflected edges
+        # nearly the same): a mean of the resampled picture made XLA resample it twice.
+        mean = ops.mean(images, axis=(1, 2), keepdims=True)
+        changed = (changed - mean) * contrast_factors + mean
+    return ops.clip(changed + brightness_offsets, 0.0, 255.0)
+
+
+def _reflected(index, size: int):
+    """Pixel indices reflected into 0..size-1 as (d c b a | a b c d | d c b a), Keras's "reflect"."""
+    import keras
+
+    period = 2 * size
+    index = keras.ops.mod(index, period)
+    return keras.ops.where(index >= size, period - 1 - index, index)
+
+
+def _compiled(function):
+    """`function` compiled by XLA on TensorFlow and JAX (one compilation per batch shape), as it is elsewhere."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=True, autograph=False, reduce_retracing=False)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function, static_argnums=(4,))
+    return function
 
 
 def _view_transforms(random, count: int, height: int, width: int, turn: float, zoom: float, shift: float):

@@ -12,6 +12,7 @@ code use Keras only, so they also run on the JAX and PyTorch backends.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -119,32 +120,77 @@ def make_dataset(
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def decode_images(file_paths: list[str], image_size: int, batch_size: int = 64, stop=None) -> np.ndarray | None:
-    """Decode and resize files once into one uint8 array (N, size, size, 3).
+class BackgroundDecoding:
+    """Files decoded and resized once into one uint8 array (N, size, size, 3) on a worker thread.
 
-    Parallel decoding by tf.data; uint8 keeps the array a quarter of float32's
-    size, so a few thousand images fit comfortably in memory.
-
-    Args:
-        stop: a `threading.Event`; once set, decoding ends after the current
-            batch and the result is None (the images turned out not to be needed).
+    Readers take the pictures as soon as they are decoded (`wait_until`), so
+    the feature pass starts on the first batch instead of after the last one
+    (at 8,000 pictures the first progress row used to wait 18 s for all of
+    them). Parallel decoding by tf.data; uint8 keeps the array a quarter of
+    float32's size, so a few thousand pictures fit comfortably in memory.
     """
-    import tensorflow as tf
 
-    output = np.empty((len(file_paths), image_size, image_size, 3), dtype="uint8")
-    dataset = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in file_paths])
-    dataset = dataset.map(
-        lambda path: tf.cast(decode_and_resize(path, image_size), tf.uint8),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    position = 0
-    for batch in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
-        if stop is not None and stop.is_set():
-            return None
-        output[position : position + len(batch)] = batch.numpy()
-        position += len(batch)
-    return output
+    def __init__(self, file_paths: list[str], image_size: int, batch_size: int = 64):
+        self.images = np.empty((len(file_paths), image_size, image_size, 3), dtype="uint8")
+        self._decoded = 0
+        self._finished = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._decode, args=(file_paths, image_size, batch_size),
+                                        name="tlcore-decode", daemon=True)
+        self._thread.start()
+
+    def _decode(self, file_paths: list[str], image_size: int, batch_size: int) -> None:
+        try:
+            for batch in self._batches(file_paths, image_size, batch_size):
+                if self._stop.is_set():
+                    return
+                end = self._decoded + len(batch)
+                self.images[self._decoded : end] = batch
+                with self._changed:
+                    self._decoded = end
+                    self._changed.notify_all()
+        except BaseException as error:  # handed to the reader, who says which run failed and why
+            self._error = error
+        finally:
+            with self._changed:
+                self._finished = True
+                self._changed.notify_all()
+
+    @staticmethod
+    def _batches(file_paths: list[str], image_size: int, batch_size: int):
+        """uint8 numpy batches of the decoded, resized files, in order."""
+        import tensorflow as tf
+
+        dataset = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in file_paths])
+        dataset = dataset.map(
+            lambda path: tf.cast(decode_and_resize(path, image_size), tf.uint8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        for batch in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+            yield batch.numpy()
+
+    def wait_until(self, count: int) -> bool:
+        """Wait until the first `count` pictures are decoded: True, or False if decoding was stopped first.
+
+        Raises:
+            The decoding's own error (a file that vanished or cannot be read).
+        """
+        with self._changed:
+            self._changed.wait_for(lambda: self._decoded >= count or self._finished)
+        if self._error is not None:
+            raise self._error
+        return self._decoded >= count
+
+    def stop(self) -> None:
+        """Decode no more (the pictures are not needed after all); what is decoded stays readable."""
+        self._stop.set()
+
+    @property
+    def decoded(self) -> int:
+        return self._decoded
 
 
 def decoded_bytes(count: int, image_size: int) -> int:

@@ -11,9 +11,7 @@ import contextlib
 import logging
 import pathlib
 import shutil
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import keras
@@ -128,32 +126,33 @@ class TrainingSession:
         except OSError:  # a file vanished since the audit: decoding will say which
             return None
 
-    def _start_decoding(self):
+    def _start_decoding(self) -> pipeline.BackgroundDecoding | None:
         """Decode all images once in a background thread, if they fit in memory."""
-        self._decoding_stop = threading.Event()
         files = [path for split in SPLITS for path in self.splits[split]["files"]]
         if pipeline.decoded_bytes(len(files), self.image_size) > pipeline.DEFAULT_DECODE_CACHE_BYTES:
             return None
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-decode")
-        future = executor.submit(pipeline.decode_images, files, self.image_size, stop=self._decoding_stop)
-        executor.shutdown(wait=False)
-        return future
+        return pipeline.BackgroundDecoding(files, self.image_size)
 
     def _stop_decoding(self) -> None:
         """The images are not needed after all (their features were stored): free the CPU for training."""
-        self._decoding_stop.set()
+        if self._decoding is not None:
+            self._decoding.stop()
         self._decoding = None
 
+    def _split_range(self, split: str) -> tuple[int, int]:
+        """Where the split's pictures are in the decoded array (train, then validation, then test)."""
+        start = sum(len(self.splits[name]["files"]) for name in SPLITS[: SPLITS.index(split)])
+        return start, start + len(self.splits[split]["files"])
+
     def _decoded(self, split: str) -> np.ndarray | None:
-        """The split's decoded uint8 images, or None when streaming from files."""
+        """The split's decoded uint8 images (waiting for the last of them), or None when streaming from files."""
         if self._decoding is None:
             return None
-        everything = self._decoding.result()
-        if everything is None:  # stopped early: stream from the files instead
+        start, end = self._split_range(split)
+        if not self._decoding.wait_until(end):  # stopped early: stream from the files instead
             self._decoding = None
             return None
-        start = sum(len(self.splits[name]["files"]) for name in SPLITS[: SPLITS.index(split)])
-        return everything[start : start + len(self.splits[split]["files"])]
+        return self._decoding.images[start:end]
 
     def _image_dataset(self, split: str, shuffle: bool, one_hot: bool = True, read_once: bool = False):
         """Batches of (float32 image, label) for `fit`: from memory, or streamed from files.
@@ -184,11 +183,20 @@ class TrainingSession:
 
     def _image_batches(self, split: str):
         """Unshuffled float32 image batches for the feature pass."""
-        decoded = self._decoded(split)
-        if decoded is None:
+        if self._decoding is None:
             return (images.numpy() for images, _ in self._image_dataset(split, shuffle=False, one_hot=False, read_once=True))
         size = self.plan.batch_size if self.plan is not None else features_module.PASS_BATCH_SIZE_CPU
-        return (decoded[i : i + size].astype("float32") for i in range(0, len(decoded), size))
+        return self._decoded_batches(split, size)
+
+    def _decoded_batches(self, split: str, size: int):
+        """The split's decoded images in batches, each as soon as it is decoded (the pass need not wait for the rest)."""
+        decoding = self._decoding
+        start, end = self._split_range(split)
+        for first in range(start, end, size):
+            last = min(first + size, end)
+            if not decoding.wait_until(last):
+                raise RuntimeError("decoding stopped while the feature pass still needed its pictures")
+            yield decoding.images[first:last].astype("float32")
 
     # ------------------------------------------------------------ phases
 
@@ -430,7 +438,7 @@ class TrainingSession:
     def cleanup(self) -> None:
         """Drop cached features, so the run folder holds the same files either way."""
         self.cached = None
-        self._decoding = None
+        self._stop_decoding()
         for path in self.run_dir.glob("features_*.npy"):
             path.unlink(missing_ok=True)
 
