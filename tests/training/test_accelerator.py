@@ -82,3 +82,19 @@ def test_multi_worker_with_one_worker_on_this_machine_trains_a_run(shared_tiny_d
     result = _train_in_a_fresh_process(shared_tiny_dataset, tmp_path / "runs",
                                        {"TLCORE_DISTRIBUTION": "multi_worker", "TF_CONFIG": json.dumps(tf_config)})
     assert result["status"] == "completed" and result["epochs_run"] == 2
+
+
+def test_several_workers_are_refused_in_words_since_keras_3_cannot_train_over_them():
+    import json
+
+    import pytest
+
+    from tlcore.errors import InputError
+    from tlcore.training.accelerator import refuse_more_than_one_worker
+
+    two = {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 0}}
+    with pytest.raises(InputError, match="names 2 workers.*72388"):
+        refuse_more_than_one_worker(json.dumps(two))
+    with pytest.raises(InputError, match="not JSON"):
+        refuse_more_than_one_worker("{cluster")
+    refuse_more_than_one_worker(json.dumps({"cluster": {"worker": ["127.0.0.1:2222"]}}))  # one worker trains

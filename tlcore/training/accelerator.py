@@ -12,19 +12,24 @@ Environment overrides, for experiments and tests: `TLCORE_MIXED_PRECISION`,
 splits the CPU into N logical devices that `MirroredStrategy` replicates
 over (the tested stand-in for several GPUs).
 
-More than one machine: set `TLCORE_DISTRIBUTION=multi_worker` and the usual
-`TF_CONFIG` on every machine (the same run folder on shared storage, each
-worker with its own task index), and each trains with
-`tf.distribute.MultiWorkerMirroredStrategy`, which keeps the replicas in step
-over the network. tlcore itself schedules nothing across machines.
+More than one machine: `TLCORE_DISTRIBUTION=multi_worker` with the usual
+`TF_CONFIG` trains under `tf.distribute.MultiWorkerMirroredStrategy`. Tested
+with one worker; with two, Keras 3's `fit` fails in its first step under that
+strategy (tensorflow/tensorflow#72388), so a TF_CONFIG of several workers is
+refused in words (`refuse_more_than_one_worker`). Keras 3's own route over
+machines is `keras.distribution` on JAX, not built here. tlcore itself
+schedules nothing across machines.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
 import keras
+
+from tlcore.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,34 @@ def start_multi_worker():
     """
     global _multi_worker
     if _multi_worker is None:
+        refuse_more_than_one_worker(os.environ.get("TF_CONFIG", ""))
         import tensorflow as tf
 
         _multi_worker = tf.distribute.MultiWorkerMirroredStrategy()
     return _multi_worker
+
+
+def refuse_more_than_one_worker(tf_config: str) -> None:
+    """Say now, in words, that Keras 3 cannot train over several TensorFlow workers.
+
+    With two workers on one machine, `fit` under `MultiWorkerMirroredStrategy`
+    fails in its first step, in the strategy's reduction of the metrics
+    ("Invalid reduction dimension 0 for input with 0 dimensions"): a known
+    incompatibility of `tf.distribute` with Keras 3 (tensorflow/tensorflow
+    issue 72388), which Keras 2 did not have. One worker trains, as tested.
+
+    Raises:
+        InputError: TF_CONFIG names more than one worker.
+    """
+    try:
+        cluster = json.loads(tf_config or "{}").get("cluster", {})
+    except (ValueError, AttributeError):
+        raise InputError(f"TF_CONFIG is not JSON: {tf_config[:80]!r}; expected the usual "
+                         '{"cluster": {"worker": [...]}, "task": {"type": "worker", "index": 0}}.') from None
+    tasks = sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+    if tasks > 1:
+        raise InputError(
+            f"TF_CONFIG names {tasks} workers, but Keras 3 cannot yet train over several TensorFlow workers "
+            "(tf.distribute's MultiWorkerMirroredStrategy fails in its first step: tensorflow/tensorflow#72388). "
+            "Train on one machine (its GPUs are used together), or unset TLCORE_DISTRIBUTION."
+        )
