@@ -12,9 +12,8 @@ import shutil
 import tracemalloc
 
 import numpy as np
-import pytest
+from conftest import write_class_folders
 
-from tests.conftest import write_class_folders
 from tlcore.runs import folder as run_folder
 from tlcore.training import feature_cache, feature_store, features, pipeline
 from tlcore.training.run import train
