@@ -69,7 +69,7 @@ def run_in_parallel(function, items: list, progress: Progress | None = None) -> 
                       function, chunks, results, progress, len(items))
         except BrokenProcessPool:
             pass
-    remaining = chunks[math.ceil(len(results) / CHUNK_FILES):] if results else chunks
+    remaining = chunks[math.ceil(len(results) / CHUNK_FILES):]  # the chunks no worker process finished
     _map_into(ThreadPoolExecutor(max_workers=min(8, cores * 2)), function, remaining, results, progress, len(items))
     return results
 
