@@ -97,12 +97,14 @@ def offer_weights_import(name: str) -> None:
         f"from the internet ({row['weights_file']}). Without internet, get that file elsewhere and import it here."
     )
     file = st.file_uploader("Import a weights file (.h5)", type=["h5"], key="model_weights_upload")
+    for_everyone = tlcore.may_install_weights_for_everyone() and st.checkbox(
+        "Install for everyone on this computer", key="model_weights_for_everyone",
+        help="Ticked: every account's runs use this file. Only a file Keras publishes a hash for (a verified one) is "
+             "installed for everyone; any other stays for your own runs.")
     if file is not None and st.button("Import weights", key="model_import_weights"):
-        saved = tlcore.save_uploaded_file(file.name, file)
         with st.spinner("Checking the weights file…"):
-            imported = tlcore.import_weights(saved)
-        st.session_state["model_imported"] = (f"Imported {file.name}: {row['title']} is ready on this computer "
-                                              f"({imported.note}).")
+            imported = tlcore.import_uploaded_weights(file.name, file, for_everyone=for_everyone)
+        st.session_state["model_imported"] = f"Imported {file.name}: {row['title']} is ready ({imported.note})."
         st.rerun()
 
 

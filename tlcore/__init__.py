@@ -39,6 +39,8 @@ _PUBLIC = {
     "list_backbones": "tlcore.model.backbones",
     "get_backbone": "tlcore.model.backbones",
     "import_weights": "tlcore.model.weights_import",
+    "import_uploaded_weights": "tlcore.model.weights_import",
+    "may_install_weights_for_everyone": "tlcore.model.weights_import",
     "DEFAULT_BACKBONE": "tlcore.model.backbones",
     "block_table": "tlcore.model.blocks",
     "trainable_summary": "tlcore.model.blocks",

@@ -31,6 +31,7 @@ import tlcore.results.prediction
 import tlcore.runs.history
 import tlcore.runs.locks
 import tlcore.training.launch
+from tlcore import paths
 from tlcore.data.demo import generate_demo_dataset
 from tlcore.model.weights_import import ImportedWeights
 from tlcore.results.evaluation import classification_report
@@ -289,7 +290,9 @@ def test_picking_a_backbone_changes_the_trainable_count():
 def test_missing_weights_are_explained_and_can_be_imported(monkeypatch):
     imported = []
     monkeypatch.setattr(tlcore.model.weights_import, "import_weights",
-                        lambda path, backbone=None: imported.append(pathlib.Path(path)) or ImportedWeights(path, False))
+                        lambda path, backbone=None, for_everyone=False: imported.append(
+                            (pathlib.Path(path).name, pathlib.Path(path).read_bytes(), for_everyone))
+                        or ImportedWeights(path, False))
     app = _run("pages/model.py")
     app.selectbox(key="model_backbone").set_value("resnet50").run()
     assert "not on this computer" in _texts(app)
@@ -299,8 +302,9 @@ def test_missing_weights_are_explained_and_can_be_imported(monkeypatch):
     app.button(key="model_import_weights").click().run()
 
     assert not app.exception
-    assert imported[0].name == name and imported[0].read_bytes() == b"HDF"
+    assert imported == [(name, b"HDF", False)]
     assert "Imported" in app.success[0].value
+    assert not any(path.is_file() for path in paths.uploads_dir().rglob("*")), "the upload is not kept"
 
 
 # ----------------------------------------------------------------- Train

@@ -142,18 +142,19 @@ def test_build_rejects_other_weight_options():
 # ----------------------------------------------------------------- import_weights
 
 
-def test_import_weights_validates_then_copies_into_the_keras_cache(keras_weights_home, tmp_path):
+def test_import_weights_validates_then_copies_into_the_importers_own_weights(keras_weights_home, tmp_path):
     file_name = "mobilenet_2_5_224_tf_no_top.h5"
     downloaded = tmp_path / "downloads" / file_name
     downloaded.parent.mkdir()
     shutil.move(keras_weights_home / file_name, downloaded)
     assert not weights_available_offline("mobilenet_025")
 
-    imported = import_weights(downloaded)
+    imported = import_weights(downloaded, for_everyone=True)
     destination = imported.path
     assert not imported.verified, "Keras publishes no hash for MobileNet's weights"
 
-    assert destination == backbones.keras_cache_dir() / file_name
+    assert destination == backbones.own_weights_dir() / file_name, "an unverified file is never for everyone"
+    assert not (backbones.keras_cache_dir() / file_name).exists()
     assert destination.read_bytes() == downloaded.read_bytes()
     assert weights_available_offline("mobilenet_025")
     assert not list(destination.parent.glob("*.partial"))
@@ -218,7 +219,10 @@ def test_unverified_weights_never_silently_replace_the_ones_already_there(keras_
     import h5py
 
     file_name = "mobilenet_2_5_224_tf_no_top.h5"
-    real = (keras_weights_home / file_name).read_bytes()
+    own = backbones.own_weights_dir() / file_name
+    own.parent.mkdir(parents=True)
+    shutil.copyfile(keras_weights_home / file_name, own)
+    real = own.read_bytes()
     random_weights = tmp_path / file_name
     # The right shapes, other numbers: the real file with every weight replaced by noise, as h5py sees it.
     shutil.copyfile(keras_weights_home / file_name, random_weights)
@@ -228,8 +232,9 @@ def test_unverified_weights_never_silently_replace_the_ones_already_there(keras_
 
     with pytest.raises(InputError, match="is kept"):
         import_weights(random_weights)
-    assert (keras_weights_home / file_name).read_bytes() == real
+    assert own.read_bytes() == real
 
     replaced = import_weights(random_weights, replace=True)
-    assert replaced == ImportedWeights(keras_weights_home / file_name, verified=False)
+    assert replaced == ImportedWeights(own, verified=False)
+    assert (keras_weights_home / file_name).read_bytes() == real, "the file shared by everyone is untouched"
     assert "unverified" in replaced.note

@@ -245,7 +245,7 @@ def _cmd_weights(args) -> None:
     from tlcore.model.weights_import import import_weights
 
     for file in args.files:
-        imported = import_weights(file, args.backbone, replace=args.replace)
+        imported = import_weights(file, args.backbone, replace=args.replace, for_everyone=args.for_everyone)
         print(f"imported {file} -> {imported.path} ({imported.note})")
 
 

@@ -169,7 +169,10 @@ def _add_other_commands(commands) -> None:
     weights_import.add_argument("files", nargs="+")
     weights_import.add_argument("--backbone")
     weights_import.add_argument("--replace", action="store_true",
-                                help="let a file Keras publishes no hash for replace weights already on this computer")
+                                help="let a file Keras publishes no hash for replace your own weights already here")
+    weights_import.add_argument("--for-everyone", action="store_true",
+                                help="install a verified file for everyone on this computer (a teacher or the operator "
+                                     "only); without it the file is for your own runs")
 
 
 def _add_users_command(commands) -> None:

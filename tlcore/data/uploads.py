@@ -153,7 +153,8 @@ def save_uploaded_files(
     return SavedUpload(root=root, saved=saved, skipped=tuple(skipped))
 
 
-def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_TOTAL_BYTES) -> pathlib.Path:
+def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_TOTAL_BYTES,
+                       keep_name: bool = False) -> pathlib.Path:
     """Save one uploaded file (a .zip dataset, a weights file) in a fresh upload folder.
 
     Only the file's own name is kept, made safe; the folder part is dropped.
@@ -162,6 +163,9 @@ def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_
         name: the name the browser sent.
         data: its bytes or a readable binary file.
         max_bytes: the largest file accepted. Defaults to 4 GiB.
+        keep_name: keep the name exactly (a weights file, which Keras finds by
+            name); otherwise a name an earlier upload uses gets "-2", "-3", ...
+            so that pickers tell datasets apart.
 
     Returns:
         The path of the saved file, `$TLCORE_HOME/uploads/<id>/<name>`.
@@ -181,9 +185,16 @@ def save_uploaded_file(name: str, data: UploadData, max_bytes: int = MAX_UPLOAD_
     root = new_upload_dir()
     shortened = _shorten(parts[-1])
     stem, dot, suffix = shortened.rpartition(".")
-    name = f"{unique_dataset_name(stem)}.{suffix}" if dot and stem else unique_dataset_name(shortened)
+    if keep_name:
+        name = shortened
+    else:
+        name = f"{unique_dataset_name(stem)}.{suffix}" if dot and stem else unique_dataset_name(shortened)
     target = root / name
-    _write(target, data)
+    try:
+        _write(target, data)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return target
 
 
@@ -202,8 +213,10 @@ def keep_if_usable(path: str | os.PathLike) -> pathlib.Path:
     """Check a just-uploaded dataset with a quick audit; if it cannot be used, delete the upload and say why.
 
     A rejected zip or folder would otherwise stay in `$TLCORE_HOME/uploads/`
-    for good. Only uploads are deleted: a path outside the uploads folder is
-    checked but never removed.
+    for good, counting against the user's limit. It is removed whatever the
+    reason (a refusal in words, or an unexpected failure while checking). Only
+    uploads are deleted: a path outside the uploads folder is checked but never
+    removed.
 
     Raises:
         InputError: the audit's reason the dataset cannot be used.
@@ -213,16 +226,17 @@ def keep_if_usable(path: str | os.PathLike) -> pathlib.Path:
     path = pathlib.Path(path)
     try:
         audit_dataset(path, find_duplicates=False)
-    except InputError:
-        _remove_upload(path)
+    except Exception:  # not BaseException: a page interrupted by the user's next click keeps the upload
+        remove_upload(path)
         raise
     return path
 
 
-def _remove_upload(path: pathlib.Path) -> None:
+def remove_upload(path: str | os.PathLike) -> None:
+    """Delete the upload folder that holds `path` (`$TLCORE_HOME/uploads/<id>`); a path outside the uploads is left alone."""
     root = paths.uploads_dir().resolve()
     try:
-        upload = path.resolve()
+        upload = pathlib.Path(path).resolve()
         folder = root / upload.relative_to(root).parts[0]
     except (ValueError, IndexError, OSError):
         return

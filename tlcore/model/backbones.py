@@ -18,6 +18,7 @@ import pathlib
 import socket
 from dataclasses import dataclass, field
 
+from tlcore import paths
 from tlcore.errors import InputError, WeightsUnavailableError
 
 DEFAULT_BACKBONE = "mobilenetv2_035"
@@ -324,23 +325,36 @@ def list_backbones() -> list[dict]:
 
 
 def keras_cache_dir() -> pathlib.Path:
-    """Where Keras caches downloaded weights (`$KERAS_HOME/models`)."""
+    """Where Keras caches downloaded weights (`$KERAS_HOME/models`): shared by everyone on this computer."""
     keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return pathlib.Path(keras_home) / "models"
 
 
-def cached_weights_path(name: str, image_size: int | None = None) -> pathlib.Path | None:
-    """The cached ImageNet weights file for a backbone, if there is one.
+def own_weights_dir() -> pathlib.Path:
+    """Where the current user's imported weights are kept (`<their space>/weights`): used for their runs only.
 
-    A size without its own file falls back to the 224-pixel file, exactly as
-    Keras does: convolution weights do not depend on the input size.
+    In classroom mode each student's imports stay here, so a file one student
+    brings can never change what another student's runs start from; only a
+    teacher (or the operator) installs a verified file for everyone, in
+    `keras_cache_dir()`. In personal mode this is `$TLCORE_HOME/weights`.
+    """
+    return paths.tlcore_home() / "weights"
+
+
+def cached_weights_path(name: str, image_size: int | None = None) -> pathlib.Path | None:
+    """The ImageNet weights file a run of the current user would load for a backbone, if there is one.
+
+    The user's own imported file comes first, then the one shared by everyone
+    (the Keras cache). A size without its own file falls back to the 224-pixel
+    file, exactly as Keras does: convolution weights do not depend on the input size.
     """
     spec = get_backbone(name)
     size = image_size or spec.input_size
-    for file_name in dict.fromkeys([spec.weights_file_for(size), spec.weights_file_for(224)]):
-        path = keras_cache_dir() / file_name
-        if path.is_file() and path.stat().st_size > 0:
-            return path
+    for folder in (own_weights_dir(), keras_cache_dir()):
+        for file_name in dict.fromkeys([spec.weights_file_for(size), spec.weights_file_for(224)]):
+            path = folder / file_name
+            if path.is_file() and path.stat().st_size > 0:
+                return path
     return None
 
 
@@ -380,15 +394,17 @@ def build_backbone(name: str, image_size: int, weights: str | None = "imagenet")
     """
     spec = get_backbone(name)
     validate_image_size(spec, image_size)
+    if weights not in ("imagenet", None):
+        raise InputError(f"weights must be 'imagenet' or None, got {weights!r}")
+    cached = cached_weights_path(name, image_size) if weights == "imagenet" else None
+    if cached is not None:
+        _check_cached_file_is_trained(cached, name)
     import keras
 
     constructor = getattr(keras.applications, spec.constructor)
     kwargs = dict(spec.constructor_kwargs, include_top=False, input_shape=(image_size, image_size, 3))
-    if weights not in ("imagenet", None):
-        raise InputError(f"weights must be 'imagenet' or None, got {weights!r}")
     if weights is None:
         return constructor(weights=None, **kwargs)
-    cached = cached_weights_path(name, image_size)
     if cached is not None:
         backbone = constructor(weights=None, **kwargs)
         try:
@@ -405,6 +421,19 @@ def build_backbone(name: str, image_size: int, weights: str | None = "imagenet")
             return constructor(weights="imagenet", **kwargs)
     except Exception as error:  # Keras raises plain Exceptions for failed downloads
         raise WeightsUnavailableError(weights_missing_message(name, image_size)) from error
+
+
+def _check_cached_file_is_trained(cached: pathlib.Path, name: str) -> None:
+    """Refuse to start from a file that holds untrained weights (one planted before imports were checked)."""
+    from tlcore.model.weights_check import check_trained
+
+    try:
+        check_trained(cached, name)
+    except InputError as error:
+        whose = "your own imported weights" if cached.parent == own_weights_dir() else "the weights shared by everyone"
+        raise WeightsUnavailableError(
+            f"{error} It is kept as {cached.name} in {whose}; ask the operator to remove it, then import a good copy."
+        ) from None
 
 
 @contextlib.contextmanager
