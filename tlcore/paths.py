@@ -122,6 +122,11 @@ def converted_images_dir() -> pathlib.Path:
     return cache_dir() / "converted"
 
 
+def own_weights_dir() -> pathlib.Path:
+    """Where the current user's imported pretrained weights are kept: for their runs only."""
+    return tlcore_home() / "weights"
+
+
 def uploads_dir() -> pathlib.Path:
     """Where the app stores datasets uploaded through the browser."""
     return tlcore_home() / "uploads"

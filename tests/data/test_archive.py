@@ -127,7 +127,7 @@ def test_symbolic_link_entry_is_skipped(tmp_path):
 
 
 def test_zip_bomb_is_refused_and_leaves_nothing(tmp_path):
-    zip_path = make_zip(tmp_path / "bomb.zip", {"zeros/a.bin": bytes(4 * 1024 * 1024)})
+    zip_path = make_zip(tmp_path / "bomb.zip", {"zeros/a.png": bytes(4 * 1024 * 1024)})
     cache_root = tmp_path / "cache"
 
     with pytest.raises(InputError) as raised:
@@ -140,7 +140,7 @@ def test_zip_bomb_is_refused_and_leaves_nothing(tmp_path):
 
 def test_size_cap_is_enforced_while_copying_even_when_declared_sizes_lie(tmp_path, monkeypatch):
     zip_path = make_zip(
-        tmp_path / "bomb.zip", {f"zeros/{index}.bin": bytes(512 * 1024) for index in range(6)}
+        tmp_path / "bomb.zip", {f"zeros/{index}.png": bytes(512 * 1024) for index in range(6)}
     )
     cache_root = tmp_path / "cache"
     # Pretend the zip declared tiny sizes, so only the count taken while copying can stop it.
@@ -257,7 +257,7 @@ def test_extracted_archive_is_frozen(tmp_path):
 def test_a_refused_zip_is_not_unpacked_again(tmp_path, monkeypatch):
     bomb = tmp_path / "big.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as handle:
-        handle.writestr("cats/a.bin", b"\0" * 200_000)
+        handle.writestr("cats/a.png", b"\0" * 200_000)
     with pytest.raises(InputError) as first:
         archive.extract_zip(bomb, tmp_path / "cache", max_total_bytes=1000)
 
@@ -276,8 +276,8 @@ def test_the_zip_cache_keeps_the_most_recently_used_within_its_cap(tmp_path):
     for name in ("a", "b", "c"):
         path = tmp_path / f"{name}.zip"
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as handle:
-            handle.writestr(f"{name}/cats/x.bin", os.urandom(10_000))
-            handle.writestr(f"{name}/dogs/y.bin", os.urandom(10_000))
+            handle.writestr(f"{name}/cats/x.jpg", os.urandom(10_000))
+            handle.writestr(f"{name}/dogs/y.jpg", os.urandom(10_000))
         zips.append(path)
     first, second, third = (archive.extract_zip(path, cache) for path in zips)
     os.utime(pathlib.Path(first.root).parent / ".complete", (1, 1))  # the least recently used

@@ -4,7 +4,14 @@ A zip is the easiest way for a user to hand over a dataset, and also a way to
 hand over trouble: entries named `../../something` or `/etc/something` that
 would land outside the target folder, symbolic links, and "zip bombs" that
 expand a few kilobytes into gigabytes. `extract_zip` writes only inside its own
-folder, counts the bytes it really writes, and reports what it refused.
+folder, unpacks only pictures, counts the bytes it really writes, and reports
+what it refused.
+
+The space it may fill is also the user's: on a shared server the operator's
+limit per person (`tlcore.classroom.quotas`) counts what is unpacked. A zip is
+refused before anything is written when the sizes it declares (each file at
+least one disk block) do not fit what the user has left, and unpacking stops
+as soon as the bytes really written do not, since declared sizes can lie.
 
 Extraction is cached by the zip's content: the same zip given twice is
 unpacked once. A finished extraction is renamed into place in one step with a
@@ -15,6 +22,7 @@ folder that a later run would mistake for a finished one.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import pathlib
@@ -25,9 +33,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
+from PIL import Image
+
 from tlcore import paths
+from tlcore.classroom import quotas
+from tlcore.data.image_formats import starts_like_image
 from tlcore.data.images import file_sha256, is_ignored_name
-from tlcore.errors import InputError
+from tlcore.errors import InputError, QuotaExceededError
 
 MAX_ZIP_TOTAL_BYTES_DEFAULT = 2 * 1024**3  # uncompressed bytes written, over all entries
 MAX_ZIP_GIGABYTES = MAX_ZIP_TOTAL_BYTES_DEFAULT / 1024**3  # as the app tells users
@@ -41,6 +53,9 @@ _COPY_CHUNK_BYTES = 1024 * 1024
 _ENCRYPTED_FLAG = 0x1
 _DISK_FULL_ERRORS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _UNZIP_YOURSELF = "unzip it yourself and give the folder instead"
+_HEADER_BYTES = 16  # enough to tell a picture format by its first bytes (starts_like_image)
+_PHONE_PICTURE_SUFFIXES = (".heic", ".heif", ".avif")  # unpacked so the audit can say how to convert them
+NOT_A_PICTURE = "not a picture (neither its name nor its first bytes are a picture's), so it was not unpacked"
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,37 @@ class _ArchiveTooLarge(Exception):
     """Internal: the bytes written passed the limit while an entry was being copied."""
 
 
+class _SpaceUsedUp(Exception):
+    """Internal: the disk space written passed what the user has left while an entry was being copied."""
+
+
+@dataclass
+class _Budget:
+    """What an extraction may still write: content bytes (the zip-bomb limit) and disk space (the user's space left).
+
+    Attributes:
+        content_bytes: bytes of file content still allowed.
+        disk_bytes: disk space still allowed, each file counted in whole blocks;
+            None where the operator set no limit.
+    """
+
+    content_bytes: int
+    disk_bytes: int | None
+
+    def check(self, entry_bytes: int) -> None:
+        """Raise as soon as an entry of `entry_bytes` written so far no longer fits."""
+        if entry_bytes > self.content_bytes:
+            raise _ArchiveTooLarge()
+        if self.disk_bytes is not None and quotas.disk_bytes(entry_bytes) > self.disk_bytes:
+            raise _SpaceUsedUp()
+
+    def charge(self, entry_bytes: int) -> None:
+        """Count a finished entry."""
+        self.content_bytes -= entry_bytes
+        if self.disk_bytes is not None:
+            self.disk_bytes -= quotas.disk_bytes(entry_bytes)
+
+
 def extract_zip(
     zip_path: str | os.PathLike,
     cache_root: str | os.PathLike,
@@ -100,6 +146,10 @@ def extract_zip(
             protected, uses an unsupported compression method, has too many
             entries or expands past `max_total_bytes`, or the disk fills up.
             Nothing partial is left behind.
+        QuotaExceededError: If its pictures do not fit the space the current
+            user has left (`quotas.space_left()`): before unpacking when the
+            declared sizes say so, else as soon as the written bytes do. Not
+            remembered as a refusal: the same zip fits once space is freed.
     """
     zip_path = pathlib.Path(zip_path)
     cache_root = pathlib.Path(cache_root)
@@ -110,8 +160,11 @@ def extract_zip(
         return finished
     _raise_if_refused_before(extraction_dir)
     cache_root.mkdir(parents=True, exist_ok=True)
+    budget = _Budget(content_bytes=max_total_bytes, disk_bytes=quotas.space_left())
     try:
-        temporary_dir = _extract_to_temporary(zip_path, cache_root, extraction_dir.name, max_total_bytes, max_entries)
+        temporary_dir = _extract_to_temporary(zip_path, cache_root, extraction_dir.name, budget, max_entries)
+    except QuotaExceededError:
+        raise  # the user's space, not the zip: the same zip fits once space is freed
     except InputError as error:
         _remember_refusal(extraction_dir, error)
         raise
@@ -120,14 +173,14 @@ def extract_zip(
     return finished
 
 
-def _extract_to_temporary(zip_path: pathlib.Path, cache_root: pathlib.Path, final_name: str, max_total_bytes: int,
+def _extract_to_temporary(zip_path: pathlib.Path, cache_root: pathlib.Path, final_name: str, budget: _Budget,
                           max_entries: int) -> pathlib.Path:
     """Unpack into a hidden folder beside the final one; nothing partial is left when it fails."""
     with _open_zip(zip_path) as archive:
-        entries, skipped = _plan_extraction(archive, zip_path.name, max_total_bytes, max_entries)
+        entries, skipped = _plan_extraction(archive, zip_path.name, budget, max_entries)
         temporary_dir = _make_temporary_dir(cache_root, final_name)
         try:
-            skipped += _write_entries(archive, entries, temporary_dir, zip_path.name, max_total_bytes)
+            skipped += _write_entries(archive, entries, temporary_dir, zip_path.name, budget)
             _write_complete_marker(temporary_dir, skipped)
         except BaseException:
             shutil.rmtree(temporary_dir, ignore_errors=True)
@@ -245,10 +298,14 @@ def _open_zip(zip_path: pathlib.Path) -> zipfile.ZipFile:
 def _plan_extraction(
     archive: zipfile.ZipFile,
     zip_name: str,
-    max_total_bytes: int,
+    budget: _Budget,
     max_entries: int,
 ) -> tuple[list[_PlannedEntry], list[tuple[str, str]]]:
     """Decide, before writing anything, which entries to extract and which to refuse.
+
+    Only pictures are extracted: an entry whose name ends like a picture's, or
+    whose first bytes are a picture's (a photo saved without its extension).
+    Anything else (`.bin` filler, documents) is listed as refused, unwritten.
 
     Returns:
         The entries to extract and the `(name, reason)` of refused ones.
@@ -257,6 +314,7 @@ def _plan_extraction(
         InputError: On too many entries, an encrypted entry, or declared
             sizes already over the limit (failing fast on an honest but
             oversized zip; the real limit is enforced while copying).
+        QuotaExceededError: the declared sizes do not fit the user's space left.
     """
     infos = archive.infolist()
     if len(infos) > max_entries:
@@ -281,10 +339,37 @@ def _plan_extraction(
             raise InputError(
                 f"the zip '{zip_name}' is password-protected (entry '{info.filename}'): {_UNZIP_YOURSELF}"
             )
+        if not _may_be_picture(archive, info, parts[-1]):
+            skipped.append((info.filename, NOT_A_PICTURE))
+            continue
         entries.append(_PlannedEntry(info=info, parts=parts))
-    if _declared_total_bytes(entries) > max_total_bytes:
-        raise _too_large_error(zip_name, max_total_bytes)
+    if _declared_total_bytes(entries) > budget.content_bytes:
+        raise _too_large_error(zip_name, budget.content_bytes)
+    declared_disk_bytes = _declared_disk_bytes(entries)
+    if budget.disk_bytes is not None and declared_disk_bytes > budget.disk_bytes:
+        raise _space_error(zip_name, declared_disk_bytes)
     return entries, skipped
+
+
+@functools.cache
+def _picture_suffixes() -> frozenset[str]:
+    """File name endings of the formats Pillow opens, and of phone photos the audit explains."""
+    readable = {suffix for suffix, format_name in Image.registered_extensions().items() if format_name in Image.OPEN}
+    return frozenset(readable | set(_PHONE_PICTURE_SUFFIXES))
+
+
+def _may_be_picture(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_name: str) -> bool:
+    """True for an entry named like a picture, or starting like one; the audit checks each picture fully later."""
+    if pathlib.PurePosixPath(file_name).suffix.lower() in _picture_suffixes():
+        return True
+    if info.file_size < _HEADER_BYTES:
+        return False
+    try:
+        with archive.open(info) as source:
+            header = source.read(_HEADER_BYTES)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, RuntimeError):
+        return True  # unreadable: writing it says why, in words (a damaged zip, a method this tool cannot read)
+    return starts_like_image(header)
 
 
 def _entry_problem(name: str, info: zipfile.ZipInfo) -> str | None:
@@ -310,12 +395,17 @@ def _declared_total_bytes(entries: list[_PlannedEntry]) -> int:
     return sum(entry.info.file_size for entry in entries)
 
 
+def _declared_disk_bytes(entries: list[_PlannedEntry]) -> int:
+    """The disk space the planned entries would take by the sizes the zip claims, each at least one block."""
+    return sum(quotas.disk_bytes(entry.info.file_size) for entry in entries)
+
+
 def _write_entries(
     archive: zipfile.ZipFile,
     entries: list[_PlannedEntry],
     destination: pathlib.Path,
     zip_name: str,
-    max_total_bytes: int,
+    budget: _Budget,
 ) -> list[tuple[str, str]]:
     """Copy the planned entries under `destination`, counting every byte written.
 
@@ -324,11 +414,12 @@ def _write_entries(
         a file where a folder is needed); the rest of the zip is still used.
 
     Raises:
-        InputError: If the total passes `max_total_bytes`, the zip is damaged
-            or uses an unsupported compression method, or the disk is full.
+        InputError: If the total passes the budget's content bytes, the zip is
+            damaged or uses an unsupported compression method, or the disk is full.
+        QuotaExceededError: If the disk space written passes what the user has left.
     """
     skipped: list[tuple[str, str]] = []
-    written_bytes = 0
+    content_limit, disk_limit = budget.content_bytes, budget.disk_bytes
     resolved_destination = destination.resolve()
     for entry in entries:
         target = destination.joinpath(*entry.parts)
@@ -336,9 +427,11 @@ def _write_entries(
             skipped.append((entry.info.filename, "path escapes the archive"))
             continue
         try:
-            written_bytes += _copy_entry(archive, entry.info, target, max_total_bytes - written_bytes)
+            budget.charge(_copy_entry(archive, entry.info, target, budget))
         except _ArchiveTooLarge:
-            raise _too_large_error(zip_name, max_total_bytes) from None
+            raise _too_large_error(zip_name, content_limit) from None
+        except _SpaceUsedUp:
+            raise _space_used_up_error(zip_name, disk_limit or 0) from None
         except (zipfile.BadZipFile, zlib.error, EOFError) as error:
             raise InputError(
                 f"the zip '{zip_name}' is damaged (entry '{entry.info.filename}': {error}): "
@@ -362,23 +455,24 @@ def _copy_entry(
     archive: zipfile.ZipFile,
     info: zipfile.ZipInfo,
     target: pathlib.Path,
-    budget_bytes: int,
+    budget: _Budget,
 ) -> int:
-    """Stream one entry to `target` in chunks, stopping as soon as `budget_bytes` is passed.
+    """Stream one entry to `target` in chunks, stopping as soon as it no longer fits the budget.
 
     Returns:
         The number of bytes written.
 
     Raises:
-        _ArchiveTooLarge: If the entry holds more than `budget_bytes`.
+        _ArchiveTooLarge: If the entry holds more content bytes than the budget has left.
+        _SpaceUsedUp: If it takes more disk space than the user has left.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     copied_bytes = 0
     with archive.open(info) as source, open(target, "wb") as destination:
+        budget.check(0)  # even an empty file takes a block
         while chunk := source.read(_COPY_CHUNK_BYTES):
             copied_bytes += len(chunk)
-            if copied_bytes > budget_bytes:
-                raise _ArchiveTooLarge()
+            budget.check(copied_bytes)
             destination.write(chunk)
     return copied_bytes
 
@@ -431,6 +525,22 @@ def _dataset_root(extraction_dir: pathlib.Path) -> pathlib.Path:
     if len(visible) == 1 and visible[0].is_dir():
         return visible[0]
     return extraction_dir
+
+
+def _space_error(zip_name: str, needed_bytes: int) -> QuotaExceededError:
+    """The refusal, before unpacking, of a zip whose pictures do not fit the user's space left."""
+    limit = quotas.current_quotas().upload_bytes or 0
+    return quotas.quota_error(f"unpacking the pictures of the zip '{zip_name}'", needed_bytes, quotas.used_bytes(), limit)
+
+
+def _space_used_up_error(zip_name: str, space_left: int) -> QuotaExceededError:
+    """The refusal of a zip that held more than it declared, found while unpacking (nothing of it is kept)."""
+    limit = quotas.current_quotas().upload_bytes or 0
+    return QuotaExceededError(
+        f"unpacking the zip '{zip_name}' was stopped: its pictures hold more than it declares, more than the "
+        f"{paths.format_size(space_left)} you have left of the {paths.format_size(limit)} each person may keep here "
+        f"({quotas.WHAT_IS_COUNTED}). Nothing of it was kept. Zip fewer pictures, or ask your teacher to raise the "
+        f"limit ({quotas.UPLOAD_ENV_VAR}).")
 
 
 def _too_large_error(zip_name: str, max_total_bytes: int) -> InputError:

@@ -83,6 +83,17 @@ def _png_bit_depth(header: bytes) -> int:
     return 16  # Unreadable header: assume the unusual case, which is converted safely.
 
 
+def starts_like_image(header: bytes) -> bool:
+    """True when a file's first bytes (16 are enough) are those of a picture format, readable here or not (HEIC, AVIF)."""
+    if any(header.startswith(signature) for signature, _ in _IMAGE_SIGNATURES):
+        return True
+    if header[:4] == b"RIFF" and header[8:12] == b"WEBP":
+        return True
+    if header[:2] == b"BM":
+        return True
+    return header[4:8] == b"ftyp" and header[8:12] in _HEIF_BRANDS | _AVIF_BRANDS
+
+
 def describe_non_image(header: bytes) -> str:
     """Say, from a file's first bytes, what a file Pillow cannot open seems to be."""
     for signature, format_name in _IMAGE_SIGNATURES:

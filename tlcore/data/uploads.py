@@ -132,7 +132,8 @@ def save_uploaded_files(
             f"the upload holds {paths.format_size(total)}, more than the limit of {paths.format_size(max_total_bytes)}; "
             "upload fewer or smaller pictures, or zip them."
         )
-    quotas.check_upload(total)  # the operator's limit per person (TLCORE_MAX_UPLOAD_MB)
+    # The operator's limit per person (TLCORE_MAX_UPLOAD_MB), as the disk counts: each file at least one block.
+    quotas.check_space(sum(quotas.disk_bytes(size) for size in sizes if size <= max_file_bytes), "this upload")
     drop_top = _common_top_folder([parts for _, parts, _ in named])
     upload = new_upload_dir()
     # The dataset keeps the name of the folder the user picked: pages, run names and pickers show it.

@@ -338,7 +338,7 @@ def own_weights_dir() -> pathlib.Path:
     teacher (or the operator) installs a verified file for everyone, in
     `keras_cache_dir()`. In personal mode this is `$TLCORE_HOME/weights`.
     """
-    return paths.tlcore_home() / "weights"
+    return paths.own_weights_dir()
 
 
 def cached_weights_path(name: str, image_size: int | None = None) -> pathlib.Path | None:
