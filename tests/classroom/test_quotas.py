@@ -164,3 +164,19 @@ def test_a_refused_zip_upload_is_removed_and_the_right_zip_then_keeps_its_name(l
         assert right.name == "pets.zip", "the same name again, not 'pets-2.zip'"
         assert sorted(tlcore.audit_dataset(right, find_duplicates=False).class_names) == ["circles", "squares"]
         assert [path.name for path in paths.uploads_dir().rglob("*.zip")] == ["pets.zip"]
+
+
+def test_an_export_into_the_users_space_is_refused_when_it_would_pass_the_limit(monkeypatch, tmp_path):
+    from tlcore.export.writers import export_run
+    from tlcore.runs import folder as run_folder
+
+    monkeypatch.setenv(quotas.UPLOAD_ENV_VAR, "0.1")  # 100 KB
+    with paths.as_user("ann"):
+        run_dir = paths.default_runs_dir() / "20261207-120000-mobilenetv2_035-pets"
+        run_dir.mkdir(parents=True)
+        (run_dir / run_folder.CONFIG_FILE).write_text(tlcore.TrainConfig(data=str(tmp_path)).to_json())
+        (run_dir / run_folder.MODEL_FILE).write_bytes(bytes(200_000))
+
+        with pytest.raises(QuotaExceededError, match=r"exporting the model as ONNX \(.onnx\) \(196.0 KB\)"):
+            export_run(run_dir, "onnx")
+        assert not (run_dir / "export").exists()

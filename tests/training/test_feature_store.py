@@ -55,6 +55,19 @@ def test_features_over_the_budget_are_not_written(tmp_path):
     assert FeatureStore("key", tmp_path).lookup(["a"]) is None
 
 
+def test_features_are_kept_only_within_the_space_the_operator_lets_the_user_fill(monkeypatch):
+    from tlcore import paths
+
+    monkeypatch.setenv("TLCORE_MAX_UPLOAD_MB", "0.1")  # 100 KB: kept features count against it
+    with paths.as_user("ann"):
+        store = FeatureStore("key")
+        assert not store.add([f"image-{index}" for index in range(100)], rows(*range(100), width=1000))  # 400 KB
+        assert store.add(["a", "b"], rows(1, 2, width=1000))  # 8 KB
+
+        assert FeatureStore("key").lookup(["a", "b"]) is not None
+        assert FeatureStore("key").lookup(["image-0"]) is None
+
+
 def test_when_old_and_new_images_exceed_the_budget_the_new_ones_are_kept(tmp_path):
     store = FeatureStore("key", tmp_path, budget_bytes=2 * 3 * 4)
     assert store.add(["a", "b"], rows(1, 2))

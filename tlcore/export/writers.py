@@ -45,6 +45,8 @@ def export_run(run_dir: str | os.PathLike, format: str = "keras", out: str | os.
     from tlcore.results.prediction import load_run_model
 
     run_path = run_folder.require_run_dir(run_dir)
+    if out is None:
+        _check_space_for_export(run_path, spec.title)
     model, labels = load_run_model(run_path)
     target = pathlib.Path(out) if out else default_export_path(run_path, format)
     if target.is_dir() and not spec.is_folder:
@@ -61,6 +63,15 @@ def export_run(run_dir: str | os.PathLike, format: str = "keras", out: str | os.
     labels_path = (target if spec.is_folder else target.parent) / run_folder.LABELS_FILE
     labels_path.write_text(json.dumps(labels, ensure_ascii=False, indent=2), encoding="utf-8")
     return target
+
+
+def _check_space_for_export(run_path: pathlib.Path, title: str) -> None:
+    """Refuse an export into the user's space that would take them past their limit (its size: about the model's)."""
+    from tlcore.classroom import quotas
+
+    model_file = run_path / run_folder.MODEL_FILE
+    size = model_file.stat().st_size if model_file.is_file() else 0
+    quotas.check_space(quotas.disk_bytes(size), f"exporting the model as {title}")
 
 
 def _copy_atomic(source: pathlib.Path, target: pathlib.Path) -> None:

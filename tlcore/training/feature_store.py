@@ -144,7 +144,9 @@ class FeatureStore:
 
         Returns:
             Whether the entry was written; False when these alone exceed the
-            budget or the disk refused them (the run goes on either way).
+            budget, do not fit the space the operator lets this user fill
+            (`TLCORE_MAX_UPLOAD_MB`, which counts kept features), or the disk
+            refused them (the run goes on either way).
         """
         if not len(identities) or len(identities) != len(features):
             return False
@@ -160,12 +162,29 @@ class FeatureStore:
                     keep_rows.append(row)
             if (len(keep_rows) + len(identities)) * row_bytes > self.budget_bytes:
                 keep_identities, keep_rows = [], []  # the images of this run matter most: drop the older ones
+        if not self._fits_the_users_space((len(keep_rows) + len(identities)) * row_bytes):
+            return False
         try:
             self._write(keep_identities + list(identities), keep_rows, features)
             evict_least_recently_used(self.directory, self.budget_bytes, keep=self.folder)
         except OSError:
             return False
         return True
+
+    def _fits_the_users_space(self, entry_bytes: int) -> bool:
+        """Whether a new version of `entry_bytes` fits the space the operator lets this user fill (the old one goes)."""
+        from tlcore.classroom import quotas
+        from tlcore.errors import InputError
+
+        try:
+            left = quotas.space_left()
+        except InputError:  # a limit that is not a number: keeping features is only a shortcut, so keep none
+            return False
+        if left is None:
+            return True
+        current = sum(quotas.disk_bytes(path.stat().st_size) for path in self.folder.glob("*") if path.is_file()) \
+            if self.folder.is_dir() else 0
+        return quotas.disk_bytes(entry_bytes) + 2 * quotas.BLOCK_BYTES <= left + current  # + identities and entry files
 
     def _load(self) -> bool:
         if self._identities is not None:
