@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import assert_clean_success, last_json_line, tlcore_cli
 
+from tlcore import paths
 from tlcore.runs import folder as run_folder
 from tlcore.runs import history as run_history
 from tlcore.runs import record as run_record
@@ -216,10 +217,12 @@ def test_weights_import_makes_a_backbone_available_offline(keras_weights_home, t
     downloaded = tmp_path / "mobilenet_2_5_224_tf_no_top.h5"
     (keras_weights_home / downloaded.name).rename(downloaded)
 
-    result = tlcore_cli("weights", "import", downloaded)
+    result = tlcore_cli("weights", "import", downloaded, "--for-everyone")
 
     assert_clean_success(result)
-    assert (keras_weights_home / downloaded.name).is_file()
+    assert (paths.own_weights_dir() / downloaded.name).is_file(), "Keras publishes no hash for it: not for everyone"
+    assert not (keras_weights_home / downloaded.name).exists()
+    assert "never installed for everyone" in result.stdout
     listed = last_json_line(tlcore_cli("backbones", "--json"))
     assert {row["name"]: row["available_offline"] for row in listed}["mobilenet_025"] is True
 
