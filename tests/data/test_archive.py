@@ -286,3 +286,17 @@ def test_the_zip_cache_keeps_the_most_recently_used_within_its_cap(tmp_path):
 
     assert len(deleted) == 1 and not pathlib.Path(first.root).exists()
     assert pathlib.Path(second.root).exists() and pathlib.Path(third.root).exists()
+
+
+def test_a_refusal_remembered_under_the_old_rules_is_forgotten(tmp_path):
+    # Refused before for its .bin filler, when everything was unpacked; only pictures are unpacked now.
+    filled = make_zip(tmp_path / "filled.zip", {"cats/a.jpg": b"1", "dogs/b.jpg": b"2", "cats/filler.bin": bytes(5000)})
+    cache_root = tmp_path / "cache"
+    refusal = archive._refusal_file(extraction_dir_for(filled, cache_root))
+    refusal.parent.mkdir(parents=True)
+    refusal.write_text('{"message": "the zip \'filled.zip\' expands to more than 1.0 KB"}', encoding="utf-8")
+
+    result = extract_zip(filled, cache_root, max_total_bytes=1000)
+
+    assert relative_files(result.root) == [".complete", "cats/a.jpg", "dogs/b.jpg"]
+    assert result.skipped_entries == (("cats/filler.bin", archive.NOT_A_PICTURE),)

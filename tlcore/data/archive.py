@@ -48,6 +48,9 @@ MAX_ZIP_ENTRIES_DEFAULT = 100_000
 MAX_ZIP_CACHE_BYTES = 4 * 1024**3  # all unpacked zips together; the least recently used go first
 _COMPLETE_MARKER = ".complete"
 _REFUSED_SUFFIX = ".refused.json"  # why a zip was refused, so that it is not unpacked again
+# The rules a remembered refusal was made under; 2: only pictures are unpacked (a zip refused for its
+# filler before may be usable now), so refusals remembered under other rules are forgotten.
+_REFUSAL_RULES = 2
 _DIGEST_LENGTH = 16
 _COPY_CHUNK_BYTES = 1024 * 1024
 _ENCRYPTED_FLAG = 0x1
@@ -192,8 +195,11 @@ def _raise_if_refused_before(extraction_dir: pathlib.Path) -> None:
     """The same zip was refused before (too big, damaged, ...): say so at once instead of unpacking it again."""
     refusal = _refusal_file(extraction_dir)
     try:
-        message = json.loads(refusal.read_text(encoding="utf-8"))["message"]
-    except (OSError, ValueError, KeyError, TypeError):
+        remembered = json.loads(refusal.read_text(encoding="utf-8"))
+        message = remembered["message"] if remembered.get("rules") == _REFUSAL_RULES else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    if message is None:
         return
     raise InputError(str(message))
 
@@ -204,7 +210,7 @@ def _remember_refusal(extraction_dir: pathlib.Path, error: InputError) -> None:
     refusal = _refusal_file(extraction_dir)
     try:
         refusal.parent.mkdir(parents=True, exist_ok=True)
-        refusal.write_text(json.dumps({"message": str(error)}, ensure_ascii=False), encoding="utf-8")
+        refusal.write_text(json.dumps({"message": str(error), "rules": _REFUSAL_RULES}, ensure_ascii=False), encoding="utf-8")
     except OSError:
         pass
 
