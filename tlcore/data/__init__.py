@@ -6,6 +6,7 @@ and checking images (`images`, `image_formats`), zips (`archive`), browser
 uploads (`uploads`), folders on the server (`server_paths`), duplicate search
 (`duplicates`), findings (`findings`) and the demo dataset (`demo`, `demo_drawing`).
 
-May import: `tlcore.errors`, `tlcore.paths`, the standard library, numpy, Pillow
-and imagehash. Never TensorFlow or Keras, so the app's pages stay light.
+May import: `tlcore.errors`, `tlcore.paths`, `tlcore.classroom.quotas` (what a
+person may still write: uploads and unpacked zips count), the standard library,
+numpy, Pillow and imagehash. Never TensorFlow or Keras, so the app's pages stay light.
 """
