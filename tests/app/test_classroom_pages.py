@@ -180,6 +180,25 @@ def test_the_teacher_page_asked_for_before_sign_in_shows_the_sign_in_form(classr
     assert "only a teacher" in student.error[0].value and not student.dataframe
 
 
+def test_the_teacher_lets_a_student_whose_sign_in_waits_in_again(classroom, monkeypatch):
+    monkeypatch.setattr(gate, "client_address", lambda: "10.0.0.9")
+    classmate = run("app.py")
+    for _ in range(5):
+        classmate = sign_in(classmate, "ada", "not my password")
+    assert "wait 30 s before the next" in classmate.error[0].value
+
+    teacher = run("pages/teacher.py", "mr-lee")
+    assert not teacher.exception, teacher.exception
+    assert "ada" in teacher.dataframe[-1].value.to_string()  # the last table: who waits
+    teacher.selectbox(key="teacher_unlock_pick").set_value("ada").run()
+    teacher.button(key="teacher_unlock").click().run()
+
+    assert "ada may sign in again now." in [success.value for success in teacher.success]
+    assert "Nobody has to wait before signing in." in texts(teacher)
+    app = sign_in(run("app.py"), "ada", PASSWORD)
+    assert app.session_state[gate.USER_KEY] == "ada"
+
+
 def test_a_school_account_signs_in_as_the_user_the_operator_listed(classroom):
     app = AppTest.from_file(str(REPO / "pages/data.py"), default_timeout=60)
     app.user = {"is_logged_in": True, "email": "Bo@School.example", "email_verified": True}
