@@ -284,3 +284,18 @@ def test_an_accounts_file_from_before_gets_the_new_counts():
     with sqlite3.connect(path) as database:
         tables = {row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"failed_tries", "signed_in_from"} <= tables and "failures" not in tables
+
+
+def test_a_computer_is_its_ipv4_address_or_its_ipv6_network():
+    assert signin.computer(None) == signin.computer("127.0.0.1") == signin.computer("::1") == "localhost"
+    assert signin.computer(" 10.0.0.7 ") == signin.computer("::ffff:10.0.0.7") == "10.0.0.7"
+    assert signin.computer("2001:db8:1:2::17") == signin.computer("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert signin.computer("2001:db8:1:3::17") != signin.computer("2001:db8:1:2::17")
+
+
+def test_one_machine_changing_its_ipv6_address_is_one_computer(clock, checks):
+    tlcore.add_user("ada", PASSWORD)
+    for index in range(12):
+        refused("ada", "guess", f"2001:db8:1:2::{index + 1:x}")
+
+    assert len(checks) == signin.PER_NAME_HERE.free_tries

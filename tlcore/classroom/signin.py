@@ -10,11 +10,14 @@ failure, at most 15 minutes.
 - One computer at any names (`PER_COMPUTER`, 10): trying one password at many
   names ("spraying"). A sign-in from the computer does not reset it.
 - One name from any computers (`PER_NAME`, 20): guessing one name from many
-  computers. It does not apply from a computer the user has signed in from
-  before, so the owner's own computer still lets the right password in.
+  computers.
+
+Neither of the last two holds back a name at a computer it has signed in
+from before, so the owner's own computer still lets the right password in.
 
 A computer is the client's network address (Streamlit's `st.context.ip_address`,
-given as text; None is this computer). A count is forgotten after an hour
+given as text; None is this computer); an IPv6 address counts by its /64
+network, which one machine can fill with addresses of its own. A count is forgotten after an hour
 without failures; a sign-in forgets the name's counts; a teacher can forget
 them at once (`unlock`, `tlcore users unlock NAME`, the Teacher page).
 
@@ -28,6 +31,7 @@ same answer as a wrong password, so the answer never tells which names exist.
 
 from __future__ import annotations
 
+import ipaddress
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -81,8 +85,7 @@ def sign_in(name: str, password: str, address: str | None = None) -> accounts.Us
         SignInError: no name, they do not match, or there were too many failed
             tries (the message says how long to wait).
     """
-    name = (name or "").strip().lower()[:64]
-    address = (address or THIS_COMPUTER)[:64]
+    name, address = _name(name), computer(address)
     if not name:
         raise SignInError("Type your name and your password, then press Sign in.")
     counted = _count_this_try(name, address)
@@ -103,12 +106,33 @@ def sign_in(name: str, password: str, address: str | None = None) -> accounts.Us
 
 def seconds_to_wait(name: str, address: str | None = None) -> float:
     """How long before `name` may try again from `address` (None: this computer); 0 when it may now."""
-    name, address = (name or "").strip().lower()[:64], (address or THIS_COMPUTER)[:64]
+    name, address = _name(name), computer(address)
     with accounts.database() as connection:
         if connection is None:
             return 0.0
         now = time.time()
         return max(_state(connection, key, limit, now)[1] for key, limit in _limits(connection, name, address))
+
+
+def computer(address: str | None) -> str:
+    """The computer a network address stands for: an IPv4 address, an IPv6 /64 network, or this computer (None)."""
+    if not isinstance(address, str) or not address.strip():
+        return THIS_COMPUTER
+    try:
+        parsed = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address.strip()[:64]  # not an address (a test's or a proxy's label): itself
+    if parsed.version == 6 and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    if parsed.is_loopback:
+        return THIS_COMPUTER
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def _name(name: str | None) -> str:
+    return name.strip().lower()[:64] if isinstance(name, str) else ""
 
 
 def _limits(connection: sqlite3.Connection, name: str, address: str) -> list[tuple[tuple[str, str], Limit]]:
