@@ -19,7 +19,9 @@ STEPS = (
     ("pages/predict.py", "Predict", "try it on new pictures or your camera."),
     ("pages/export.py", "Export", "download the model for a phone, a Raspberry Pi or your own Python code."),
 )
-TEACHER_PAGE = ("pages/teacher.py", "Teacher")  # in the menu only for a teacher's account
+# Always one of the pages, so that its address opens it (with the sign-in form first) instead of Streamlit's
+# "page not found" box over the form; in the menu only for a teacher's account, and the page itself refuses others.
+TEACHER_PAGE = ("pages/teacher.py", "Teacher")
 
 
 @messages.shown_errors()
@@ -80,7 +82,7 @@ st.set_page_config(page_title="Picture trainer", layout="wide")
 pages = [
     st.Page(landing, title="Start", default=True),
     *[st.Page(page, title=label) for page, label, _ in STEPS],
-    *([st.Page(TEACHER_PAGE[0], title=TEACHER_PAGE[1])] if gate.is_teacher() else []),
+    st.Page(TEACHER_PAGE[0], title=TEACHER_PAGE[1], visibility="visible" if gate.is_teacher() else "hidden"),
 ]
 gate.account_menu()
 with messages.shown_errors():  # each page shows its own errors; this catches what a page runs outside that

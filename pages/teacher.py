@@ -1,4 +1,5 @@
-"""Teacher: every student's trainings (stop, delete), the line for the computer, and the class board on the demo.
+"""Teacher: every student's trainings (stop, delete), the line for the computer, the class board on the demo, and
+letting a student whose failed sign-ins make them wait sign in again.
 
 In the menu only for a teacher's account; a student who reaches it anyway is
 told it is the teacher's (`tlcore.require_teacher`). Refreshes itself every few seconds.
@@ -106,7 +107,35 @@ def class_now() -> None:
     line_table()
 
 
+UNLOCKED_KEY = "teacher_unlock_done"
+
+
+def computers(count: int) -> str:
+    return "many computers" if count == 0 else f"{count} computer" + ("" if count == 1 else "s")
+
+
+@messages.shown_errors()  # the message where the button is
+def sign_in_waits() -> None:
+    st.subheader("Sign-in")
+    if UNLOCKED_KEY in st.session_state:
+        st.success(st.session_state.pop(UNLOCKED_KEY))
+    rows = tlcore.sign_in_waits()
+    if not rows:
+        st.caption("Nobody has to wait before signing in.")
+        return
+    st.caption("After a few wrong passwords a name waits before its next try. If it is the student's own, let them "
+               "try again now (or set a new password: `tlcore users password NAME`).")
+    st.dataframe([{"student": row["name"], "wrong tries in a row": row["failed"],
+                   "from": computers(row["computers"]), "waits": tlcore.format_duration(row["wait_s"])}
+                  for row in rows], hide_index=True, key="teacher_unlock_table")
+    picked = st.selectbox("Student", [row["name"] for row in rows], key="teacher_unlock_pick")
+    if st.button("Let them sign in again now", key="teacher_unlock"):
+        st.session_state[UNLOCKED_KEY] = tlcore.let_sign_in_again(picked)
+        st.rerun()
+
+
 with messages.shown_errors():
     tlcore.require_teacher()
     class_now()
     class_board()
+    sign_in_waits()

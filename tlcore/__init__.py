@@ -159,6 +159,8 @@ _PUBLIC = {
     "class_board": "tlcore.classroom.board",
     "stop_student_run": "tlcore.classroom.board",
     "delete_student_run": "tlcore.classroom.board",
+    "sign_in_waits": "tlcore.classroom.board",
+    "let_sign_in_again": "tlcore.classroom.board",
     "SignInError": "tlcore.errors",
     "QuotaExceededError": "tlcore.errors",
     "NotAllowedError": "tlcore.errors",

@@ -13,14 +13,13 @@ puts every tlcore call of a page (runs, uploads, kept features, remembered
 choices) in the signed-in user's own space, `$TLCORE_HOME/users/<name>/`.
 
 Two ways in: a name and password (checked by `tlcore.sign_in`, which limits
-failed tries), and the school's accounts through Streamlit's own `st.login`
+failed tries per name, per client address and both; the address is Streamlit's
+`st.context.ip_address`, None on this computer), and the school's accounts through Streamlit's own `st.login`
 (OpenID Connect, set up in `.streamlit/secrets.toml`; docs/serving.md), for a
 school account the operator listed with `tlcore users add NAME --email ...`.
 """
 
 from __future__ import annotations
-
-import secrets
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -29,7 +28,6 @@ import tlcore
 from ui import messages
 
 USER_KEY = "tlcore_signed_in_user"
-BROWSER_KEY = "tlcore_browser_id"
 
 
 def _session_user() -> str | None:
@@ -143,15 +141,27 @@ def sign_in() -> None:
         password = st.text_input("Password", type="password", key="signin_password", max_chars=1024)
         submitted = st.form_submit_button("Sign in", type="secondary" if school else "primary", key="signin_submit")
     if submitted:
-        browser = st.session_state.setdefault(BROWSER_KEY, secrets.token_hex(8))
         try:
-            user = tlcore.sign_in(name, password, browser)
+            user = tlcore.sign_in(name, password, client_address())
         except tlcore.SignInError as error:
             st.error(str(error))
             return
         st.session_state[USER_KEY] = user.name
         st.rerun()
     st.caption("Forgot your password? Your teacher can set a new one.")
+
+
+def client_address() -> str | None:
+    """The network address this browser connects from (None on this computer, or when Streamlit cannot tell).
+
+    Behind a reverse proxy on this computer, the proxy must pass the client's
+    address (X-Forwarded-For), or every browser looks like this computer.
+    """
+    try:
+        address = st.context.ip_address
+    except Exception:  # no session (a script run outside the server)
+        return None
+    return address if isinstance(address, str) and address else None  # AppTest's stand-in runtime gives a mock
 
 
 def account_menu() -> None:

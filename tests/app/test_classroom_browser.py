@@ -187,3 +187,26 @@ def test_students_see_only_their_own_and_the_teacher_sees_both(classroom, browse
     for page in (ann, ben, teacher):
         assert page.get_by_text(journey.APP_ERROR).count() == 0
         page.context.close()
+
+
+def test_the_teacher_page_opened_before_signing_in_shows_the_sign_in_form(classroom, browser):
+    """/teacher as the first address: the sign-in form, usable (no "Page not found" box over it), then that page."""
+    url, _, _ = classroom
+    page = journey._new_page(browser)
+    page.goto(f"{url}/teacher")
+
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1500)  # a box would come with the first page run
+    assert page.get_by_role("dialog").count() == 0, page.get_by_role("dialog").all_inner_texts()
+    _sign_in(page, "teach", "Teacher:")
+    assert page.url.rstrip("/").endswith("/teacher")
+    journey._shot(page, "classroom-teacher-first")
+
+    student = journey._new_page(browser)
+    student.goto(f"{url}/teacher")
+    _sign_in(student, "ben", "Sign in|Teacher")
+    expect(student.get_by_text(re.compile("only a teacher sees everyone's trainings"))).to_be_visible(timeout=30_000)
+    assert _menu(student) == STUDENT_MENU, "the Teacher page stays out of a student's menu"
+    for one in (page, student):
+        assert one.get_by_text(journey.APP_ERROR).count() == 0
+        one.context.close()

@@ -144,6 +144,61 @@ def test_failed_sign_ins_are_limited_with_a_clear_message(classroom):
     assert gate.USER_KEY not in app.session_state
 
 
+def test_a_classmates_wrong_tries_from_another_computer_do_not_stop_ada(classroom, monkeypatch):
+    """The limit on one name counts per computer (the browser's network address), not per browser session."""
+    monkeypatch.setattr(gate, "client_address", lambda: "10.0.0.9")  # the classmate's computer
+    classmate = run("app.py")
+    for _ in range(5):
+        classmate = sign_in(classmate, "ada", "not my password")
+    assert "wait 30 s before the next" in classmate.error[0].value
+    reloaded = sign_in(run("app.py"), "ada", "not my password either")  # a reload is a new browser session
+    assert "Too many failed sign-ins for this name from this computer" in reloaded.error[0].value
+
+    monkeypatch.setattr(gate, "client_address", lambda: "10.0.0.7")  # ada's own
+    app = sign_in(run("app.py"), "ada", PASSWORD)
+
+    assert not app.exception, app.exception
+    assert app.session_state[gate.USER_KEY] == "ada"
+
+
+def test_the_teacher_page_asked_for_before_sign_in_shows_the_sign_in_form(classroom):
+    """/teacher opened first is one of the app's pages (hidden from the menu): its sign-in form, not Streamlit's
+    "page not found" box over the start page's (the browser test signs in on it; AppTest keeps no widget state
+    on a page it switched to)."""
+    app = run("app.py")
+    app.switch_page("pages/teacher.py").run()  # raised "Could not find a navigation page" when it was not one
+
+    assert not app.exception, app.exception
+    assert [title.value for title in app.title] == ["Sign in"]
+    assert app.text_input(key="signin_name") and app.text_input(key="signin_password")
+    app.session_state[gate.USER_KEY] = "mr-lee"  # as signing in on that form does
+    assert app.run().title[0].value == "Teacher: the whole class"
+
+    student = run("app.py").switch_page("pages/teacher.py")
+    student.session_state[gate.USER_KEY] = "bo"
+    student.run()
+    assert "only a teacher" in student.error[0].value and not student.dataframe
+
+
+def test_the_teacher_lets_a_student_whose_sign_in_waits_in_again(classroom, monkeypatch):
+    monkeypatch.setattr(gate, "client_address", lambda: "10.0.0.9")
+    classmate = run("app.py")
+    for _ in range(5):
+        classmate = sign_in(classmate, "ada", "not my password")
+    assert "wait 30 s before the next" in classmate.error[0].value
+
+    teacher = run("pages/teacher.py", "mr-lee")
+    assert not teacher.exception, teacher.exception
+    assert "ada" in teacher.dataframe[-1].value.to_string()  # the last table: who waits
+    teacher.selectbox(key="teacher_unlock_pick").set_value("ada").run()
+    teacher.button(key="teacher_unlock").click().run()
+
+    assert "ada may sign in again now." in [success.value for success in teacher.success]
+    assert "Nobody has to wait before signing in." in texts(teacher)
+    app = sign_in(run("app.py"), "ada", PASSWORD)
+    assert app.session_state[gate.USER_KEY] == "ada"
+
+
 def test_a_school_account_signs_in_as_the_user_the_operator_listed(classroom):
     app = AppTest.from_file(str(REPO / "pages/data.py"), default_timeout=60)
     app.user = {"is_logged_in": True, "email": "Bo@School.example", "email_verified": True}

@@ -37,11 +37,20 @@ _SCHEMA = (
         password_hash TEXT,         -- Argon2id, from argon2-cffi; NULL: school sign-in only
         created_at REAL NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS failures (
-        key TEXT PRIMARY KEY,       -- "name:<name>" or "browser:<session>"
-        count INTEGER NOT NULL,
-        last_at REAL NOT NULL
+    """CREATE TABLE IF NOT EXISTS failed_tries (   -- signin.py's counts of failed sign-ins in a row
+        name TEXT NOT NULL,         -- the name tried, lower case; '': at every name (from `address`)
+        address TEXT NOT NULL,      -- the client's network address; '': from every address (at `name`)
+        count INTEGER NOT NULL,     -- a try being checked counts until it succeeds
+        last_at REAL NOT NULL,
+        PRIMARY KEY (name, address)
     )""",
+    """CREATE TABLE IF NOT EXISTS signed_in_from (  -- the addresses each user has signed in from
+        name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        last_at REAL NOT NULL,
+        PRIMARY KEY (name, address)
+    )""",
+    "DROP TABLE IF EXISTS failures",  # the counts before failed_tries: by name, or by a browser session's id
 )
 
 
@@ -74,9 +83,9 @@ def database(write: bool = False) -> Iterator[sqlite3.Connection | None]:
     connection = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         connection.execute("PRAGMA busy_timeout = 30000")
+        for statement in _SCHEMA:  # a file from an older version gets the new tables (a no-op, lock-free, once there)
+            connection.execute(statement)
         if write:
-            for statement in _SCHEMA:
-                connection.execute(statement)
             connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
@@ -186,7 +195,7 @@ def set_password(name: str, password: str) -> None:
     with database(write=True) as connection:
         if connection.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)).rowcount == 0:
             raise InputError(f"there is no user called {name!r}; `tlcore users list` shows them.")
-        connection.execute("DELETE FROM failures WHERE key = ?", (f"name:{name}",))
+        forget_failed_tries(connection, name)
 
 
 def remove_user(name: str) -> None:
@@ -198,7 +207,13 @@ def remove_user(name: str) -> None:
     with database(write=True) as connection:
         if connection.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
             raise InputError(f"there is no user called {name!r}; `tlcore users list` shows them.")
-        connection.execute("DELETE FROM failures WHERE key = ?", (f"name:{name}",))
+        forget_failed_tries(connection, name)
+        connection.execute("DELETE FROM signed_in_from WHERE name = ?", (name,))
+
+
+def forget_failed_tries(connection: sqlite3.Connection, name: str) -> None:
+    """Forget the failed sign-ins at `name` from every address (not an address's tries at other names)."""
+    connection.execute("DELETE FROM failed_tries WHERE name = ?", (name,))
 
 
 def list_users() -> list[User]:

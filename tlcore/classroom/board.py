@@ -1,4 +1,4 @@
-"""The teacher's view of a class: everyone's runs, the line, stopping and deleting, and the class board.
+"""The teacher's view of a class: everyone's runs, the line, stopping and deleting, the class board, sign-in waits.
 
 Only a teacher may ask (or the operator at the command line, who works as
 nobody in particular); a student gets `NotAllowedError`. A student's run is
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pathlib
 
 from tlcore import paths
-from tlcore.classroom import accounts
+from tlcore.classroom import accounts, signin
 from tlcore.errors import InputError, NotAllowedError
 from tlcore.runs import dispatch as run_dispatch
 from tlcore.runs import folder as run_folder
@@ -97,6 +97,28 @@ def delete_student_run(user: str | None, name: str) -> None:
         InputError: no such run, or it is still training (stop it first).
     """
     run_history.delete_run(_student_run(user, name))
+
+
+def sign_in_waits() -> list[dict]:
+    """The students (and teachers) who have to wait before their next sign-in try: `signin.locked_users` rows.
+
+    Raises:
+        NotAllowedError: the signed-in user is not a teacher.
+    """
+    require_teacher()
+    return signin.locked_users()
+
+
+def let_sign_in_again(name: str) -> str:
+    """Forget a user's failed sign-ins, so that they may try again at once; returns what was done, in words.
+
+    Raises:
+        NotAllowedError: the signed-in user is not a teacher.
+        InputError: there is no such user.
+    """
+    require_teacher()
+    signin.unlock(name)
+    return f"{name} may sign in again now."
 
 
 def class_board(dataset: str | pathlib.Path | None = None) -> list[dict]:

@@ -176,8 +176,8 @@ def _add_other_commands(commands) -> None:
 
 
 def _add_users_command(commands) -> None:
-    """`tlcore users add|list|remove|password`: the accounts of a classroom."""
-    users = commands.add_parser("users", help="classroom accounts: add, list, remove, password")
+    """`tlcore users add|list|remove|password|unlock`: the accounts of a classroom."""
+    users = commands.add_parser("users", help="classroom accounts: add, list, remove, password, unlock")
     users_commands = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
     add = users_commands.add_parser("add", help="add an account; the password is read from standard input")
     add.add_argument("name")
@@ -190,3 +190,5 @@ def _add_users_command(commands) -> None:
     remove.add_argument("name")
     password = users_commands.add_parser("password", help="set a new password, read from standard input")
     password.add_argument("name")
+    unlock = users_commands.add_parser("unlock", help="forget a user's failed sign-ins: they may try again at once")
+    unlock.add_argument("name")

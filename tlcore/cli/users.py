@@ -41,6 +41,11 @@ def cmd_users(args, print_json) -> None:
     elif args.users_command == "password":
         accounts.set_password(args.name, read_password("new password: "))
         print(f"new password set for {args.name}.")
+    elif args.users_command == "unlock":
+        from tlcore.classroom import signin
+
+        signin.unlock(args.name)
+        print(f"{args.name} may sign in again now: their failed tries are forgotten, from every computer.")
     elif args.users_command == "remove":
         accounts.remove_user(args.name)
         print(f"removed {args.name}; their files stay in $TLCORE_HOME/users/{args.name} until you delete that folder."
