@@ -121,6 +121,7 @@ with messages.shown_errors():
         st.info("No trained model yet: train one first.")
         messages.link("pages/train.py", "Go to Train")
     else:
-        bundle_section(run_dir, choose_formats())
-        snippets(run_dir)
+        with messages.damage_shown():  # a config.json edited by hand: one line, and the list below still shows
+            bundle_section(run_dir, choose_formats())
+            snippets(run_dir)
     history()

@@ -9,7 +9,7 @@ from tlcore.cli.output import print_json
 def cmd_evaluate(args) -> None:
     from tlcore.results.evaluation import evaluate_run
 
-    reports = evaluate_run(args.run_dir)
+    reports = evaluate_run(args.run_dir, recompute=getattr(args, "recompute", False))
     if args.json:
         print_json(reports)
         return
