@@ -124,6 +124,7 @@ REPORT_SCHEMA = {
         "mistakes": _PICTURE_ROWS, "pictures": _PICTURE_ROWS, "mistakes_total": {"type": "integer"},
     },
 }
+_MEASURE_AGAIN = "Measure the model again (Evaluate page, or `tlcore evaluate --recompute`) to replace it"
 EVALUATION_SCHEMA = {"type": "object", "properties": {"val": REPORT_SCHEMA, "test": REPORT_SCHEMA}}
 
 
@@ -137,15 +138,17 @@ def read_evaluation(run_dir) -> dict | None:
     """
     import jsonschema
 
-    reports = run_folder.read_run_file(run_dir, run_folder.EVALUATION_FILE, dict, None)
+    try:
+        reports = run_folder.read_run_file(run_dir, run_folder.EVALUATION_FILE, dict, None)
+    except DamagedRunError as error:
+        raise DamagedRunError(error.run_dir, error.file_name, error.reason, fix=_MEASURE_AGAIN) from None
     if reports is None:
         return None
     problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(EVALUATION_SCHEMA).iter_errors(reports))
     if problem is not None:
         where = "/".join(str(part) for part in problem.absolute_path) or "the top level"
         raise DamagedRunError(pathlib.Path(run_dir), run_folder.EVALUATION_FILE,
-                              f"is not a report tlcore wrote (at {where}: {problem.message[:120]})",
-                              fix="Measure the model again (Evaluate page, or `tlcore evaluate --recompute`) to replace it")
+                              f"is not a report tlcore wrote (at {where}: {problem.message[:120]})", fix=_MEASURE_AGAIN)
     return reports
 
 
