@@ -66,3 +66,7 @@ class DamagedRunError(InputError):
     def short(self) -> str:
         """The one-line reason shown beside the run: "its config.json is not valid JSON"."""
         return f"its {self.file_name} {self.reason}"
+
+
+class PicturesGoneError(InputError):
+    """The pictures a run was checked on are gone (its dataset folder was moved or cleared)."""
