@@ -244,3 +244,18 @@ def test_every_page_that_reads_the_line_gets_a_rebuilt_one(runs):
     assert tlcore.dispatch_queue() == []
     run_queue.check_can_wait("ada")
     assert run_queue.entries() == []
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('{"val": [1, 2]}', "its split.json lists its val pictures in a form tlcore does not write"),
+    ('"val"', "its split.json holds a str"),
+])
+def test_a_damaged_split_is_a_damaged_run_for_the_readers_that_need_the_pictures(two_runs, content, reason):
+    good, bad = two_runs
+    (bad / "split.json").write_text(content)
+    (good / "split.json").write_text(json.dumps({"val": [["a.png", "cats", "/pictures/a.png"]]}))
+
+    with pytest.raises(DamagedRunError, match=reason):
+        run_folder.run_split(bad)
+    assert run_folder.run_split(good)["val"][0][1] == "cats"
+    assert run_folder.run_split(good.parent / "not-yet") == {}

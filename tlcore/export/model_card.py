@@ -45,6 +45,7 @@ def model_card(run_dir: str | pathlib.Path, reports: list[ParityReport], evaluat
     run_path = pathlib.Path(run_dir)
     config = TrainConfig.from_run(run_path)
     audit = run_folder.read_json(run_path / "audit.json", {}) or {}
+    audit = audit if isinstance(audit, dict) else {}  # a damaged audit.json: the card says less about the data
     labels = run_folder.run_labels(run_path)
     evaluation = evaluation if evaluation is not None else _saved_evaluation(run_path)
     formats = list(formats) if formats is not None else [report.format for report in reports]

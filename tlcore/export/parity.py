@@ -174,7 +174,7 @@ def _app_answers(run_path: pathlib.Path) -> _AppAnswers:
 
 
 def _pictures_to_check(run_path: pathlib.Path, labels: list[str]) -> tuple[str, list]:
-    split = run_folder.read_json(run_path / run_folder.SPLIT_FILE, {}) or {}
+    split = run_folder.run_split(run_path)
     for name in _SPLITS_CHECKED:
         listed = [entry for entry in split.get(name, []) if entry[1] in labels]
         present = [entry for entry in listed if os.path.isfile(entry[2])]

@@ -169,7 +169,7 @@ def evaluate_run(run_dir, recompute: bool = False) -> dict:
     if saved:
         return saved
     model, labels = load_run_model(path)
-    split = run_folder.read_json(path / run_folder.SPLIT_FILE, {}) or {}
+    split = run_folder.run_split(path)
     index = {name: i for i, name in enumerate(labels)}
     reports = {}
     for name in ("val", "test"):

@@ -198,6 +198,22 @@ def run_config(run_dir: str | os.PathLike) -> dict:
     return config
 
 
+def run_split(run_dir: str | os.PathLike) -> dict[str, list[list[str]]]:
+    """The run's `split.json`: {"train"|"val"|"test": [[relative path, class, path], ...]} ({} before it was written).
+
+    Raises:
+        DamagedRunError: the file cannot be read, or lists pictures in another form.
+    """
+    split = read_run_file(run_dir, SPLIT_FILE, dict, {})
+    for name, entries in split.items():
+        if not isinstance(entries, list) or not all(
+                isinstance(entry, list) and len(entry) == 3 and all(isinstance(part, str) for part in entry)
+                for entry in entries):
+            raise DamagedRunError(pathlib.Path(run_dir), SPLIT_FILE,
+                                  f"lists its {str(name)[:20]} pictures in a form tlcore does not write")
+    return split
+
+
 def run_labels(run_dir: str | os.PathLike) -> list[str]:
     """The run's class names in output order ([] before training wrote them)."""
     labels = read_json(pathlib.Path(run_dir) / LABELS_FILE, []) or []
