@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-import shutil
 import time
 
 import pytest

@@ -19,11 +19,11 @@ import pytest
 import tlcore
 from tlcore.cli import main as cli
 from tlcore.errors import DamagedRunError
+from tlcore.results.evaluation import classification_report, evaluate_run, read_evaluation
 from tlcore.runs import folder as run_folder
 from tlcore.runs import history as run_history
 from tlcore.runs import queue as run_queue
 from tlcore.runs import record as run_record
-from tlcore.results.evaluation import classification_report, evaluate_run, read_evaluation
 from tlcore.training.config import TrainConfig
 
 

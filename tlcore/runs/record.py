@@ -14,6 +14,7 @@ import os
 import pathlib
 import time
 
+from tlcore.errors import DamagedRunError
 from tlcore.runs.folder import (
     ACTIVE_STATES,
     DAMAGED,
@@ -27,7 +28,6 @@ from tlcore.runs.folder import (
     require_run_dir,
     write_json_atomic,
 )
-from tlcore.errors import DamagedRunError
 from tlcore.runs.locks import _pid_alive, worker_alive
 from tlcore.runs.queue import entry_for
 
