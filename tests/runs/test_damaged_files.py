@@ -259,3 +259,16 @@ def test_a_damaged_split_is_a_damaged_run_for_the_readers_that_need_the_pictures
         run_folder.run_split(bad)
     assert run_folder.run_split(good)["val"][0][1] == "cats"
     assert run_folder.run_split(good.parent / "not-yet") == {}
+
+
+def test_processes_finding_the_damage_at_once_repair_it_once(runs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    waiting = put_in_line(runs, "20261207-150000-waiting", queued_at=time.time() - 5)
+    damage(run_queue.queue_path(), "garbage")
+
+    with ThreadPoolExecutor(4) as pool:  # each reader opens its own connection and its own lock, as processes do
+        seen = list(pool.map(lambda _: [entry.run_dir for entry in run_queue.entries()], range(8)))
+
+    assert seen == [[waiting.resolve()]] * 8
+    assert len(list(run_queue.queue_path().parent.glob("queue.sqlite.damaged-*"))) == 1

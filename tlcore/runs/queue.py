@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -151,12 +152,17 @@ def _repair(path: pathlib.Path, error: sqlite3.DatabaseError) -> None:
             return
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         aside = path.with_name(f"{path.name}.damaged-{stamp}")
-        os.replace(path, aside)
+        rebuilt = path.with_name(f".{path.name}.rebuilding-{os.getpid()}")
+        rebuilt.unlink(missing_ok=True)
+        restored = _rebuild(rebuilt)
+        # The damaged file is kept aside as a copy, then the rebuilt one replaces it in one step:
+        # the line file is never missing, so no other process starts an empty line meanwhile.
+        shutil.copy2(path, aside)
         for suffix in ("-journal", "-wal", "-shm"):  # a journal of the damaged file must not be replayed on the new one
             companion = path.with_name(path.name + suffix)
             if companion.exists():
                 os.replace(companion, aside.with_name(aside.name + suffix))
-        restored = _rebuild(path)
+        os.replace(rebuilt, path)
     _log.warning("tlcore: the training line %s could not be read (%s); it was moved to %s and rebuilt from the run "
                  "folders: %d waiting, %d starting or training.", path, error, aside.name,
                  sum(entry.state == WAITING for entry in restored), sum(entry.state == STARTED for entry in restored))
@@ -176,12 +182,12 @@ def _sound(path: pathlib.Path) -> bool:
 
 
 def _rebuild(path: pathlib.Path) -> list[Entry]:
-    """A new line file holding the runs whose status says they wait, start or train, in the order they came."""
+    """A new line file at `path` holding the runs whose status says they wait, start or train, in the order they came."""
     found = sorted(_runs_in_line(), key=lambda item: item[2])
     connection = _connect(path)
     try:
-        connection.execute(_SCHEMA)
         connection.execute("BEGIN IMMEDIATE")
+        connection.execute(_SCHEMA)
         for run_dir, owner, queued_at, state, status in found:
             pid = _recorded_pid(run_dir)
             started_at = status.get("dispatched_at") if state == STARTED else None
