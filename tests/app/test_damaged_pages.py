@@ -142,6 +142,10 @@ def test_a_config_that_is_a_list_is_one_line_on_the_pages_that_pick_a_run(two_ru
         assert not app.error
         assert f"Not offered: training {BAD_RUN} is damaged (its config.json holds a list" in texts(app)
         assert app.selectbox[0].value == GOOD_RUN
+    train = run("pages/train.py", run=BAD_RUN)
+    assert_page_works(train)
+    assert any(f"Training {BAD_RUN} is damaged: its config.json holds a list" in w.value for w in train.warning)
+    assert any(box.label == "Settings for a new training" for box in train.expander), "a new one can still start"
     history = run("pages/export.py")
     assert "damaged (cannot be read)" in history.dataframe[0].value.to_string()
     history.selectbox(key="export_delete_pick").set_value(BAD_RUN)
