@@ -75,8 +75,18 @@ def measured_reports(run_dir: pathlib.Path) -> dict:
         st.info("This model has not been measured yet (its training ended early).")
         if not st.button("Measure it now", key="evaluate_measure", help="Loads the model and checks every checking picture."):
             st.stop()
+    try:
+        saved = tlcore.read_evaluation(run_dir)
+    except tlcore.DamagedRunError as error:
+        st.warning(str(error))
+        if not st.button("Measure it again", key="evaluate_measure_again",
+                         help="Loads the model, checks every checking picture and replaces the damaged file."):
+            st.stop()
+        saved = None
+    if saved:
+        return saved
     with st.spinner("Measuring…"):
-        return tlcore.evaluate_run(run_dir)
+        return tlcore.evaluate_run(run_dir, recompute=True)
 
 
 with messages.shown_errors():
@@ -92,7 +102,8 @@ with messages.shown_errors():
     reports = measured_reports(run_dir)
     before = tlcore.previous_run(run_dir)
     if before is not None and tlcore.has_evaluation(before):
-        explorer.show_comparison(before, run_dir)
+        with messages.damage_shown():  # the earlier run's files: this run's report still shows
+            explorer.show_comparison(before, run_dir)
         st.divider()
     if "test" in reports:
         val_tab, test_tab = st.tabs(["Checking pictures (validation)", "Test pictures"])

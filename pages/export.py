@@ -37,6 +37,8 @@ def bundle_section(run_dir: pathlib.Path, formats: list[str]) -> None:
         offer.empty()
         with st.spinner("Making each file and checking it against the app…"):
             bundle = tlcore.make_bundle(run_dir, formats)
+    if bundle.note:
+        st.warning(bundle.note)
     parity.show_parity(list(bundle.reports))
     st.download_button(f"Download {bundle.path.name}", data=bundle.path.read_bytes, file_name=bundle.path.name,
                        mime="application/zip", key="export_download_bundle", type="primary")
@@ -121,6 +123,7 @@ with messages.shown_errors():
         st.info("No trained model yet: train one first.")
         messages.link("pages/train.py", "Go to Train")
     else:
-        bundle_section(run_dir, choose_formats())
-        snippets(run_dir)
+        with messages.damage_shown():  # a config.json edited by hand: one line, and the list below still shows
+            bundle_section(run_dir, choose_formats())
+            snippets(run_dir)
     history()

@@ -27,7 +27,7 @@ def run_label(row: dict) -> str:
 def runs_table(rows: list[dict]) -> None:
     st.dataframe(
         [{"student": row["user"] or "(server)", "pictures": words.dataset_name(row["data"]) if row.get("data") else "?",
-          "status": words.state_word(row["status"]),
+          "status": words.state_word(row["status"]) + (f": {row['damaged']}" if row.get("damaged") else ""),
           "best accuracy": 100 * row["result_val_accuracy"] if row["result_val_accuracy"] is not None else None,
           "started": datetime.datetime.fromtimestamp(row["started_at"]).strftime("%H:%M:%S") if row["started_at"] else "",
           "training": row["name"]} for row in rows],

@@ -343,7 +343,12 @@ def run_details(run_dir: pathlib.Path, status: dict) -> None:
 
 def show_run(run_dir: pathlib.Path) -> None:
     status = tlcore.read_status(run_dir)
-    st.subheader(f"Training {run_picker.describe_run(tlcore.run_summary(run_dir), with_outcome=False)}")
+    summary = tlcore.run_summary(run_dir)
+    if summary["damaged"]:
+        st.warning(f"Training {run_dir.name} is damaged: {summary['damaged']}. Delete it on the Export page "
+                   "(All trainings), or start a new training below.")
+        return
+    st.subheader(f"Training {run_picker.describe_run(summary, with_outcome=False)}")
     st.caption("Blue: the pictures it learns from. Orange: the pictures kept aside for checking. When orange stops "
                "getting better while blue still does, the model has started to memorise its training pictures.")
     if status.get("state") in tlcore.ACTIVE_STATES:
@@ -356,7 +361,8 @@ def show_run(run_dir: pathlib.Path) -> None:
 with messages.shown_errors():
     run_dir = attached_run()
     if run_dir is not None:
-        show_run(run_dir)
+        with messages.damage_shown():
+            show_run(run_dir)
         st.divider()
     with st.expander("Settings for a new training") if run_dir is not None else st.container():
         path, audit = require_data()

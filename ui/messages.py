@@ -1,6 +1,7 @@
 """What a page shows when something goes wrong, and how it leads to another page.
 
-`shown_errors` is the one place that turns an exception into words on the page:
+`shown_errors` is the one place that turns an exception into words on the page
+(and `damage_shown` the one that turns a damaged run into a warning and goes on):
 a `tlcore.TlcoreError` is written for people and shown as it is; anything else
 is a bug, logged with its traceback for whoever runs the server and shown as a
 short apology, never as Streamlit's exception box.
@@ -44,6 +45,20 @@ def shown_errors():
         LOGGER.exception("unexpected error on a page of the app")
         st.error(UNEXPECTED)
         st.stop()
+
+
+@contextlib.contextmanager
+def damage_shown():
+    """Show a damaged run (`tlcore.DamagedRunError` from the code inside) as one warning, and go on with the page.
+
+    The rest of the block is skipped; what follows it (the list of every run,
+    the form for a new training) still shows, so one bad file never takes a
+    page down. Other errors pass through to `shown_errors`.
+    """
+    try:
+        yield
+    except tlcore.DamagedRunError as error:
+        st.warning(str(error))
 
 
 def open_in_app_menu() -> None:

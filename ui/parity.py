@@ -20,7 +20,8 @@ def parity_rows(reports: list) -> pd.DataFrame:
         {
             "file": pathlib.Path(report.path).name,
             "runs with": report.runtime,
-            "agrees with the app": words.percent(report.agreement, decimals=1),
+            "agrees with the app": words.percent(report.agreement, decimals=1)
+            + ("" if report.rechecked else f" (check of {report.check_date})"),
             "accuracy": words.percent(report.accuracy, decimals=1),
             "largest probability difference": f"{report.max_probability_difference:.2g}",
             "size": f"{report.size_bytes / 1e6:.1f} MB",

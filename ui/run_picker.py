@@ -74,8 +74,13 @@ def choose_run(key: str, label: str, usable: Callable[[dict], bool]) -> pathlib.
 
     Returns:
         The chosen run folder (now the attached run), or None when no run qualifies.
+        Damaged runs are never offered; a caption names each one and why.
     """
-    rows = [row for row in tlcore.list_runs() if usable(row)]
+    every = tlcore.list_runs()
+    damaged = [row for row in every if row.get("damaged")]
+    rows = [row for row in every if not row.get("damaged") and usable(row)]
+    for row in damaged:  # one line each; the others are offered as usual
+        st.caption(f"Not offered: training {row['name']} is damaged ({row['damaged']}).")
     if not rows:
         return None
     by_name = {row["name"]: row for row in rows}

@@ -15,6 +15,7 @@ STATE_WORDS = {
     "failed": "failed",
     "interrupted": "interrupted",
     "unknown": "unknown",
+    "damaged": "damaged (cannot be read)",
 }
 
 

@@ -98,10 +98,14 @@ def test_loss_of_a_zero_probability_is_large_but_finite():
     assert math.isfinite(report["loss"]) and report["loss"] > 10
 
 
-def test_write_and_read_evaluation(tmp_path):
-    write_evaluation(tmp_path, {"val": {"accuracy": 0.5}})
+def _small_report() -> dict:
+    return classification_report(np.array([0, 1]), np.array([[0.8, 0.2], [0.6, 0.4]]), ["a", "b"], ["x.png", "y.png"])
 
-    assert read_evaluation(tmp_path) == {"val": {"accuracy": 0.5}}
+
+def test_write_and_read_evaluation(tmp_path):
+    write_evaluation(tmp_path, {"val": _small_report()})
+
+    assert read_evaluation(tmp_path) == {"val": _small_report()}
     assert read_evaluation(tmp_path / "missing") is None
 
 
@@ -146,9 +150,10 @@ def test_evaluate_run_measures_val_and_test_with_the_saved_model(saved_run, tmp_
 
 def test_evaluate_run_returns_the_saved_report_without_recomputing(saved_run):
     run_dir, _ = saved_run
-    write_evaluation(run_dir, {"val": {"accuracy": 0.123}})
+    saved = dict(_small_report(), accuracy=0.123)
+    write_evaluation(run_dir, {"val": saved})
 
-    assert evaluate_run(run_dir) == {"val": {"accuracy": 0.123}}
+    assert evaluate_run(run_dir) == {"val": saved}
 
 
 def test_evaluate_run_when_the_images_are_gone(saved_run, tmp_path):

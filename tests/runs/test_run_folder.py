@@ -90,11 +90,12 @@ def test_status_writes_are_atomic_for_a_concurrent_reader(run_dir):
     assert run_folder.read_json(run_dir / run_folder.STATUS_FILE)["batch"] == 149
 
 
-def test_missing_or_unreadable_status_is_unknown(run_dir):
+def test_a_missing_status_is_unknown_and_an_unreadable_one_damaged(run_dir):
     assert run_record.read_status(run_dir)["state"] == "unknown"
 
     (run_dir / run_folder.STATUS_FILE).write_text('{"state": "runn')
-    assert run_record.read_status(run_dir)["state"] == "unknown"
+    status = run_record.read_status(run_dir)
+    assert status["state"] == "damaged" and status["message"].startswith("its status.json is not valid JSON")
 
 
 @pytest.mark.parametrize("state", ["completed", "stopped", "failed"])

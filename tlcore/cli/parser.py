@@ -117,6 +117,8 @@ def _add_result_commands(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--recompute", action="store_true",
+                          help="measure the model again, replacing a saved (or damaged) evaluation.json")
 
     predict = commands.add_parser("predict", help="classify images with a run's model")
     predict.add_argument("run_dir")

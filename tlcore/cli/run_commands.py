@@ -9,7 +9,7 @@ from tlcore.cli.output import print_json
 def cmd_evaluate(args) -> None:
     from tlcore.results.evaluation import evaluate_run
 
-    reports = evaluate_run(args.run_dir)
+    reports = evaluate_run(args.run_dir, recompute=getattr(args, "recompute", False))
     if args.json:
         print_json(reports)
         return
@@ -92,5 +92,8 @@ def cmd_bundle(args) -> None:
     print(f"bundle written to {bundle.path}")
     for report in bundle.reports:
         mark = "  <- answers differently from the app on more than 1%" if report.flagged else ""
+        mark += "" if report.rechecked else f"  (parity from the check of {report.check_date})"
         print(f"  {report.format:<12} agrees {report.agreement:>6.1%}  accuracy {report.accuracy:>6.1%}  "
               f"{report.size_bytes / 1e6:>6.1f} MB  {report.latency_ms:>6.1f} ms{mark}")
+    if bundle.note:
+        print(f"note: {bundle.note}")

@@ -86,7 +86,8 @@ def cmd_runs(args, print_json) -> None:
         score = row["result_val_accuracy"]  # a finished run's saved model; a running run's best epoch so far
         accuracy = f"{score:.1%}" if score is not None else "-"
         who = f"{row.get('user') or '-':<16} " if with_users else ""
-        print(f"{who}{row['status']:<12} {accuracy:>6}  {row['run_dir']}")
+        damage = f"  ({row['damaged']})" if row.get("damaged") else ""
+        print(f"{who}{row['status']:<12} {accuracy:>6}  {row['run_dir']}{damage}")
 
 
 def cmd_queue(args, print_json) -> None:

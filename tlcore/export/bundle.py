@@ -11,20 +11,26 @@ Every file is exported (or reused: an export newer than the model) and
 checked (`tlcore.export.parity`) before it goes in, and the bundle is
 remembered in `RUN_DIR/export/bundle.json`, so the Export page offers it again
 while the model is unchanged.
+
+None of that needs the run's pictures but the check. When they are gone (the
+serving guide clears uploads between classes), the bundle is made all the same,
+with the last check of each file of this model if one was made, and a note
+saying so (`Bundle.note`, in the card and the command's output).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
 import zipfile
 from dataclasses import dataclass
 
-from tlcore.errors import InputError
+from tlcore.errors import InputError, PicturesGoneError
 from tlcore.export.formats import FORMATS, default_export_path, export_format
 from tlcore.export.model_card import model_card
-from tlcore.export.parity import ParityReport, check_exports, saved_reports
+from tlcore.export.parity import ParityReport, check_exports, recorded_reports, saved_reports
 from tlcore.export.snippets import javascript_snippet, python_snippet, script_name, web_page_files
 from tlcore.export.writers import export_run
 from tlcore.runs import folder as run_folder
@@ -40,15 +46,20 @@ class Bundle:
     Attributes:
         path: the zip file.
         formats: the formats inside, in the order chosen.
-        reports: each file's parity report, in the same order.
+        reports: each file's parity report, in the same order; without the
+            pictures, only the files checked before (see `note`).
+        note: "" when every file was checked now or while unchanged; else what
+            was not re-checked and why ("not re-checked: the pictures are gone ...").
     """
 
     path: pathlib.Path
     formats: tuple[str, ...]
     reports: tuple[ParityReport, ...]
+    note: str = ""
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "formats": list(self.formats), "reports": [r.to_dict() for r in self.reports]}
+        return {"path": str(self.path), "formats": list(self.formats), "reports": [r.to_dict() for r in self.reports],
+                "note": self.note}
 
 
 def make_bundle(run_dir: str | os.PathLike, formats: tuple[str, ...] | list[str] = DEFAULT_BUNDLE_FORMATS,
@@ -64,8 +75,9 @@ def make_bundle(run_dir: str | os.PathLike, formats: tuple[str, ...] | list[str]
         The `Bundle`, with the parity report of every file in it.
 
     Raises:
-        InputError: no or unknown formats, a run without a model, pictures
-            gone, or an export tool not installed.
+        InputError: no or unknown formats, a run without a model, or an export
+            tool not installed. Pictures that are gone are not an error: the
+            bundle says which files were not re-checked.
 
     Example:
         >>> bundle = make_bundle(run_dir, ["tflite", "onnx"])
@@ -78,11 +90,15 @@ def make_bundle(run_dir: str | os.PathLike, formats: tuple[str, ...] | list[str]
     kept = saved_reports(run_path)
     to_check = {format: path for format, path in exports.items()
                 if format not in kept or pathlib.Path(kept[format].path) != path}
-    checked = {report.format: report for report in check_exports(run_path, to_check)} if to_check else {}
-    reports = tuple(checked.get(format) or kept[format] for format in chosen)
+    note = ""
+    try:
+        checked = {report.format: report for report in check_exports(run_path, to_check)} if to_check else {}
+    except PicturesGoneError:
+        checked, note = _earlier_checks(run_path, list(to_check))
+    reports = tuple(checked.get(format) or kept[format] for format in chosen if format in checked or format in kept)
     target = pathlib.Path(out) if out else run_path / "export" / f"tlcore-{run_path.name}.zip"
-    _write_zip(run_path, target, exports, reports)
-    bundle = Bundle(target, chosen, reports)
+    _write_zip(run_path, target, exports, reports, note)
+    bundle = Bundle(target, chosen, reports, note)
     run_folder.write_json_atomic(run_path / "export" / BUNDLE_FILE, {
         "model_mtime_ns": (run_path / run_folder.MODEL_FILE).stat().st_mtime_ns, **bundle.to_dict()})
     return bundle
@@ -96,9 +112,22 @@ def saved_bundle(run_dir: str | os.PathLike) -> Bundle | None:
         path = pathlib.Path(kept["path"])
         if not path.is_file() or kept["model_mtime_ns"] != (run_path / run_folder.MODEL_FILE).stat().st_mtime_ns:
             return None
-        return Bundle(path, tuple(kept["formats"]), tuple(ParityReport.from_dict(r) for r in kept["reports"]))
+        return Bundle(path, tuple(kept["formats"]), tuple(ParityReport.from_dict(r) for r in kept["reports"]),
+                      str(kept.get("note") or ""))
     except (OSError, KeyError, TypeError):
         return None
+
+
+def _earlier_checks(run_path: pathlib.Path, formats: list[str]) -> tuple[dict, str]:
+    """The last recorded check of each format (marked not re-checked), and the note that says so."""
+    recorded = recorded_reports(run_path)
+    earlier = {format: dataclasses.replace(recorded[format], rechecked=False) for format in formats if format in recorded}
+    parts = [f"{export_format(format).title}: parity from the check of {report.check_date}"
+             for format, report in earlier.items()]
+    parts += [f"{export_format(format).title}: never checked" for format in formats if format not in earlier]
+    return earlier, ("Not re-checked: the pictures are gone (the run's dataset folder was moved or cleared), so "
+                     "these files could not be scored against the app again (" + "; ".join(parts) + "). Put the "
+                     "pictures back and make the bundle again to check them.")
 
 
 def _chosen_formats(formats) -> tuple[str, ...]:
@@ -120,12 +149,12 @@ def _fresh_export(run_path: pathlib.Path, format: str) -> pathlib.Path:
 
 
 def _write_zip(run_path: pathlib.Path, target: pathlib.Path, exports: dict[str, pathlib.Path],
-               reports: tuple[ParityReport, ...]) -> None:
+               reports: tuple[ParityReport, ...], note: str = "") -> None:
     from tlcore.training.config import TrainConfig
 
     size = TrainConfig.from_run(run_path).resolved_image_size
     top = f"tlcore-{run_path.name}"
-    texts = {"MODEL_CARD.md": model_card(run_path, list(reports)),
+    texts = {"MODEL_CARD.md": model_card(run_path, list(reports), formats=list(exports), note=note),
              "labels.json": json.dumps(run_folder.run_labels(run_path), ensure_ascii=False, indent=2)}
     for format in exports:
         texts[script_name(format)] = python_snippet(format, size)

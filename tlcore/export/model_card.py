@@ -24,14 +24,17 @@ _SETTINGS = (
 )
 
 
-def model_card(run_dir: str | pathlib.Path, reports: list[ParityReport], evaluation: dict | None = None) -> str:
+def model_card(run_dir: str | pathlib.Path, reports: list[ParityReport], evaluation: dict | None = None,
+               formats: list[str] | None = None, note: str = "") -> str:
     """The model card's Markdown text.
 
     Args:
         run_dir: the run folder.
-        reports: the parity reports of the bundled files.
+        reports: the parity reports of the bundled files (those checked).
         evaluation: the run's evaluation ({"val": report, ...}); read from
             evaluation.json when not given.
+        formats: the bundled formats; default those of `reports`.
+        note: what was not re-checked and why (`Bundle.note`); "" when all was.
 
     Returns:
         MODEL_CARD.md's text.
@@ -42,8 +45,10 @@ def model_card(run_dir: str | pathlib.Path, reports: list[ParityReport], evaluat
     run_path = pathlib.Path(run_dir)
     config = TrainConfig.from_run(run_path)
     audit = run_folder.read_json(run_path / "audit.json", {}) or {}
+    audit = audit if isinstance(audit, dict) else {}  # a damaged audit.json: the card says less about the data
     labels = run_folder.run_labels(run_path)
-    evaluation = evaluation if evaluation is not None else run_folder.read_json(run_path / run_folder.EVALUATION_FILE, {})
+    evaluation = evaluation if evaluation is not None else _saved_evaluation(run_path)
+    formats = list(formats) if formats is not None else [report.format for report in reports]
     title = get_backbone(config.backbone).title
     sections = [
         f"# {run_path.name}\n\nAn image classifier made with tlcore: {title}, pretrained on ImageNet, "
@@ -53,11 +58,22 @@ def model_card(run_dir: str | pathlib.Path, reports: list[ParityReport], evaluat
         _metrics_section((evaluation or {}).get("val")),
         _settings_section(config),
         _software_section(reports),
-        _parity_section(reports),
-        _use_section(reports, config.resolved_image_size),
+        _parity_section(reports, note),
+        _use_section(formats, config.resolved_image_size),
         _limitations_section(labels, (evaluation or {}).get("val"), reports),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _saved_evaluation(run_path: pathlib.Path) -> dict:
+    """evaluation.json, or {} when there is none or it cannot be read (the card then says it has no evaluation)."""
+    from tlcore.errors import DamagedRunError
+    from tlcore.results.evaluation import read_evaluation
+
+    try:
+        return read_evaluation(run_path) or {}
+    except DamagedRunError:
+        return {}
 
 
 def _data_section(config, audit: dict, labels: list[str]) -> str:
@@ -127,7 +143,7 @@ def parity_table(reports: list[ParityReport]) -> str:
     rows = ["| file | runtime | agrees with the app | accuracy (app's) | largest probability difference | size | "
             "time per picture |", "|---|---|---:|---:|---:|---:|---:|"]
     for report in reports:
-        mark = " ⚠" if report.flagged else ""
+        mark = (" ⚠" if report.flagged else "") + ("" if report.rechecked else f" (check of {report.check_date})")
         rows.append(
             f"| {pathlib.Path(report.path).name} ({export_format(report.format).name}) | {report.runtime} | "
             f"{report.agreement:.1%}{mark} | {report.accuracy:.1%} ({report.app_accuracy:.1%}) | "
@@ -135,14 +151,16 @@ def parity_table(reports: list[ParityReport]) -> str:
     return "\n".join(rows)
 
 
-def _parity_section(reports: list[ParityReport]) -> str:
+def _parity_section(reports: list[ParityReport], note: str = "") -> str:
     if not reports:
-        return "## Exported files\n\nNone."
+        return "## Exported files\n\n" + (f"⚠ {note}" if note else "None.")
     first = reports[0]
     lines = ["## Exported files: do they score like the model in the app?", "",
              f"Each file re-scored the run's {first.pictures} {_split_words(first.split)} outside the app: loaded "
              "with its own runtime, every picture prepared by the snippets' code and run on its own, on the machine "
              "that exported it (times are for that machine).", "", parity_table(reports)]
+    if note:
+        lines += ["", f"⚠ {note}"]
     for report in (report for report in reports if report.flagged):
         lines += ["", f"⚠ {pathlib.Path(report.path).name} answers differently from the app on "
                       f"{len(report.differing)} of {report.pictures} pictures:"]
@@ -155,7 +173,7 @@ def _split_words(split: str) -> str:
     return {"val": "validation pictures", "test": "test pictures"}.get(split, "training pictures (it has no validation ones)")
 
 
-def _use_section(reports: list[ParityReport], size: int) -> str:
+def _use_section(formats: list[str], size: int) -> str:
     from tlcore.export.snippets import script_name
 
     lines = ["## How to use it", "",
@@ -163,9 +181,9 @@ def _use_section(reports: list[ParityReport], size: int) -> str:
              "and gives one probability per class, in the order of `labels.json`. Prepare pictures as the app does: "
              "decode, turn upright by the EXIF orientation, convert to RGB, then resize with area averaging when the "
              "picture is larger (bilinear when smaller) and round. The scripts here do exactly that:", ""]
-    lines += [f"- `python3 {script_name(report.format)} photo.jpg` ({export_format(report.format).title}; "
-              f"`pip install {export_format(report.format).pip} numpy`)" for report in reports]
-    if any(report.format == "onnx" for report in reports):
+    lines += [f"- `python3 {script_name(format)} photo.jpg` ({export_format(format).title}; "
+              f"`pip install {export_format(format).pip} numpy`)" for format in formats]
+    if "onnx" in formats:
         lines += ["- `web/index.html` runs model.onnx in a web browser with ONNX Runtime Web (loaded from jsDelivr): "
                   "in this folder run `python3 -m http.server` and open http://localhost:8000/web/ ; "
                   "`web/classify.js` shows how a page of your own does it."]

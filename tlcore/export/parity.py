@@ -12,11 +12,15 @@ than 1% of the pictures is flagged.
 
 Reports are kept in `RUN_DIR/export/parity.json`, valid while neither the
 model nor the exported file changes, so the Export page can show them again
-without measuring again.
+without measuring again. When the pictures are gone (the dataset folder was
+cleared), `recorded_reports` gives the last check of each file of the same
+model, marked as not re-checked, for a bundle to carry with that said.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import os
 import pathlib
 import statistics
@@ -25,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from tlcore.errors import InputError
+from tlcore.errors import InputError, PicturesGoneError
 from tlcore.export import pictures
 from tlcore.export.formats import default_export_path, export_format, exported_size
 from tlcore.export.runtimes import load_exported, runtime_version
@@ -54,6 +58,11 @@ class ParityReport:
         latency_ms: median time to score one prepared picture, on this machine.
         differing: the pictures whose top class differs: file, true class, the
             app's and the file's answer with their probabilities.
+        checked_at: when the check ran (seconds since the epoch; None in reports
+            kept before this was recorded).
+        rechecked: False when this file was not checked itself: the report is the
+            last check of an earlier export of the same model, the pictures being
+            gone to check this one.
     """
 
     format: str
@@ -68,18 +77,30 @@ class ParityReport:
     size_bytes: int
     latency_ms: float
     differing: list[dict] = field(default_factory=list)
+    checked_at: float | None = None
+    rechecked: bool = True
 
     @property
     def flagged(self) -> bool:
         """True when the file answers differently from the app on more than 1% of the pictures."""
         return 1.0 - self.agreement > MAX_DISAGREEMENT
 
+    @property
+    def check_date(self) -> str:
+        """When it was checked, for people: "2026-12-07 14:05", or "an earlier date" for old reports."""
+        if not isinstance(self.checked_at, (int, float)):
+            return "an earlier date"
+        return datetime.datetime.fromtimestamp(self.checked_at).strftime("%Y-%m-%d %H:%M")
+
     def to_dict(self) -> dict:
         return {**asdict(self), "flagged": self.flagged}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ParityReport":
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        """A report from its dict; fields added since a report was kept take their defaults."""
+        optional = {f.name for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data or name not in optional})
 
 
 @dataclass(frozen=True)
@@ -106,8 +127,9 @@ def check_exports(run_dir: str | os.PathLike, exports: dict[str, str | os.PathLi
         `RUN_DIR/export/parity.json`.
 
     Raises:
-        InputError: an unknown format, a missing file, a run without a model
-            or whose pictures are all gone, a runtime not installed.
+        PicturesGoneError: the run's pictures are gone (its dataset folder was cleared).
+        InputError: an unknown format, a missing file, a run without a model,
+            a runtime not installed.
     """
     run_path = run_folder.require_run_dir(run_dir)
     for format, path in exports.items():
@@ -152,15 +174,15 @@ def _app_answers(run_path: pathlib.Path) -> _AppAnswers:
 
 
 def _pictures_to_check(run_path: pathlib.Path, labels: list[str]) -> tuple[str, list]:
-    split = run_folder.read_json(run_path / run_folder.SPLIT_FILE, {}) or {}
+    split = run_folder.run_split(run_path)
     for name in _SPLITS_CHECKED:
         listed = [entry for entry in split.get(name, []) if entry[1] in labels]
         present = [entry for entry in listed if os.path.isfile(entry[2])]
         if present:
             return name, present
         if listed:
-            raise InputError(f"the {name} pictures of run {run_path.name} are gone (e.g. {listed[0][2]}); "
-                             "restore the dataset folder to check an export.")
+            raise PicturesGoneError(f"the {name} pictures of run {run_path.name} are gone (e.g. {listed[0][2]}); "
+                                    "restore the dataset folder to check an export.")
     raise InputError(f"run {run_path.name} lists no pictures to check an export on (its split.json is empty).")
 
 
@@ -188,6 +210,7 @@ def _check_one(app: _AppAnswers, format: str, path: pathlib.Path) -> ParityRepor
         size_bytes=exported_size(path),
         latency_ms=1000 * statistics.median(seconds),
         differing=[_difference(app, index, probabilities[index]) for index in np.flatnonzero(ours != theirs)],
+        checked_at=time.time(),
     )
 
 
@@ -229,3 +252,26 @@ def saved_reports(run_dir: str | os.PathLike) -> dict[str, ParityReport]:
         except (OSError, KeyError, TypeError):
             continue
     return valid
+
+
+def recorded_reports(run_dir: str | os.PathLike) -> dict[str, ParityReport]:
+    """The last check of each format for the run's current model: {format: report}.
+
+    A report whose exported file has changed since (exported again) comes
+    with `rechecked=False`: it speaks for the same model, not for this very
+    file. Reports of an earlier model (training continued since) are left out.
+    """
+    run_path = pathlib.Path(run_dir)
+    kept = run_folder.read_json(run_path / "export" / PARITY_FILE, {}) or {}
+    recorded = {}
+    for format, entry in (kept.items() if isinstance(kept, dict) else ()):
+        try:
+            report = ParityReport.from_dict(entry["report"])
+            model_stamp = (run_path / run_folder.MODEL_FILE).stat().st_mtime_ns
+            if entry["stamp"][0] != model_stamp:
+                continue
+            current = pathlib.Path(report.path).exists() and entry["stamp"] == _stamp(run_path, pathlib.Path(report.path))
+            recorded[format] = report if current else dataclasses.replace(report, rechecked=False)
+        except (OSError, KeyError, TypeError, IndexError):
+            continue
+    return recorded

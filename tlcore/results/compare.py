@@ -23,7 +23,7 @@ def _outcomes(run_dir: pathlib.Path, report: dict, split: str) -> dict[str, dict
         return {row["file"]: row for row in report["pictures"]}
     # Reports written before every picture was listed: the split and the mistakes tell the same.
     wrong = {row["file"]: row for row in report.get("mistakes", [])}
-    entries = (run_folder.read_json(run_dir / run_folder.SPLIT_FILE, {}) or {}).get(split, [])
+    entries = run_folder.run_split(run_dir).get(split, [])
     return {entry[2]: wrong.get(entry[2], {"file": entry[2], "true": entry[1], "predicted": entry[1], "confidence": None})
             for entry in entries}
 

@@ -122,7 +122,7 @@ def assess(facts: dict, reference: np.ndarray, pooled: np.ndarray, margin: float
 
 def reference_files(run_dir: pathlib.Path, labels: list[str]) -> tuple[list[str], list[int]]:
     """Up to `REFERENCE_PER_CLASS` training pictures per class from the run's split.json (evenly spread)."""
-    split = run_folder.read_json(run_dir / run_folder.SPLIT_FILE, {}) or {}
+    split = run_folder.run_split(run_dir)
     index = {name: i for i, name in enumerate(labels)}
     by_class: dict[str, list[str]] = {}
     for entry in split.get("train", []):

@@ -11,6 +11,7 @@ import pathlib
 
 import numpy as np
 
+from tlcore.errors import DamagedRunError
 from tlcore.runs import folder as run_folder
 
 MAX_MISTAKES_LISTED = 200
@@ -102,8 +103,53 @@ def write_evaluation(run_dir: pathlib.Path, reports: dict[str, dict]) -> dict:
     return reports
 
 
+_NUMBER_OR_NONE = {"type": ["number", "null"]}
+_PICTURE_ROWS = {"type": "array", "items": {
+    "type": "object", "required": ["true", "predicted"],
+    "properties": {"file": {"type": ["string", "null"]}, "true": {"type": "string"}, "predicted": {"type": "string"},
+                   "confidence": _NUMBER_OR_NONE}}}
+# What `classification_report` writes, as far as the pages and the model card read it.
+REPORT_SCHEMA = {
+    "type": "object",
+    "required": ["images", "accuracy", "per_class", "confusion", "class_names"],
+    "properties": {
+        "images": {"type": "integer", "minimum": 0},
+        "accuracy": _NUMBER_OR_NONE, "loss": _NUMBER_OR_NONE, "macro_f1": _NUMBER_OR_NONE,
+        "per_class": {"type": "array", "items": {
+            "type": "object", "required": ["class", "precision", "recall", "f1", "support"],
+            "properties": {"class": {"type": "string"}, "precision": {"type": "number"}, "recall": {"type": "number"},
+                           "f1": {"type": "number"}, "support": {"type": "integer", "minimum": 0}}}},
+        "confusion": {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
+        "class_names": {"type": "array", "items": {"type": "string"}},
+        "mistakes": _PICTURE_ROWS, "pictures": _PICTURE_ROWS, "mistakes_total": {"type": "integer"},
+    },
+}
+_MEASURE_AGAIN = "Measure the model again (Evaluate page, or `tlcore evaluate --recompute`) to replace it"
+EVALUATION_SCHEMA = {"type": "object", "properties": {"val": REPORT_SCHEMA, "test": REPORT_SCHEMA}}
+
+
 def read_evaluation(run_dir) -> dict | None:
-    return run_folder.read_json(pathlib.Path(run_dir) / run_folder.EVALUATION_FILE, None)
+    """The run's saved evaluation.json ({"val": report, "test": report}), or None before it was measured.
+
+    Raises:
+        DamagedRunError: the file is there but is not a report tlcore wrote
+            (not JSON, or a field of the wrong kind); `evaluate_run(recompute=True)`
+            measures the model again and replaces it.
+    """
+    import jsonschema
+
+    try:
+        reports = run_folder.read_run_file(run_dir, run_folder.EVALUATION_FILE, dict, None)
+    except DamagedRunError as error:
+        raise DamagedRunError(error.run_dir, error.file_name, error.reason, fix=_MEASURE_AGAIN) from None
+    if reports is None:
+        return None
+    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(EVALUATION_SCHEMA).iter_errors(reports))
+    if problem is not None:
+        where = "/".join(str(part) for part in problem.absolute_path) or "the top level"
+        raise DamagedRunError(pathlib.Path(run_dir), run_folder.EVALUATION_FILE,
+                              f"is not a report tlcore wrote (at {where}: {problem.message[:120]})", fix=_MEASURE_AGAIN)
+    return reports
 
 
 def evaluate_run(run_dir, recompute: bool = False) -> dict:
@@ -123,7 +169,7 @@ def evaluate_run(run_dir, recompute: bool = False) -> dict:
     if saved:
         return saved
     model, labels = load_run_model(path)
-    split = run_folder.read_json(path / run_folder.SPLIT_FILE, {}) or {}
+    split = run_folder.run_split(path)
     index = {name: i for i, name in enumerate(labels)}
     reports = {}
     for name in ("val", "test"):

@@ -14,7 +14,7 @@ import numpy as np
 
 from tlcore import paths
 from tlcore.data import images
-from tlcore.errors import InputError
+from tlcore.errors import DamagedRunError, InputError
 from tlcore.results import doubt as doubt_rule
 from tlcore.runs import folder as run_folder
 from tlcore.runs import record as run_record
@@ -46,7 +46,9 @@ def load_run_model(run_dir: str | os.PathLike):
             "wait for the first epoch to finish, or pick a run that has one (`tlcore runs`)."
         )
     model = load_model_safely(model_path, f"run {path.name}")
-    labels = run_folder.read_json(path / run_folder.LABELS_FILE, None)
+    labels = run_folder.read_run_file(path, run_folder.LABELS_FILE, list, None)
+    if labels and not all(isinstance(label, str) for label in labels):
+        raise DamagedRunError(path, run_folder.LABELS_FILE, "lists classes that are not text")
     if not labels:
         raise InputError(f"run {path.name} has no labels.json; the run folder is incomplete.")
     return model, labels

@@ -14,7 +14,9 @@ anyone (the CLI, the app's pages, a notebook):
 
 A run's state (status.json "state"): waiting (in line for a training slot,
 `tlcore.runs.queue`), queued (its training process is starting), running,
-then completed, stopped, failed or interrupted (its process died).
+then completed, stopped, failed or interrupted (its process died). A run
+whose files cannot be read is `damaged` (`DamagedRunError` says which file
+and why); listings show it as one line, and the other runs as before.
 
 Whether the training process is alive is told by a lock it holds on
 `.worker.lock`: the operating system releases the lock when the process dies,
@@ -31,7 +33,7 @@ import re
 import threading
 
 from tlcore import paths
-from tlcore.errors import InputError
+from tlcore.errors import DamagedRunError, InputError
 
 try:
     import fcntl
@@ -80,6 +82,8 @@ MAX_RUN_NAME = 200  # longer than any folder `new_run_dir` makes; a longer name 
 
 # waiting: in line for a training slot; queued: its training process is starting; running: it trains.
 ACTIVE_STATES = ("waiting", "queued", "running")
+# A run whose status.json or config.json cannot be read (`DamagedRunError`): listed with the reason, never trained on.
+DAMAGED = "damaged"
 
 
 
@@ -112,6 +116,45 @@ def read_json(path: pathlib.Path, default=None):
         return default
 
 
+_KINDS = {dict: "an object ({...})", list: "a list ([...])"}
+
+
+def read_run_file(run_dir: str | os.PathLike, file_name: str, expected: type, default=None):
+    """One JSON file of a run folder, checked to be what tlcore writes there.
+
+    Args:
+        run_dir: the run folder.
+        file_name: the file in it (`CONFIG_FILE`, `STATUS_FILE`, ...).
+        expected: the JSON type it must hold (`dict` or `list`).
+        default: what a missing file reads as (a run that has not written it yet).
+
+    Returns:
+        The file's content, or `default` when there is no such file.
+
+    Raises:
+        DamagedRunError: the file is there but cannot be read, is not UTF-8 JSON,
+            or holds another type; the run shows as damaged with that reason.
+    """
+    path = pathlib.Path(run_dir) / file_name
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return default
+    except UnicodeDecodeError:
+        raise DamagedRunError(pathlib.Path(run_dir), file_name, "is not text (it holds bytes that are not UTF-8)") from None
+    except json.JSONDecodeError as error:
+        raise DamagedRunError(pathlib.Path(run_dir), file_name,
+                              f"is not valid JSON (line {error.lineno}: {error.msg.lower()})") from None
+    except (OSError, ValueError) as error:
+        raise DamagedRunError(pathlib.Path(run_dir), file_name, f"cannot be read ({error.__class__.__name__})") from None
+    if not isinstance(data, expected):
+        found = _KINDS.get(type(data), f"a {type(data).__name__}")
+        raise DamagedRunError(pathlib.Path(run_dir), file_name,
+                              f"holds {found} where {_KINDS.get(expected, expected.__name__)} was expected")
+    return data
+
+
 def _slug(text: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
     return slug[:40] or "data"
@@ -136,9 +179,39 @@ def require_run_dir(run_dir: str | os.PathLike) -> pathlib.Path:
     return path
 
 
+# The settings every listing reads from a config.json, and the type each must have (None is allowed: not given).
+_LISTED_SETTINGS = {"data": str, "backbone": str}
+
+
 def run_config(run_dir: str | os.PathLike) -> dict:
-    """The run's `config.json` as a dict ({} when it is missing or unreadable); `TrainConfig.from_run` validates it."""
-    return read_json(pathlib.Path(run_dir) / CONFIG_FILE, {}) or {}
+    """The run's `config.json` as a dict ({} when it is missing); `TrainConfig.from_run` validates every setting.
+
+    Raises:
+        DamagedRunError: config.json is not a JSON object, or a setting that
+            listings show (`data`, `backbone`) is not text.
+    """
+    config = read_run_file(run_dir, CONFIG_FILE, dict, {})
+    for name, kind in _LISTED_SETTINGS.items():
+        if config.get(name) is not None and not isinstance(config[name], kind):
+            raise DamagedRunError(pathlib.Path(run_dir), CONFIG_FILE,
+                                  f"gives {name} as {repr(config[name])[:60]}, where text was expected")
+    return config
+
+
+def run_split(run_dir: str | os.PathLike) -> dict[str, list[list[str]]]:
+    """The run's `split.json`: {"train"|"val"|"test": [[relative path, class, path], ...]} ({} before it was written).
+
+    Raises:
+        DamagedRunError: the file cannot be read, or lists pictures in another form.
+    """
+    split = read_run_file(run_dir, SPLIT_FILE, dict, {})
+    for name, entries in split.items():
+        if not isinstance(entries, list) or not all(
+                isinstance(entry, list) and len(entry) == 3 and all(isinstance(part, str) for part in entry)
+                for entry in entries):
+            raise DamagedRunError(pathlib.Path(run_dir), SPLIT_FILE,
+                                  f"lists its {str(name)[:20]} pictures in a form tlcore does not write")
+    return split
 
 
 def run_labels(run_dir: str | os.PathLike) -> list[str]:

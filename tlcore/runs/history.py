@@ -7,9 +7,9 @@ import os
 import pathlib
 
 from tlcore import paths
-from tlcore.errors import InputError, RunBusyError
+from tlcore.errors import DamagedRunError, InputError, RunBusyError
 from tlcore.runs import queue as run_queue
-from tlcore.runs.folder import ACTIVE_STATES, CONFIG_FILE, MODEL_FILE, model_facts, read_json, require_run_dir
+from tlcore.runs.folder import ACTIVE_STATES, CONFIG_FILE, DAMAGED, MODEL_FILE, model_facts, require_run_dir, run_config
 from tlcore.runs.locks import slot_count, training_runs, worker_alive
 from tlcore.runs.record import epoch_rows, estimate_remaining_seconds, read_status
 
@@ -51,13 +51,24 @@ def format_duration(seconds: float | None) -> str:
 
 
 def run_summary(run_dir: str | os.PathLike) -> dict:
-    """One row of the run history: what ran, how it ended, how well it did."""
+    """One row of the run history: what ran, how it ended, how well it did.
+
+    A run whose config.json or status.json cannot be read gets a row all the
+    same, with the status "damaged" and the reason in "damaged" and "message"
+    (every row has "damaged": None or that reason), so one bad run never hides
+    the others.
+    """
     run_dir = pathlib.Path(run_dir)
-    config = read_json(run_dir / CONFIG_FILE, {}) or {}
+    try:
+        config = run_config(run_dir)
+    except DamagedRunError as error:
+        return damaged_summary(run_dir, error.short)
     status = read_status(run_dir)
+    if status.get("state") == DAMAGED:
+        return damaged_summary(run_dir, status["message"], config)
     epochs = epoch_rows(run_dir)
     val_accuracies = [row["val_accuracy"] for row in epochs if row.get("val_accuracy") is not None]
-    started, ended = status.get("started_at"), status.get("ended_at") or status.get("updated_at")
+    started, ended = _time(status.get("started_at")), _time(status.get("ended_at")) or _time(status.get("updated_at"))
     return {
         "run_dir": str(run_dir),
         "name": run_dir.name,
@@ -74,6 +85,23 @@ def run_summary(run_dir: str | os.PathLike) -> dict:
         "started_at": started,
         "duration_s": (ended - started) if started and ended else None,
         "has_model": (run_dir / MODEL_FILE).is_file(),
+        "damaged": None,
+    }
+
+
+def _time(value) -> float | None:
+    """A time from status.json, or None when it is not a number (an edited or damaged file)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def damaged_summary(run_dir: pathlib.Path, reason: str, config: dict | None = None) -> dict:
+    """The history row of a run that cannot be read: its name, "damaged" and why; nothing it cannot vouch for."""
+    config = config or {}
+    return {
+        "run_dir": str(run_dir), "name": run_dir.name, "status": DAMAGED, "message": reason,
+        "backbone": config.get("backbone"), "data": config.get("data"), "epochs_run": 0,
+        "best_val_accuracy": None, "model_val_accuracy": None, "result_val_accuracy": None,
+        "started_at": None, "duration_s": None, "has_model": False, "damaged": reason,
     }
 
 
@@ -88,7 +116,7 @@ def _kept_accuracy(run_dir: pathlib.Path, val_accuracies: list[float]) -> float 
     if not (run_dir / MODEL_FILE).is_file():
         return None
     facts = model_facts(run_dir)
-    if "val_accuracy" in facts:
+    if isinstance(facts.get("val_accuracy"), (int, float)) and not isinstance(facts["val_accuracy"], bool):
         return facts["val_accuracy"]
     return max(val_accuracies) if val_accuracies else None
 

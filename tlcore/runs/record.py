@@ -14,15 +14,17 @@ import os
 import pathlib
 import time
 
+from tlcore.errors import DamagedRunError
 from tlcore.runs.folder import (
     ACTIVE_STATES,
+    DAMAGED,
     METRICS_FILE,
     MODEL_FILE,
     PID_FILE,
     QUEUED_GRACE_S,
     STATUS_FILE,
     STOP_FILE,
-    read_json,
+    read_run_file,
     require_run_dir,
     write_json_atomic,
 )
@@ -39,7 +41,7 @@ except ImportError:  # Windows: fall back to checking the process id
 def write_status(run_dir: pathlib.Path, state: str, message: str = "", **fields) -> dict:
     """Replace status.json, keeping earlier fields that are not overridden."""
     run_dir = pathlib.Path(run_dir)
-    status = read_json(run_dir / STATUS_FILE, {}) or {}
+    status = written_status(run_dir)  # a damaged status.json is replaced by this one
     status.update(fields)
     status.update({"state": state, "message": message, "updated_at": time.time()})
     try:
@@ -66,8 +68,11 @@ def _overwrite_in_place(path: pathlib.Path, status: dict) -> None:
 
 
 def written_status(run_dir: str | os.PathLike) -> dict:
-    """status.json exactly as the training process last wrote it ({} when unreadable); `read_status` also checks liveness."""
-    return read_json(pathlib.Path(run_dir) / STATUS_FILE, {}) or {}
+    """status.json exactly as the training process last wrote it ({} when missing or damaged); `read_status` also checks liveness."""
+    try:
+        return dict(read_run_file(run_dir, STATUS_FILE, dict, {}))
+    except DamagedRunError:
+        return {}
 
 
 def read_status(run_dir: str | os.PathLike) -> dict:
@@ -76,12 +81,16 @@ def read_status(run_dir: str | os.PathLike) -> dict:
     A run whose status says running but whose process no longer holds its lock
     was killed or crashed; it is reported as interrupted, with its best model
     (if any) still usable. A waiting run is waiting while the line
-    (`tlcore.runs.queue`) has it, however long that takes.
+    (`tlcore.runs.queue`) has it, however long that takes. A status.json that
+    cannot be read gives the state `damaged`, with the reason as its message.
     """
     run_dir = pathlib.Path(run_dir)
-    status = read_json(run_dir / STATUS_FILE, None)
+    try:
+        status = read_run_file(run_dir, STATUS_FILE, dict, None)
+    except DamagedRunError as error:
+        return {"state": DAMAGED, "message": error.short}
     if status is None:
-        return {"state": "unknown", "message": "this run has no readable status.json"}
+        return {"state": "unknown", "message": "this run has no status.json yet"}
     if status.get("state") == "waiting" and entry_for(run_dir) is None:
         status = dict(status, state="interrupted",
                       message="it was waiting in line, but the line no longer has it; start it again.")
@@ -105,14 +114,18 @@ def append_metrics(run_dir: pathlib.Path, row: dict) -> None:
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """Every valid line of metrics.jsonl; a torn last line is ignored."""
+    """Every valid line of metrics.jsonl, in order.
+
+    A line that is not a UTF-8 JSON object (a torn last line, bytes appended
+    by hand or by a failing disk) is skipped: the rest of the run reads as before.
+    """
     rows = []
     try:
-        with open(pathlib.Path(run_dir) / METRICS_FILE, encoding="utf-8") as handle:
+        with open(pathlib.Path(run_dir) / METRICS_FILE, "rb") as handle:
             for line in handle:
                 try:
-                    row = json.loads(line)
-                except ValueError:
+                    row = json.loads(line.decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
                     continue
                 if isinstance(row, dict):
                     rows.append(row)
@@ -121,8 +134,22 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     return rows
 
 
+# The numbers an epoch row carries; a row where one of them is not a number is skipped with the damaged lines.
+_EPOCH_NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_s")
+
+
 def epoch_rows(run_dir: str | os.PathLike) -> list[dict]:
-    return [row for row in read_metrics(run_dir) if row.get("type") == "epoch"]
+    """The rows of finished epochs, each with a whole-number "epoch" and numbers (or nothing) for its scores."""
+    return [row for row in read_metrics(run_dir) if row.get("type") == "epoch" and _usable_epoch(row)]
+
+
+def _usable_epoch(row: dict) -> bool:
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    epoch = row.get("epoch")
+    return (number(epoch) and float(epoch).is_integer()
+            and all(row.get(name) is None or number(row[name]) for name in _EPOCH_NUMBERS))
 
 
 def request_stop(run_dir: str | os.PathLike) -> None:

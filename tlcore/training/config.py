@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from tlcore.data.edits import DatasetEdits, relabel_pairs
-from tlcore.errors import InputError
+from tlcore.errors import DamagedRunError, InputError
 from tlcore.model.augmentation import AUGMENT_PRESETS
 from tlcore.model.backbones import DEFAULT_BACKBONE, get_backbone, validate_image_size
 from tlcore.model.blocks import block_table, parse_freeze
@@ -164,10 +164,22 @@ class TrainConfig:
 
     @classmethod
     def from_run(cls, run_dir) -> "TrainConfig":
-        """The config a run was started with, from its `config.json`."""
-        from tlcore.runs.folder import run_config
+        """The config a run was started with, from its `config.json`.
 
-        return cls.from_dict(run_config(run_dir))
+        Raises:
+            DamagedRunError: config.json cannot be read, or a setting in it is
+                missing or not one tlcore accepts (the file was edited or damaged).
+        """
+        import pathlib
+
+        from tlcore.runs.folder import CONFIG_FILE, run_config
+
+        config = run_config(run_dir)
+        try:
+            return cls.from_dict(config)
+        except (InputError, TypeError) as error:  # TypeError: a setting missing (`data`) or of an unusable type
+            reason = " ".join(str(error).split())[:200]
+            raise DamagedRunError(pathlib.Path(run_dir), CONFIG_FILE, f"has settings tlcore cannot use ({reason})") from None
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
