@@ -111,6 +111,10 @@ _PUBLIC = {
     "DATA_ROOTS_ENV_VAR": "tlcore.data.server_paths",
     "load_rgb": "tlcore.data.images",
     "thumbnail_jpeg": "tlcore.data.images",
+    # Names shown as text, never markup or terminal control, in each medium.
+    "markdown_text": "tlcore.text",
+    "html_text": "tlcore.text",
+    "terminal_text": "tlcore.text",
     # Freezing, defaults and the time estimate.
     "parse_freeze": "tlcore.model.blocks",
     "freeze_option": "tlcore.model.blocks",
