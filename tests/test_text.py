@@ -36,7 +36,9 @@ def _rendered_text(markdown: str) -> str:
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES + ["1. first", "- item", "=== ", "a|b", "`code`", "&lt;", "$x$",
                                                   "www.example.com", "mail@example.com", ":red[x]", "back\\slash",
-                                                  "under_score_", "~~gone~~", "# title", "> quote", "![i](x.png)"])
+                                                  "under_score_", "~~gone~~", "# title", "> quote", "![i](x.png)",
+                                                  "_x_", "__init__", "snake_case", "1) one", "+ x", "http://x.org",
+                                                  "a www.b.c"])
 def test_markdown_text_renders_as_the_name_itself(name):
     shown = _rendered_text(markdown_text(name))
 
@@ -50,6 +52,11 @@ def test_hidden_characters_are_shown_as_escapes_in_every_medium():
         assert not HIDDEN_CHARACTERS.search(text)
     assert terminal_text(name) == "cat\\u202egnp.exe\\x1b[31m\\x85\\u2028\\u2066\\u200f"
     assert terminal_text("new\nline") == "new\\nline"
+
+
+def test_ordinary_names_stay_as_they_are():
+    for name in ("golden_retriever-2.jpg", "Katze (schwarz)", "🐱 cats", "IMG 0042.HEIC", "mobilenetv2_035"):
+        assert markdown_text(name) == terminal_text(name) == html_text(name) == name
 
 
 def test_html_text_is_no_tag():

@@ -38,15 +38,17 @@ HIDDEN_CHARACTERS = re.compile(
     "\u2066-\u2069]"  # isolates
 )
 
-# Markdown's specials that act anywhere in a line (CommonMark 0.31, section 2.4: any ASCII punctuation may be
-# backslash-escaped): emphasis, code, links and images, raw HTML and entities, GFM tables, strikethrough and
-# autolinks (`:` and `@`), Streamlit's `:color[…]` directives and `$…$` maths.
-_MARKDOWN_INLINE = re.compile(r"([\\`*_{}\[\]()<>#!|&~$:@])")
-# Specials that act only at the start of a line: list items (`-`, `+`, `1.`; `1)` is escaped above), setext
-# headings (`=`, `-`).
-_MARKDOWN_LINE_START = re.compile(r"^\s*(?:[-+=]|\d+\.)")
-# GFM links `www.` even without `http://` (an autolink literal): its dot is escaped.
-_MARKDOWN_WWW = re.compile(r"(?i)\b(www)\.")
+# Markdown's specials that act anywhere in a line, each backslash-escaped (CommonMark 0.31, section 2.4: any
+# ASCII punctuation may be): emphasis and code (`*`, `~`, backticks), links and images (`[`, `]`: without them
+# `(…)` and `!` are plain), raw HTML and entities (`<`, `>`, `&`), GFM table cells (`|`), e-mail autolinks (`@`),
+# maths (`$`) and the backslash itself. Streamlit's `:color[…]` directives need a `[` too.
+_MARKDOWN_ANYWHERE = re.compile(r"[\\`*\[\]<>&~$|@]"
+                                # `_` emphasises only at a word's edge (`_x_`), never inside one (`snake_case`).
+                                r"|_(?![^\W_])|(?<![^\W_])_"
+                                # GFM links `http://…` and `www.…` even without brackets (autolink literals).
+                                r"|(?<=\w):(?=//)|(?i:(?<=\bwww))\.")
+# Specials that act only at the start of a line: headings (`#`, `=`), list items (`-`, `+`, `1.`, `1)`).
+_MARKDOWN_LINE_START = re.compile(r"^\s*(?:[-+=#]|\d+[.)])")
 
 
 def visible_text(text: object) -> str:
@@ -84,11 +86,10 @@ def markdown_text(text: object) -> str:
         Markdown source that renders as exactly the text.
 
     Example:
-        markdown_text("**bold** [link](x)") -> "\\\\*\\\\*bold\\\\*\\\\* \\\\[link\\\\]\\\\(x\\\\)"
+        markdown_text("**bold** [link](x)") -> "\\\\*\\\\*bold\\\\*\\\\* \\\\[link\\\\](x)"
     """
     flat = re.sub(r"\r\n|[\r\n\t\v\f]", " ", str(text))
-    escaped = _MARKDOWN_INLINE.sub(r"\\\1", visible_text(flat))
-    escaped = _MARKDOWN_WWW.sub(r"\1\\.", escaped)
+    escaped = _MARKDOWN_ANYWHERE.sub(lambda special: "\\" + special[0], visible_text(flat))
     return _MARKDOWN_LINE_START.sub(lambda start: start[0][:-1] + "\\" + start[0][-1], escaped)
 
 
