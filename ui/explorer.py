@@ -206,7 +206,7 @@ def watch_retraining(run_dir: pathlib.Path) -> None:
     if status.get("state") not in tlcore.ACTIVE_STATES:
         st.rerun()
     epoch, epochs = int(status.get("epoch") or 0), max(1, int(status.get("epochs") or 1))
-    st.progress(min(1.0, epoch / epochs), text=f"Training again with your fixes: {status.get('message', 'starting')} "
+    st.progress(min(1.0, epoch / epochs), text=f"Training again with your fixes: {tlcore.markdown_text(status.get('message', 'starting'))} "
                 f"(epoch {epoch} of {epochs})")
     st.button("Stop", key="evaluate_stop_again", on_click=messages.shown_errors()(tlcore.request_stop), args=(run_dir,),
               help="Ends it soon; the best model so far is kept and compared.")
