@@ -149,5 +149,7 @@ with messages.shown_errors():
         st.info("No pictures chosen yet: press **Use demo dataset** or bring your own above.")
         st.stop()
     st.subheader(f"Your pictures: {tlcore.markdown_text(words.dataset_name(path))}")
-    st.caption(f"Stored in {path}")
+    shared = words.shared_folder(path)
+    if shared:
+        st.caption(f"In the shared folder {tlcore.markdown_text(shared)}")
     show_audit(path)

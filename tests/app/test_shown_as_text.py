@@ -190,3 +190,30 @@ def test_a_picture_the_page_cannot_show_is_its_own_line_and_the_others_still_sho
     assert [image.captions for image in app.get("image")] == [["b.png"]]
     assert [record.getMessage() for record in caplog.records if "a bug" in (record.exc_text or "")]
     caplog.clear()
+
+
+# ----------------------------------------------------------------- no server paths in what the user reads
+
+
+def _folder_upload(app: AppTest, classes: tuple[str, ...]) -> AppTest:
+    files = [(f"pets/{label}/{index}.png", _picture_png(10 * seed + index), "image/png")
+             for seed, label in enumerate(classes) for index in range(3)]
+    app.file_uploader(key="data_folder_upload").set_value(files).run()
+    return app.button(key="data_use_folder_upload").click().run()
+
+
+def test_the_data_page_never_says_where_an_upload_is_stored(home):  # noqa: F811
+    app = _folder_upload(_run("pages/data.py"), ("cats", "dogs"))
+
+    assert not app.exception and not app.error, [error.value for error in app.error]
+    texts = _markdown_values(app)
+    assert "Your pictures: pets" in texts
+    assert not [text for text in texts if str(home) in text or "uploads/" in text]
+
+
+def test_a_refused_upload_is_named_as_it_was_uploaded(home):  # noqa: F811
+    app = _folder_upload(_run("pages/data.py"), ("cats",))
+
+    (error,) = [element.value for element in app.error]
+    assert error.startswith("'pets' has only the class 'cats'"), error
+    assert str(home) not in error and "uploads" not in error
