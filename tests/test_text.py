@@ -134,3 +134,18 @@ def test_the_cli_json_has_the_names_escaped_and_decodes_to_them(hostile_dataset)
     assert not HIDDEN_CHARACTERS.search(result.stdout.replace("\n", ""))
     assert "\\u202e" in result.stdout
     assert sorted(json.loads(result.stdout.splitlines()[-1])["class_names"]) == sorted(HOSTILE_NAMES)
+
+
+# ----------------------------------------------------------------- the bundle's web page
+
+
+def test_the_web_page_shows_names_as_text_only():
+    from tlcore.export.snippets import web_page_files
+
+    files = web_page_files(32, IMAGE_TAG)
+    page = files["web/index.html"]
+
+    assert IMAGE_TAG not in page and html_text(IMAGE_TAG) in page  # the title
+    script = page + files["web/pictures.js"]
+    assert "textContent" in script
+    assert not any(sink in script for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"))
