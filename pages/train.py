@@ -332,7 +332,10 @@ def continue_training(run_dir: pathlib.Path) -> None:
 
 def run_details(run_dir: pathlib.Path, status: dict) -> None:
     with st.expander("Details for experts"):
-        st.markdown(f"Run folder: `{run_dir}`  \nFeature cache: {status.get('feature_cache', 'not decided yet')}")
+        # The folder's path is for whoever runs the computer; in a classroom, its name is what the student can use.
+        folder = run_dir.name if tlcore.classroom_mode() else str(run_dir)
+        st.markdown(f"Run folder: {tlcore.markdown_text(folder)}  \n"
+                    f"Feature cache: {tlcore.markdown_text(status.get('feature_cache', 'not decided yet'))}")
         epochs = tlcore.epoch_rows(run_dir)
         if epochs:
             st.dataframe(

@@ -77,8 +77,9 @@ def show_changes(path: str, key: str = "data_changes") -> None:
             file_name="edits.json", mime="application/json", key=f"{key}_download",
             help="For the command line: `tlcore train DATA --edits edits.json` trains with the same changes.",
         )
-        st.caption("On the command line:")
-        st.code(tlcore.terminal_text(f"tlcore train {shlex.quote(path)} --edits edits.json"), language="bash")
+        if not tlcore.classroom_mode():  # the command line, and the dataset's path, are the operator's
+            st.caption("On the command line:")
+            st.code(tlcore.terminal_text(f"tlcore train {shlex.quote(path)} --edits edits.json"), language="bash")
 
 
 def change_one_picture(path: str, audit, key: str = "data_change_one") -> None:
