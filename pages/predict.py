@@ -11,7 +11,7 @@ import streamlit as st
 import tlcore
 from ui import charts, gate, messages, models, run_picker
 
-PICTURE_WIDTH = 220
+PICTURE_WIDTH = 220  # pixels on the page
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif", "avif"]
 
@@ -31,10 +31,10 @@ def probabilities_chart(top: list[tuple[str, float]]) -> go.Figure:
     return figure
 
 
-def show_picture(where, name: str, shown: bytes, upload: bytes) -> None:
-    """The picture (or its heatmap) with its name; a line instead when the upload is too thin to show."""
+def show_picture(where, name: str, shown: bytes, size: tuple[int, int] | None) -> None:
+    """The picture (or its heatmap) with its name; a line instead when it is too thin to show."""
     if not charts.show_picture(where, shown, name, PICTURE_WIDTH):
-        width, height = tlcore.picture_size(upload) or ("?", "?")
+        width, height = size or ("?", "?")
         where.caption(tlcore.markdown_text(f"{name}: {width}×{height} pixels, too thin to show."))
 
 
@@ -46,10 +46,11 @@ def show_prediction(index: int, name: str, data: bytes, run_dir, top_k: int, hea
         charts.show_picture(picture, data, name, PICTURE_WIDTH)  # if it can be shown at all; the error says why not
         chart.error(tlcore.markdown_text(error))  # it names the upload as the user gave it
         return
-    show_picture(picture, name, explanation.overlay_png if heatmap else data, data)
+    size = tlcore.picture_size(data)
+    show_picture(picture, name, explanation.overlay_png if heatmap else data, size)
     best, confidence = explanation.top[0]
     chart.markdown(f"**{tlcore.markdown_text(best)}** ({confidence:.0%} sure)")
-    warning = tlcore.shape_warning(name, tlcore.picture_size(data))
+    warning = tlcore.shape_warning(name, size)
     if warning:
         chart.warning(tlcore.markdown_text(warning))
     if explanation.doubt is not None and explanation.doubt.unfamiliar:
