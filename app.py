@@ -52,12 +52,13 @@ def landing() -> None:
 def show_where_things_stand() -> None:
     data = choices.dataset_path()
     if data:
-        st.markdown(f"**Pictures:** {words.dataset_name(data)}")
+        st.markdown(f"**Pictures:** {tlcore.markdown_text(words.dataset_name(data))}")
         try:
             audit = audit_cache.audit(data)
-            st.caption(f"{len(audit.class_names)} classes ({', '.join(audit.class_names)}), {len(audit.records)} pictures.")
+            st.caption(f"{len(audit.class_names)} classes ({tlcore.markdown_text(', '.join(audit.class_names))}), "
+                       f"{len(audit.records)} pictures.")
         except tlcore.TlcoreError as error:
-            st.caption(f"There is a problem with these pictures: {error}")
+            st.caption(f"There is a problem with these pictures: {tlcore.markdown_text(error)}")
     else:
         st.markdown("**Pictures:** not chosen yet. Start on the Data page, or press *Use demo dataset*.")
     choice = choices.model_choice()
@@ -67,7 +68,7 @@ def show_where_things_stand() -> None:
     if running is not None:
         status = tlcore.read_status(running)
         place = tlcore.queue_place(running) if status.get("state") == "waiting" else None
-        st.markdown(f"**Training now:** {place.describe() if place else status.get('message', '') + '.'}")
+        st.markdown(f"**Training now:** {tlcore.markdown_text(place.describe() if place else status.get('message', '') + '.')}")
         messages.link("pages/train.py", "Watch the training")
         return
     run_dir = run_picker.remembered_run()
@@ -75,7 +76,7 @@ def show_where_things_stand() -> None:
         st.markdown("**Training:** nothing trained yet.")
         return
     summary = tlcore.run_summary(run_dir)
-    st.markdown(f"**Last training:** {run_picker.describe_run(summary)}.")
+    st.markdown(f"**Last training:** {tlcore.markdown_text(run_picker.describe_run(summary))}.")
 
 
 st.set_page_config(page_title="Picture trainer", layout="wide")

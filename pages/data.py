@@ -77,7 +77,8 @@ def counts_chart(audit) -> go.Figure:
     for split, colour in (("train", charts.TRAIN_COLOUR), ("val", charts.VAL_COLOUR), ("test", "#2ca02c")):
         values = [counts[name][split] for name in audit.class_names]
         if any(values):
-            figure.add_trace(go.Bar(x=audit.class_names, y=values, name=SPLIT_WORDS[split], marker_color=colour))
+            figure.add_trace(go.Bar(x=[tlcore.html_text(name) for name in audit.class_names], y=values,
+                                    name=SPLIT_WORDS[split], marker_color=colour))
     figure.update_layout(barmode="stack", title="Pictures per class", height=320,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title="pictures")
     return figure
@@ -125,7 +126,7 @@ def show_classes(audit) -> None:
     counts = audit.counts()
     for name in audit.class_names:
         records = [record for record in audit.records if record.label == name][:THUMBNAILS_PER_CLASS]
-        st.markdown(f"**{name}** ({sum(counts[name].values())} pictures)")
+        st.markdown(f"**{tlcore.markdown_text(name)}** ({sum(counts[name].values())} pictures)")
         charts.show_thumbnails([record.path for record in records], size=96, captions=[
             lists.short_name(record.relative, 18) + (f" (from {record.relabeled_from})" if record.relabeled_from else "")
             for record in records])
@@ -147,6 +148,8 @@ with messages.shown_errors():
     if path is None:
         st.info("No pictures chosen yet: press **Use demo dataset** or bring your own above.")
         st.stop()
-    st.subheader(f"Your pictures: {words.dataset_name(path)}")
-    st.caption(f"Stored in {path}")
+    st.subheader(f"Your pictures: {tlcore.markdown_text(words.dataset_name(path))}")
+    shared = words.shared_folder(path)
+    if shared:
+        st.caption(f"In the shared folder {tlcore.markdown_text(shared)}")
     show_audit(path)

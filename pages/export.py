@@ -99,7 +99,7 @@ def history() -> None:
         sure = st.checkbox("Yes, delete its model and curves for good", key="export_delete_confirm")
         st.button("Delete", key="export_delete", disabled=not sure, on_click=delete, args=(doomed,))
         if "export_delete_error" in st.session_state:
-            st.error(st.session_state.pop("export_delete_error"))
+            st.error(tlcore.markdown_text(st.session_state.pop("export_delete_error")))
 
 
 def delete(name: str) -> None:

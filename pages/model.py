@@ -83,7 +83,7 @@ def pick_backbone() -> str:
     st.caption("Not sure? Keep MobileNetV2 (width 0.35): it is small, ready on this computer, and learns the demo "
                "in seconds. Try a bigger model once your pictures work.")
     if "model_imported" in st.session_state:
-        st.success(st.session_state.pop("model_imported"))
+        st.success(tlcore.markdown_text(st.session_state.pop("model_imported")))  # it names the uploaded file
     if not by_name[name]["available_offline"]:
         offer_weights_import(name)
     return name
@@ -140,7 +140,7 @@ def remembered_freeze(backbone: str, names: list[str]) -> tuple[str, list[str]]:
     try:
         trainable = tlcore.parse_freeze(remembered, names)
     except tlcore.InputError:
-        st.info(f"The blocks chosen before ({remembered!r}) are not blocks of {by_name[backbone]['title']}, "
+        st.info(f"The blocks chosen before ({tlcore.markdown_text(repr(remembered))}) are not blocks of {by_name[backbone]['title']}, "
                 "so only the new last layer learns for now; pick again below.")
         return "all", []
     return remembered, [name for name in names if name in trainable]

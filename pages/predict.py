@@ -1,4 +1,8 @@
-"""Predict: classify new pictures (uploads or the camera) with a trained model."""
+"""Predict: classify new pictures (uploads or the camera) with a trained model.
+
+Each picture is classified and shown on its own: one that cannot be read,
+classified or shown gets a line saying so, and the others still get their answers.
+"""
 
 
 import plotly.graph_objects as go
@@ -6,6 +10,8 @@ import streamlit as st
 
 import tlcore
 from ui import charts, gate, messages, models, run_picker
+
+PICTURE_WIDTH = 220  # pixels on the page
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic", "heif", "avif"]
 
@@ -16,7 +22,7 @@ st.markdown("Show the model pictures it has never seen, and it says what it thin
 
 
 def probabilities_chart(top: list[tuple[str, float]]) -> go.Figure:
-    names = [name for name, _ in top][::-1]
+    names = [tlcore.html_text(name) for name, _ in top][::-1]  # Plotly reads a few HTML tags in its labels
     values = [value for _, value in top][::-1]
     figure = go.Figure(go.Bar(x=values, y=names, orientation="h", marker_color=charts.TRAIN_COLOUR,
                               text=[f"{value:.0%}" for value in values], textposition="auto"))
@@ -25,25 +31,32 @@ def probabilities_chart(top: list[tuple[str, float]]) -> go.Figure:
     return figure
 
 
+def show_picture(where, name: str, shown: bytes, size: tuple[int, int] | None) -> None:
+    """The picture (or its heatmap) with its name; a line instead when it is too thin to show."""
+    if not charts.show_picture(where, shown, name, PICTURE_WIDTH):
+        width, height = size or ("?", "?")
+        where.caption(tlcore.markdown_text(f"{name}: {width}×{height} pixels, too thin to show."))
+
+
 def show_prediction(index: int, name: str, data: bytes, run_dir, top_k: int, heatmap: bool) -> None:
     picture, chart = st.columns([1, 3], vertical_alignment="center")
     try:
         explanation = explained(str(run_dir), name, data, models.stamp(run_dir))
     except tlcore.TlcoreError as error:
-        preview = tlcore.thumbnail_jpeg(data, 360)
-        if preview is not None:
-            picture.image(preview, caption=name, width=180)
-        chart.error(str(error))
+        charts.show_picture(picture, data, name, PICTURE_WIDTH)  # if it can be shown at all; the error says why not
+        chart.error(tlcore.markdown_text(error))  # it names the upload as the user gave it
         return
-    shown = explanation.overlay_png if heatmap else tlcore.thumbnail_jpeg(data, 360)
-    if shown is not None:
-        picture.image(shown, caption=name, width=220)
+    size = tlcore.picture_size(data)
+    show_picture(picture, name, explanation.overlay_png if heatmap else data, size)
     best, confidence = explanation.top[0]
-    chart.markdown(f"**{best}** ({confidence:.0%} sure)")
+    chart.markdown(f"**{tlcore.markdown_text(best)}** ({confidence:.0%} sure)")
+    warning = tlcore.shape_warning(name, size)
+    if warning:
+        chart.warning(tlcore.markdown_text(warning))
     if explanation.doubt is not None and explanation.doubt.unfamiliar:
-        chart.warning(f"This picture may be none of the {len(explanation.top)} classes the model knows: "
-                      f"{explanation.doubt.reason}. The model always answers with one of its classes, so doubt "
-                      f"this {best!r}.")
+        chart.warning(tlcore.markdown_text(
+            f"This picture may be none of the {len(explanation.top)} classes the model knows: "
+            f"{explanation.doubt.reason}. The model always answers with one of its classes, so doubt this {best!r}."))
     chart.plotly_chart(probabilities_chart(list(explanation.top[:top_k])), key=f"predict_chart_{index}",
                        config={"displayModeBar": False})
 
@@ -80,4 +93,5 @@ with messages.shown_errors():
     heatmap = st.toggle("Show where it looked", value=True, key="predict_heatmap",
                         help="Colours the places that made the model say its answer (red: most), a Grad-CAM heatmap.")
     for index, (name, data) in enumerate(pictures):
-        show_prediction(index, name, data, run_dir, top_k, heatmap)
+        with messages.shown_here(st, name):  # one picture's trouble is its own line; the others still show
+            show_prediction(index, name, data, run_dir, top_k, heatmap)

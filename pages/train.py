@@ -52,7 +52,7 @@ def describe_plan(path: str, audit, model: dict) -> None:
     else:
         learns = f"these blocks also learn: {model['freeze']}"
     st.markdown(
-        f"**Pictures:** {words.dataset_name(path)}, {len(audit.class_names)} classes, "
+        f"**Pictures:** {tlcore.markdown_text(words.dataset_name(path))}, {len(audit.class_names)} classes, "
         f"{len(audit.split_records('train'))} for learning and {len(audit.split_records('val'))} for checking.  \n"
         f"**Model:** {words.backbone_title(model['backbone'])}; {learns}. "
     )
@@ -84,7 +84,7 @@ def settings(path: str, audit, model: dict):
         choices.set_train_choice({"preset": preset})
         config = preset_config(path, audit, model, preset, overrides)
     except tlcore.TlcoreError as error:
-        st.error(str(error))
+        st.error(tlcore.markdown_text(error))
         return None, None
     st.markdown(f"**What it will do:** {tlcore.describe_choice(config)}." +
                 (f" Changed by hand: {', '.join(sorted(overrides))}." if overrides else ""))
@@ -189,7 +189,7 @@ def start(config, estimate) -> None:
     try:
         run_dir = tlcore.queue_training(config, estimated_s=estimate.total_s if estimate else None)
     except tlcore.RunBusyError as error:
-        st.error(f"Only one training can run at a time on this computer: {error}")
+        st.error(f"Only one training can run at a time on this computer: {tlcore.markdown_text(error)}")
         running = run_picker.training_run()
         if running is not None and st.button("Watch that training", key="train_watch_busy"):
             run_picker.attach_run(running)
@@ -211,7 +211,7 @@ def attached_run() -> pathlib.Path | None:
             run_picker.attach_run(run_dir)
             return run_dir
         shown = name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "…"
-        st.warning(f"There is no training called {shown!r} (it may have been deleted).")
+        st.warning(f"There is no training called {tlcore.markdown_text(repr(shown))} (it may have been deleted).")
         del st.query_params[run_picker.RUN_PARAM]
     run_dir = tlcore.find_run(st.session_state.get("run_name"))
     if run_dir is None:
@@ -243,7 +243,7 @@ def progress(status: dict, rows: list[dict]) -> tuple[float, str]:
         fraction, text = epoch / epochs, f"Finished epoch {epoch} of {epochs}"
     else:
         message = str(status.get("message") or "preparing…")
-        return 0.0, message[:1].upper() + message[1:]
+        return 0.0, tlcore.markdown_text(message[:1].upper() + message[1:])
     eta = status.get("eta_s")
     if eta is not None:
         text += f" · about {tlcore.format_duration(eta)} left at most"
@@ -297,14 +297,15 @@ def finished_panel(run_dir: pathlib.Path, status: dict) -> None:
     summary = tlcore.run_summary(run_dir)
     best, state = summary["result_val_accuracy"], status.get("state")
     score = f" Best result: {words.percent(best)} of the checking pictures right." if best is not None else ""
+    message = tlcore.markdown_text(status.get("message", ""))  # it may name a class or a file
     if state == "completed":
         st.success(f"Training finished after {summary['epochs_run']} epoch(s).{score}")
     elif state == "stopped":
-        st.info(f"Training stopped after {summary['epochs_run']} epoch(s): {status.get('message', '')}{score}")
+        st.info(f"Training stopped after {summary['epochs_run']} epoch(s): {message}{score}")
     elif state == "failed":
-        st.error(f"Training failed: {status.get('message', '')}")
+        st.error(f"Training failed: {message}")
     else:
-        st.warning(f"Training {words.state_word(state)}: {status.get('message', '')}")
+        st.warning(f"Training {words.state_word(state)}: {message}")
     epochs = tlcore.epoch_rows(run_dir)
     if epochs:
         charts.show_curves(epochs, key="train_final")
@@ -331,7 +332,10 @@ def continue_training(run_dir: pathlib.Path) -> None:
 
 def run_details(run_dir: pathlib.Path, status: dict) -> None:
     with st.expander("Details for experts"):
-        st.markdown(f"Run folder: `{run_dir}`  \nFeature cache: {status.get('feature_cache', 'not decided yet')}")
+        # The folder's path is for whoever runs the computer; in a classroom, its name is what the student can use.
+        folder = run_dir.name if tlcore.classroom_mode() else str(run_dir)
+        st.markdown(f"Run folder: {tlcore.markdown_text(folder)}  \n"
+                    f"Feature cache: {tlcore.markdown_text(status.get('feature_cache', 'not decided yet'))}")
         epochs = tlcore.epoch_rows(run_dir)
         if epochs:
             st.dataframe(
@@ -348,7 +352,7 @@ def show_run(run_dir: pathlib.Path) -> None:
         st.warning(f"Training {run_dir.name} is damaged: {summary['damaged']}. Delete it on the Export page "
                    "(All trainings), or start a new training below.")
         return
-    st.subheader(f"Training {run_picker.describe_run(summary, with_outcome=False)}")
+    st.subheader(f"Training {tlcore.markdown_text(run_picker.describe_run(summary, with_outcome=False))}")
     st.caption("Blue: the pictures it learns from. Orange: the pictures kept aside for checking. When orange stops "
                "getting better while blue still does, the model has started to memorise its training pictures.")
     if status.get("state") in tlcore.ACTIVE_STATES:

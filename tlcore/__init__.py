@@ -65,6 +65,7 @@ _PUBLIC = {
     "read_evaluation": "tlcore.results.evaluation",
     "predict_files": "tlcore.results.prediction",
     "predict_bytes": "tlcore.results.prediction",
+    "shape_warning": "tlcore.results.prediction",
     "load_run_model": "tlcore.results.prediction",
     # Exports that run anywhere, and the proof that they score like the app.
     "export_run": "tlcore.export.writers",
@@ -115,6 +116,11 @@ _PUBLIC = {
     "DATA_ROOTS_ENV_VAR": "tlcore.data.server_paths",
     "load_rgb": "tlcore.data.images",
     "thumbnail_jpeg": "tlcore.data.images",
+    "picture_size": "tlcore.data.images",
+    # Names shown as text, never markup or terminal control, in each medium.
+    "markdown_text": "tlcore.text",
+    "html_text": "tlcore.text",
+    "terminal_text": "tlcore.text",
     # Freezing, defaults and the time estimate.
     "parse_freeze": "tlcore.model.blocks",
     "freeze_option": "tlcore.model.blocks",

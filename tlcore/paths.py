@@ -132,6 +132,22 @@ def uploads_dir() -> pathlib.Path:
     return tlcore_home() / "uploads"
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as a message names it to its user: an upload by the name it was uploaded with, never its server path.
+
+    Inside the current user's uploads folder (`uploads/<id>/pets.zip`), the part
+    below the upload's own folder ("pets.zip", "pets/cats"); the upload folder
+    itself is "your upload". Anywhere else (a folder the user typed or picked),
+    the path as given.
+    """
+    text = os.fspath(path)
+    try:
+        relative = pathlib.Path(text).resolve().relative_to(uploads_dir().resolve())
+    except (ValueError, OSError, RuntimeError):
+        return text
+    return "/".join(relative.parts[1:]) or "your upload"
+
+
 def demo_dataset_dir() -> pathlib.Path:
     """`$TLCORE_HOME/demo/shapes`: the built-in demo dataset, one for the machine (the class board compares runs on it)."""
     return machine_home() / "demo" / "shapes"

@@ -71,13 +71,27 @@ def thumbnail(path: str, size: int = THUMBNAIL_PIXELS) -> bytes | None:
     return tlcore.thumbnail_jpeg(path, size)
 
 
+def show_picture(container, data: bytes, caption: str, width: int) -> bool:
+    """A picture given as bytes, `width` pixels wide, with its caption as text; False when it is too thin to show.
+
+    The picture goes through `tlcore.thumbnail_jpeg`, which decodes it safely
+    and refuses a sliver (60000×1 pixels): `st.image` would fail on it for the
+    whole page, as it shrinks it to a height of 0.
+    """
+    shown = tlcore.thumbnail_jpeg(data, 2 * width)  # twice as sharp as shown; at least 4 pixels on its short side
+    if shown is None:
+        return False
+    container.image(shown, caption=tlcore.markdown_text(caption), width=width)
+    return True
+
+
 def show_thumbnails(files: list[str], captions: list[str] | None = None, size: int = 120) -> None:
-    """A wrapping row of thumbnails (with captions if given); files without a thumbnail are left out."""
+    """A wrapping row of thumbnails (with captions if given, shown as text); files without a thumbnail are left out."""
     pictures, texts = [], []
     for index, file in enumerate(files):
         data = thumbnail(str(file))
         if data is not None:
             pictures.append(data)
-            texts.append(captions[index] if captions else None)
+            texts.append(tlcore.markdown_text(captions[index]) if captions else None)
     if pictures:
         st.image(pictures, caption=texts if captions else None, width=size)

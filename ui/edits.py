@@ -36,7 +36,8 @@ def leave_out_button(path: str, files: list[str], label: str, key: str, help: st
 def _moved(path: str, file: str, key: str) -> None:
     target = st.session_state.get(key)
     if target:
-        change(path, lambda edits: edits.relabelling(file, target), f"{lists.short_name(file)} now counts as {target!r}.")
+        change(path, lambda edits: edits.relabelling(file, target),
+               tlcore.markdown_text(f"{lists.short_name(file)} now counts as {target!r}."))
     st.session_state[key] = None
 
 
@@ -68,7 +69,7 @@ def show_changes(path: str, key: str = "data_changes") -> None:
     with st.expander(title, expanded=False):
         for index, (file, what) in enumerate(lists.paged(rows, key, per_page=10, noun="change")):
             text, button = st.columns([5, 1], vertical_alignment="center")
-            text.markdown(f"`{file}`: {what}")
+            text.markdown(tlcore.markdown_text(f"{file}: {what}"))
             undo_button(path, [file], key=f"{key}_undo_{index}_{file}", container=button)
         undo_button(path, [file for file, _ in rows], key=f"{key}_undo_all", label="Undo all changes")
         st.download_button(
@@ -76,7 +77,9 @@ def show_changes(path: str, key: str = "data_changes") -> None:
             file_name="edits.json", mime="application/json", key=f"{key}_download",
             help="For the command line: `tlcore train DATA --edits edits.json` trains with the same changes.",
         )
-        st.caption(f"On the command line: `tlcore train {shlex.quote(path)} --edits edits.json`")
+        if not tlcore.classroom_mode():  # the command line, and the dataset's path, are the operator's
+            st.caption("On the command line:")
+            st.code(tlcore.terminal_text(f"tlcore train {shlex.quote(path)} --edits edits.json"), language="bash")
 
 
 def change_one_picture(path: str, audit, key: str = "data_change_one") -> None:
@@ -94,7 +97,8 @@ def change_one_picture(path: str, audit, key: str = "data_change_one") -> None:
         if data is not None:
             picture.image(data, width=160)
         moved = f", moved from {record.relabeled_from!r}" if record.relabeled_from else ""
-        actions.markdown(f"`{record.relative}` counts as **{record.label}**{moved}, "
+        actions.markdown(f"{tlcore.markdown_text(record.relative)} counts as **{tlcore.markdown_text(record.label)}**"
+                         f"{tlcore.markdown_text(moved)}, "
                          f"{'for learning' if record.split == 'train' else 'for checking'}.")
         leave_out_button(path, [record.relative], "Leave it out", key=f"{key}_leave_out", container=actions)
         move_control(path, record.relative, record.label, audit.class_names, key=f"{key}_move", container=actions)

@@ -31,12 +31,13 @@ def confusion_figure(report: dict) -> go.Figure:
     """The confusion matrix as a heatmap whose cells can be clicked (shift-click adds cells)."""
     names, matrix = report["class_names"], report["confusion"]
     cells = [(true, said) for true in names for said in names]
+    shown = [tlcore.html_text(name) for name in names]  # Plotly reads a few HTML tags in its labels
     figure = go.Figure(go.Heatmap(
-        z=matrix, x=names, y=names, text=matrix, texttemplate="%{text}", colorscale="Blues", showscale=False,
+        z=matrix, x=shown, y=shown, text=matrix, texttemplate="%{text}", colorscale="Blues", showscale=False,
         hoverinfo="skip",
     ))
     figure.add_trace(go.Scatter(
-        x=[said for _, said in cells], y=[true for true, _ in cells], mode="markers",
+        x=[tlcore.html_text(said) for _, said in cells], y=[tlcore.html_text(true) for true, _ in cells], mode="markers",
         customdata=[[true, said] for true, said in cells],
         text=[f"{matrix[names.index(true)][names.index(said)]} picture(s)" for true, said in cells],
         hovertemplate="true class %{y}, model said %{x}: %{text}<extra>click to see them</extra>",
@@ -121,7 +122,7 @@ def _actions(data: str, relative: str | None, row: dict, classes: list[str], key
         st.markdown("**Left out** of the next training")
         edits.undo_button(data, [relative], key=f"{key}_undo")
     elif relative in current.relabel_map:
-        st.markdown(f"**Moved to {current.relabel_map[relative]!r}** for the next training")
+        st.markdown(f"**Moved to {tlcore.markdown_text(repr(current.relabel_map[relative]))}** for the next training")
         edits.undo_button(data, [relative], key=f"{key}_undo")
     else:
         edits.move_control(data, relative, row["true"], classes, key=f"{key}_move")
@@ -133,7 +134,7 @@ def show_pictures(run_dir: pathlib.Path, report: dict, cells: list[tuple[str, st
     rows = [row for row in tlcore.cell_pictures(report, cells) if row.get("file") and pathlib.Path(row["file"]).is_file()]
     if cells:
         what = "; ".join(f"is {true}, said {said}" for true, said in cells)
-        st.subheader(f"Pictures where it {what} ({len(rows)})")
+        st.subheader(f"Pictures where it {tlcore.markdown_text(what)} ({len(rows)})")
     else:
         st.subheader(f"Pictures it got wrong ({report.get('mistakes_total', len(rows))})")
     if not rows:
@@ -161,9 +162,10 @@ def show_pictures(run_dir: pathlib.Path, report: dict, cells: list[tuple[str, st
 def _picture_card(row: dict, explanation, data: str, relative: str | None, classes: list[str], key: str) -> None:
     picture = explanation.overlay_png if explanation is not None else charts.thumbnail(row["file"], 320)
     if picture is not None:
-        st.image(picture, caption=lists.short_name(relative or row["file"]), width="stretch")
+        st.image(picture, caption=tlcore.markdown_text(lists.short_name(relative or row["file"])), width="stretch")
     verdict = "right" if row["true"] == row["predicted"] else "wrong"
-    st.markdown(f"is **{row['true']}**, said **{row['predicted']}** ({row['confidence']:.0%} sure, {verdict})")
+    st.markdown(f"is **{tlcore.markdown_text(row['true'])}**, said **{tlcore.markdown_text(row['predicted'])}** "
+                f"({row['confidence']:.0%} sure, {verdict})")
     _actions(data, relative, row, classes, key)
 
 
@@ -204,7 +206,7 @@ def watch_retraining(run_dir: pathlib.Path) -> None:
     if status.get("state") not in tlcore.ACTIVE_STATES:
         st.rerun()
     epoch, epochs = int(status.get("epoch") or 0), max(1, int(status.get("epochs") or 1))
-    st.progress(min(1.0, epoch / epochs), text=f"Training again with your fixes: {status.get('message', 'starting')} "
+    st.progress(min(1.0, epoch / epochs), text=f"Training again with your fixes: {tlcore.markdown_text(status.get('message', 'starting'))} "
                 f"(epoch {epoch} of {epochs})")
     st.button("Stop", key="evaluate_stop_again", on_click=messages.shown_errors()(tlcore.request_stop), args=(run_dir,),
               help="Ends it soon; the best model so far is kept and compared.")

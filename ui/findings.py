@@ -49,7 +49,7 @@ def show_findings(path: str, audit) -> None:
     for finding in audit.findings:
         if finding.severity != "warning":
             continue
-        st.warning(finding.message)
+        st.warning(tlcore.markdown_text(finding.message))  # it names classes and files
         if finding.files:
             with st.expander(f"The {words.count(len(finding.files), 'file')} it is about"):
                 _fix(path, audit, finding)
@@ -58,7 +58,7 @@ def show_findings(path: str, audit) -> None:
     if notes:
         with st.expander(f"Good to know ({len(notes)})"):
             for finding in notes:
-                st.markdown(f"- {finding.message}")
+                st.markdown(f"- {tlcore.markdown_text(finding.message)}")
                 if finding.files:
                     _files_table(audit, finding)
 
@@ -69,13 +69,14 @@ def _group_actions(path: str, audit, group) -> None:
         columns = st.columns(len(group.classes))
         for column, name in zip(columns, group.classes, strict=True):
             others = [member.relative for member in group.members if member.label != name]
-            edits.leave_out_button(path, others, f"It is a {name}: leave out the others", f"data_group_{key}_{name}",
+            edits.leave_out_button(path, others, f"It is a {tlcore.markdown_text(name)}: leave out the others",
+                                   f"data_group_{key}_{name}",
                                    container=column)
     else:
         files = tlcore.group_exclusions(audit, group)
         kept = next(member.relative for member in group.members if member.relative not in files)
         edits.leave_out_button(path, files, f"Leave out {words.count(len(files), 'copy', 'copies')}, "
-                               f"keep {lists.short_name(kept)}", f"data_group_{key}")
+                               f"keep {tlcore.markdown_text(lists.short_name(kept))}", f"data_group_{key}")
 
 
 def show_duplicates(path: str, audit) -> None:
@@ -94,7 +95,7 @@ def show_duplicates(path: str, audit) -> None:
                                help="Near copies are resized or re-saved versions; look first: two shots of one scene "
                                "are real data.", container=right)
         for group in lists.paged(groups, "data_duplicates", GROUPS_PER_PAGE, "group"):
-            st.markdown(f"**{group.kind} copies** — {group.explanation}")
+            st.markdown(f"**{group.kind} copies** — {tlcore.markdown_text(group.explanation)}")
             charts.show_thumbnails([str(pathlib.Path(audit.root) / m.relative) for m in group.members],
                                    [f"{lists.short_name(m.relative)} · {m.label} · {SPLIT_WORDS.get(m.split, m.split)}"
                                     for m in group.members], size=130)

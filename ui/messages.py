@@ -39,7 +39,7 @@ def shown_errors():
     except (StopException, RerunException, FragmentHandledException):
         raise
     except tlcore.TlcoreError as error:
-        st.error(str(error))
+        st.error(tlcore.markdown_text(error))  # it may name a class or a file: text, never markup
         st.stop()
     except Exception:
         LOGGER.exception("unexpected error on a page of the app")
@@ -58,7 +58,30 @@ def damage_shown():
     try:
         yield
     except tlcore.DamagedRunError as error:
-        st.warning(str(error))
+        st.warning(tlcore.markdown_text(str(error)))
+
+
+@contextlib.contextmanager
+def shown_here(where, what: str):
+    """Errors from the code inside as one line about `what` in `where`; the page goes on (one picture of many).
+
+    Like `shown_errors`, but for one item of a list: a picture that cannot be
+    classified or shown gets its line, and the pictures after it still get theirs.
+
+    Args:
+        where: the container the line goes in (`st`, a column).
+        what: the item's name as the user gave it ("wide.png"), shown as text.
+    """
+    try:
+        yield
+    except (StopException, RerunException, FragmentHandledException):
+        raise
+    except tlcore.TlcoreError as error:
+        where.error(tlcore.markdown_text(f"{what}: {error}"))
+    except Exception:
+        LOGGER.exception("unexpected error on a page of the app, for one item (%r)", what)
+        where.error(tlcore.markdown_text(f"{what}: something went wrong with this one (details are in the server log); "
+                                         "the others are shown."))
 
 
 def open_in_app_menu() -> None:

@@ -55,8 +55,8 @@ def _show_differences(report) -> None:
     columns = st.columns(4)
     for index, row in enumerate(report.differing[:MAX_PICTURES_SHOWN]):
         column = columns[index % 4]
-        caption = (f"is {row['true']}: app {row['app']} {row['app_probability']:.0%}, "
-                   f"file {row['exported']} {row['exported_probability']:.0%}")
+        caption = tlcore.markdown_text(f"is {row['true']}: app {row['app']} {row['app_probability']:.0%}, "
+                                       f"file {row['exported']} {row['exported_probability']:.0%}")
         if pathlib.Path(row["file"]).is_file():
             column.image(row["file"], caption=caption, width=150)
         else:

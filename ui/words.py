@@ -39,6 +39,19 @@ def dataset_name(path: str) -> str:
     return pathlib.Path(path).name or str(path)
 
 
+def shared_folder(path: str) -> str | None:
+    """The dataset's path when it lies in a folder the operator shared (the user picked it there); else None.
+
+    An upload or the demo lives in this computer's own folders, whose paths are
+    no business of the person using the app.
+    """
+    try:
+        real = pathlib.Path(path).resolve()
+    except (OSError, RuntimeError):
+        return None
+    return str(real) if any(real == root or root in real.parents for root in tlcore.configured_roots()) else None
+
+
 def backbone_title(name: str | None) -> str:
     """A backbone's title for people ("MobileNetV2 (width 0.35)"); the name itself when unknown."""
     for row in tlcore.list_backbones():

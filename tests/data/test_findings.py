@@ -120,3 +120,14 @@ def test_warnings_strings_are_kept_for_older_callers(tmp_path):
 
     assert any("only 3 images" in warning for warning in audit.warnings)
     assert all(isinstance(warning, str) for warning in audit.to_dict()["warnings"])
+
+
+def test_stretched_means_more_than_the_ratio_either_way():
+    from tlcore.data.findings import EXTREME_ASPECT_RATIO, is_stretched
+    from tlcore.results.prediction import shape_warning
+
+    ratio = int(EXTREME_ASPECT_RATIO)
+    assert not is_stretched(ratio * 10, 10) and is_stretched(ratio * 10 + 1, 10) and is_stretched(10, ratio * 10 + 1)
+    assert not is_stretched(0, 10)
+    assert shape_warning("wide.png", (60000, 1)).startswith("wide.png is 60000×1 pixels: the model squeezes")
+    assert shape_warning("photo.jpg", (4000, 3000)) is None and shape_warning("x.png", None) is None

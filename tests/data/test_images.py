@@ -421,3 +421,23 @@ def test_thumbnails_of_files_and_bytes_and_of_what_has_none(tmp_path):
     assert images.thumbnail_jpeg(sliver) is None, "too thin to show, not a crash"
     assert images.thumbnail_jpeg(bomb.read_bytes()) is None, "a decompression bomb is refused, not decoded"
     assert images.thumbnail_jpeg(b"not a picture") is None
+
+
+def _png_bytes(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "red").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("width, height", [(60000, 1), (1, 60000), (40, 30)])
+def test_a_pictures_size_from_its_bytes_or_its_file_and_no_thumbnail_for_a_sliver(width, height, tmp_path):
+    data = _png_bytes(width, height)
+    (tmp_path / "picture.png").write_bytes(data)
+
+    assert images.picture_size(data) == images.picture_size(tmp_path / "picture.png") == (width, height)
+    assert (images.thumbnail_jpeg(data, 440) is None) == (min(width, height) == 1)
+
+
+def test_no_size_for_what_is_no_picture():
+    assert images.picture_size(b"this is no picture") is None
+    assert images.picture_size(b"") is None

@@ -16,7 +16,7 @@ import shlex
 import sys
 import traceback
 
-from tlcore.cli.output import print_json, tolerate_unprintable_names
+from tlcore.cli.output import print_json, say, tolerate_unprintable_names
 from tlcore.cli.parser import build_parser
 from tlcore.cli.run_commands import cmd_bundle, cmd_evaluate, cmd_explain, cmd_export, cmd_predict
 from tlcore.errors import InputError, TlcoreError
@@ -32,10 +32,10 @@ def _cmd_backbones(args) -> None:
     if args.json:
         print_json(rows)
         return
-    print(f"{'name':<18} {'params':>11} {'top-1':>6} {'size':>5}  {'offline':<8} hint")
+    say(f"{'name':<18} {'params':>11} {'top-1':>6} {'size':>5}  {'offline':<8} hint")
     for row in rows:
         offline = "yes" if row["available_offline"] else "no"
-        print(f"{row['name']:<18} {row['params']:>11,} {row['imagenet_top1']:>5.1f}% {row['input_size']:>5}  {offline:<8} {row['speed_hint']}")
+        say(f"{row['name']:<18} {row['params']:>11,} {row['imagenet_top1']:>5.1f}% {row['input_size']:>5}  {offline:<8} {row['speed_hint']}")
 
 
 def _edits(args):
@@ -64,13 +64,13 @@ def _cmd_audit(args) -> None:
     if args.json:
         print_json(report)
         return
-    print(f"dataset: {audit.root} ({audit.layout.replace('_', ' ')})")
-    print(f"{'class':<24} {'train':>6} {'val':>6} {'test':>6}")
+    say(f"dataset: {audit.root} ({audit.layout.replace('_', ' ')})")
+    say(f"{'class':<24} {'train':>6} {'val':>6} {'test':>6}")
     for name, counts in report["counts"].items():
-        print(f"{name:<24} {counts['train']:>6} {counts['val']:>6} {counts['test']:>6}")
-    print(f"{len(audit.records)} images, {len(audit.skipped)} skipped")
+        say(f"{name:<24} {counts['train']:>6} {counts['val']:>6} {counts['test']:>6}")
+    say(f"{len(audit.records)} images, {len(audit.skipped)} skipped")
     for item in audit.skipped:
-        print(f"  skipped {item.relative}: {item.reason}")
+        say(f"  skipped {item.relative}: {item.reason}")
     _print_findings(audit, report["suggested_exclusions"])
 
 
@@ -80,28 +80,28 @@ def _print_findings(audit, suggested: list[str]) -> None:
 
     for finding in audit.findings:
         label = "warning" if finding.severity == "warning" else "note"
-        print(f"  {label}: {finding.message}")
+        say(f"  {label}: {finding.message}")
         if finding.files and not finding.kind.startswith("duplicates_"):
             shown = ", ".join(finding.files[:_FILES_SHOWN])
             more = f" and {len(finding.files) - _FILES_SHOWN} more (all in --json)" if len(finding.files) > _FILES_SHOWN else ""
-            print(f"    files: {shown}{more}")
+            say(f"    files: {shown}{more}")
     if audit.duplicates:
         pictures = sum(len(group.members) for group in audit.duplicates)
-        print(f"duplicates ({len(audit.duplicates)} groups, {pictures} files; every one listed):")
+        say(f"duplicates ({len(audit.duplicates)} groups, {pictures} files; every one listed):")
     for group in audit.duplicates:
         where = ", ".join(f"{member.relative} ({member.split})" for member in group.members)
-        print(f"  {group.kind}, {group.scope.replace('_', ' ')}: {where}")
+        say(f"  {group.kind}, {group.scope.replace('_', ' ')}: {where}")
     if not audit.duplicates_checked:
-        print("  note: duplicates were not looked for (--no-duplicates).")
+        say("  note: duplicates were not looked for (--no-duplicates).")
     if suggested:
         options = " ".join(f"--exclude {shlex.quote(name)}" for name in suggested)
         copies = "exact copy" if len(suggested) == 1 else "exact copies"
-        print(f"safe to exclude ({len(suggested)} {copies}; your files stay where they are):")
-        print(f"  tlcore train {shlex.quote(audit.source)} {options}")
+        say(f"safe to exclude ({len(suggested)} {copies}; your files stay where they are):")
+        say(f"  tlcore train {shlex.quote(audit.source)} {options}")
     near = sorted(set(suggested_exclusions(audit, near=True)) - set(suggested))
     if near:
-        print(f"near copies too ({len(near)}; look at them first: two shots of one scene are real data): "
-              + " ".join(f"--exclude {shlex.quote(name)}" for name in near))
+        say(f"near copies too ({len(near)}; look at them first: two shots of one scene are real data): "
+            + " ".join(f"--exclude {shlex.quote(name)}" for name in near))
 
 
 _FILES_SHOWN = 8
@@ -148,8 +148,8 @@ def _cmd_train(args) -> int:
     audit_future = getattr(args, "audit_future", None) or audit_in_background(config)
     config = apply_preset(config, args.preset, audit_future.result(), _explicit_options(args))
     if not args.json:
-        print(f"training {config.backbone} on {config.data} ({args.preset} preset: {describe_choice(config)}) ...",
-              flush=True)
+        say(f"training {config.backbone} on {config.data} ({args.preset} preset: {describe_choice(config)}) ...",
+            flush=True)
     result = train(config, runs_dir=args.runs_dir, echo=None if args.json else _echo_epoch, audit_future=audit_future)
     return _report_result(result, args.json)
 
@@ -170,7 +170,7 @@ def _progress_printer(verb: str, every_s: float = 1.0):
         last[0] = now
         left = seconds_left(done, total, now - started)
         when = f", about {format_duration(left)} left" if left is not None and done < total else ""
-        print(f"{verb} {done:,} of {total:,} pictures{when}", file=sys.stderr, flush=True)
+        say(f"{verb} {done:,} of {total:,} pictures{when}", file=sys.stderr, flush=True)
 
     return progress
 
@@ -180,10 +180,10 @@ def _report_result(result, as_json: bool) -> int:
         print_json(result.to_dict())
     else:
         accuracy = f"{result.val_accuracy:.1%}" if result.val_accuracy is not None else "n/a"
-        print(f"run: {result.run_dir}")
-        print(f"status: {result.status} ({result.message})")
-        print(f"validation accuracy: {accuracy} after {result.epochs_run} epochs in {result.wall_s:.1f} s")
-        print(f"try it: tlcore predict {result.run_dir} IMAGE ...   export it: tlcore export {result.run_dir} --format tflite")
+        say(f"run: {result.run_dir}")
+        say(f"status: {result.status} ({result.message})")
+        say(f"validation accuracy: {accuracy} after {result.epochs_run} epochs in {result.wall_s:.1f} s")
+        say(f"try it: tlcore predict {result.run_dir} IMAGE ...   export it: tlcore export {result.run_dir} --format tflite")
     return EXIT_OK if result.status in ("completed", "stopped") else EXIT_INTERNAL
 
 
@@ -192,7 +192,7 @@ def _echo_epoch(row: dict) -> None:
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         if row.get(key) is not None:
             parts.append(f"{key} {row[key]:.4f}")
-    print("  " + ", ".join(parts), flush=True)
+    say("  " + ", ".join(parts), flush=True)
 
 
 def _cmd_worker(args) -> int:
@@ -238,7 +238,7 @@ def _cmd_stop(args) -> None:
     from tlcore.runs.record import read_status, request_stop
 
     request_stop(args.run_dir)
-    print(f"stop requested; the run ends after its current batch (status now: {read_status(args.run_dir)['state']}).")
+    say(f"stop requested; the run ends after its current batch (status now: {read_status(args.run_dir)['state']}).")
 
 
 def _cmd_weights(args) -> None:
@@ -246,13 +246,13 @@ def _cmd_weights(args) -> None:
 
     for file in args.files:
         imported = import_weights(file, args.backbone, replace=args.replace, for_everyone=args.for_everyone)
-        print(f"imported {file} -> {imported.path} ({imported.note})")
+        say(f"imported {file} -> {imported.path} ({imported.note})")
 
 
 def _cmd_demo(args) -> None:
     from tlcore.data.demo import ensure_demo_dataset, generate_demo_dataset
 
-    print(generate_demo_dataset(args.out) if args.out else ensure_demo_dataset())
+    say(generate_demo_dataset(args.out) if args.out else ensure_demo_dataset())
 
 
 NEEDS_TENSORFLOW = {"train", "worker", "resume", "evaluate", "predict", "explain", "export", "bundle", "weights"}
@@ -348,7 +348,7 @@ def _internal_message(error: BaseException) -> str:
 
 
 def _report_error(message: str, code: int, as_json: bool) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    say(f"error: {message}", file=sys.stderr)
     if as_json:
         try:
             print_json({"status": "error", "error": message, "exit_code": code})

@@ -1,4 +1,9 @@
-"""What the command line prints: strict JSON (no NaN), any file name on any console.
+"""What the command line prints: strict JSON (no NaN), any file name on any console, names as text.
+
+A class or file name can hold a line break, a terminal escape or a Unicode
+direction override; printed raw it would split a table row or make a line read
+as something else. Lines for people go through `say`, JSON through
+`print_json`: both show such characters as escapes (`tlcore.text`).
 """
 
 from __future__ import annotations
@@ -6,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+
+from tlcore.text import HIDDEN_CHARACTERS, terminal_text
 
 
 def json_safe(value):
@@ -19,9 +26,22 @@ def json_safe(value):
     return value
 
 
+def say(text: object = "", *, file=None, flush: bool = False) -> None:
+    """Print one line for people (to stdout, or `file`), its names unable to break it (`tlcore.text.terminal_text`).
+
+    The CLI's own words hold no control characters, so escaping the whole line
+    escapes exactly what the names brought in.
+    """
+    print(terminal_text(text), file=file or sys.stdout, flush=flush)
+
+
 def print_json(value) -> None:
+    """One line of strict JSON; control and direction characters in names as \\u escapes, which decode back to them."""
     value = json_safe(value)
-    text = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+    # json.dumps escapes C0 controls itself, but with ensure_ascii=False leaves C1 controls, line separators
+    # and direction overrides as they are; their \\u escapes are the same JSON value.
+    text = HIDDEN_CHARACTERS.sub(lambda hidden: f"\\u{ord(hidden[0]):04x}",
+                                 json.dumps(value, ensure_ascii=False, default=str, allow_nan=False))
     try:
         text.encode(sys.stdout.encoding or "utf-8")
     except UnicodeEncodeError:

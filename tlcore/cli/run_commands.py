@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tlcore.cli.output import print_json
+from tlcore.cli.output import print_json, say
 
 
 def cmd_evaluate(args) -> None:
@@ -14,13 +14,13 @@ def cmd_evaluate(args) -> None:
         print_json(reports)
         return
     for split, report in reports.items():
-        print(f"{split}: accuracy {report['accuracy']:.1%}, loss {report['loss']:.4f}, {report['images']} images")
-        print(f"  {'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
+        say(f"{split}: accuracy {report['accuracy']:.1%}, loss {report['loss']:.4f}, {report['images']} images")
+        say(f"  {'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
         for row in report["per_class"]:
-            print(f"  {row['class']:<24} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} {row['support']:>7}")
-        print("  confusion (rows: true, columns: predicted):")
+            say(f"  {row['class']:<24} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} {row['support']:>7}")
+        say("  confusion (rows: true, columns: predicted):")
         for name, counts in zip(report["class_names"], report["confusion"], strict=False):
-            print(f"  {name:<24} " + " ".join(f"{c:>4}" for c in counts))
+            say(f"  {name:<24} " + " ".join(f"{c:>4}" for c in counts))
 
 
 def cmd_predict(args) -> None:
@@ -34,7 +34,7 @@ def cmd_predict(args) -> None:
         ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in prediction.top)
         doubt = prediction.doubt
         note = f"  (looks like none of the classes: {doubt.reason})" if doubt is not None and doubt.unfamiliar else ""
-        print(f"{prediction.file}: {ranked}{note}")
+        say(f"{prediction.file}: {ranked}{note}")
 
 
 def cmd_explain(args) -> None:
@@ -46,7 +46,7 @@ def cmd_explain(args) -> None:
         return
     for item in written:
         note = " (looks like none of the classes)" if item.doubt is not None and item.doubt.unfamiliar else ""
-        print(f"{item.file}: {item.predicted} {item.probability:.1%}{note}, heatmap of {item.explained!r} -> {item.path}")
+        say(f"{item.file}: {item.predicted} {item.probability:.1%}{note}, heatmap of {item.explained!r} -> {item.path}")
 
 
 def cmd_export(args) -> None:
@@ -60,24 +60,24 @@ def cmd_export(args) -> None:
     if args.json:
         print_json({"path": str(path), "format": args.format, **(report.to_dict() if report else {})})
         return
-    print(f"exported {args.format} to {path}")
+    say(f"exported {args.format} to {path}")
     if report:
         echo_parity(report)
 
 
 def echo_parity(report) -> None:
     agreeing = round(report.agreement * report.pictures)
-    print(f"checked on the run's {report.pictures} {'validation' if report.split == 'val' else report.split} pictures "
-          f"with {report.runtime}, each prepared as the snippet does:")
-    print(f"  agrees with the app on {report.agreement:.1%} of them ({agreeing}/{report.pictures}); "
-          f"accuracy {report.accuracy:.1%} (the app's model: {report.app_accuracy:.1%})")
-    print(f"  largest probability difference {report.max_probability_difference:.6f}; "
-          f"size {report.size_bytes / 1e6:.1f} MB; {report.latency_ms:.1f} ms per picture (median, this machine)")
+    say(f"checked on the run's {report.pictures} {'validation' if report.split == 'val' else report.split} pictures "
+        f"with {report.runtime}, each prepared as the snippet does:")
+    say(f"  agrees with the app on {report.agreement:.1%} of them ({agreeing}/{report.pictures}); "
+        f"accuracy {report.accuracy:.1%} (the app's model: {report.app_accuracy:.1%})")
+    say(f"  largest probability difference {report.max_probability_difference:.6f}; "
+        f"size {report.size_bytes / 1e6:.1f} MB; {report.latency_ms:.1f} ms per picture (median, this machine)")
     if report.flagged:
-        print(f"  WARNING: answers differently from the app on {len(report.differing)} pictures (more than 1%):")
+        say(f"  WARNING: answers differently from the app on {len(report.differing)} pictures (more than 1%):")
     for row in report.differing:
-        print(f"    {row['file']} (is {row['true']}): app {row['app']} {row['app_probability']:.0%}, "
-              f"file {row['exported']} {row['exported_probability']:.0%}")
+        say(f"    {row['file']} (is {row['true']}): app {row['app']} {row['app_probability']:.0%}, "
+            f"file {row['exported']} {row['exported_probability']:.0%}")
 
 
 def cmd_bundle(args) -> None:
@@ -89,11 +89,11 @@ def cmd_bundle(args) -> None:
     if args.json:
         print_json(bundle.to_dict())
         return
-    print(f"bundle written to {bundle.path}")
+    say(f"bundle written to {bundle.path}")
     for report in bundle.reports:
         mark = "  <- answers differently from the app on more than 1%" if report.flagged else ""
         mark += "" if report.rechecked else f"  (parity from the check of {report.check_date})"
-        print(f"  {report.format:<12} agrees {report.agreement:>6.1%}  accuracy {report.accuracy:>6.1%}  "
-              f"{report.size_bytes / 1e6:>6.1f} MB  {report.latency_ms:>6.1f} ms{mark}")
+        say(f"  {report.format:<12} agrees {report.agreement:>6.1%}  accuracy {report.accuracy:>6.1%}  "
+            f"{report.size_bytes / 1e6:>6.1f} MB  {report.latency_ms:>6.1f} ms{mark}")
     if bundle.note:
-        print(f"note: {bundle.note}")
+        say(f"note: {bundle.note}")

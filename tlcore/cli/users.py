@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import sys
 
+from tlcore.cli.output import say
 from tlcore.errors import InputError
 
 
@@ -36,19 +37,19 @@ def cmd_users(args, print_json) -> None:
         password = None if args.no_password else read_password()
         user = accounts.add_user(args.name, password, teacher=args.teacher, email=args.email)
         role = "teacher" if user.teacher else "student"
-        print(f"added {role} {user.name}" + (f" (school sign-in: {user.email})" if user.email else "")
+        say(f"added {role} {user.name}" + (f" (school sign-in: {user.email})" if user.email else "")
               + "; classroom mode is on: every page of the app asks who you are.")
     elif args.users_command == "password":
         accounts.set_password(args.name, read_password("new password: "))
-        print(f"new password set for {args.name}.")
+        say(f"new password set for {args.name}.")
     elif args.users_command == "unlock":
         from tlcore.classroom import signin
 
         signin.unlock(args.name)
-        print(f"{args.name} may sign in again now: their failed tries are forgotten, from every computer.")
+        say(f"{args.name} may sign in again now: their failed tries are forgotten, from every computer.")
     elif args.users_command == "remove":
         accounts.remove_user(args.name)
-        print(f"removed {args.name}; their files stay in $TLCORE_HOME/users/{args.name} until you delete that folder."
+        say(f"removed {args.name}; their files stay in $TLCORE_HOME/users/{args.name} until you delete that folder."
               + ("" if accounts.list_users() else " No accounts are left: the app is back in personal mode."))
     else:
         _list_users(args, print_json)
@@ -66,10 +67,10 @@ def _list_users(args, print_json) -> None:
         print_json(rows)
         return
     if not rows:
-        print("no accounts: the app is in personal mode (one person, no sign-in). Add one with `tlcore users add NAME`.")
+        say("no accounts: the app is in personal mode (one person, no sign-in). Add one with `tlcore users add NAME`.")
     for row in rows:
         sign_in = ", ".join(([f"school: {row['email']}"] if row["email"] else []) + (["password"] if row["has_password"] else []))
-        print(f"{row['name']:<20} {row['role']:<8} {row['runs']:>4} runs  {paths.format_size(row['upload_bytes']):>10}  {sign_in}")
+        say(f"{row['name']:<20} {row['role']:<8} {row['runs']:>4} runs  {paths.format_size(row['upload_bytes']):>10}  {sign_in}")
 
 
 def cmd_runs(args, print_json) -> None:
@@ -80,14 +81,14 @@ def cmd_runs(args, print_json) -> None:
         print_json(rows)
         return
     if not rows:
-        print("no runs yet; start one with `tlcore train DATA`.")
+        say("no runs yet; start one with `tlcore train DATA`.")
     with_users = any(row.get("user") for row in rows)  # a classroom: say whose each run is ("-": the server's own)
     for row in rows:
         score = row["result_val_accuracy"]  # a finished run's saved model; a running run's best epoch so far
         accuracy = f"{score:.1%}" if score is not None else "-"
         who = f"{row.get('user') or '-':<16} " if with_users else ""
         damage = f"  ({row['damaged']})" if row.get("damaged") else ""
-        print(f"{who}{row['status']:<12} {accuracy:>6}  {row['run_dir']}{damage}")
+        say(f"{who}{row['status']:<12} {accuracy:>6}  {row['run_dir']}{damage}")
 
 
 def cmd_queue(args, print_json) -> None:
@@ -96,14 +97,14 @@ def cmd_queue(args, print_json) -> None:
 
     if args.dispatch:
         started = dispatch()
-        print(f"started {len(started)} run(s) from the line." if started else "no run could start now.")
+        say(f"started {len(started)} run(s) from the line." if started else "no run could start now.")
     rows = line()
     if args.json:
         print_json(rows)
         return
     if not rows:
-        print("nobody is waiting: the line is empty.")
+        say("nobody is waiting: the line is empty.")
     for row in rows:
         where = (f"{row['position']:>3}. waits about {format_duration(row['wait_s'])}" if row["state"] == "waiting"
                  else "     starting or training")
-        print(f"{where:<32} {row['user'] or '-':<16} {row['run_dir']}")
+        say(f"{where:<32} {row['user'] or '-':<16} {row['run_dir']}")

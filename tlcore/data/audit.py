@@ -114,10 +114,11 @@ def _excluded_set(excluded_files) -> set[str]:
 def _usable_images(source, excluded: set[str], relabels: dict[str, str], progress=None) -> DatasetAudit:
     """Walk the dataset, check every file and apply the relabels: the audit before its split and findings."""
     root, skipped = _resolve_root(source)
-    layout, class_dirs = _find_layout(root, shown=str(source))
+    shown = paths.shown_path(source)  # an upload by its own name, not the server folder it was saved in
+    layout, class_dirs = _find_layout(root, shown=shown)
     candidates, skipped_walk = _collect_candidates(root, class_dirs, excluded)
     class_names = sorted({label for (_, _, label, _) in candidates if label})
-    _check_relabels(relabels, {name for classes in class_dirs.values() for name, _ in classes}, str(source))
+    _check_relabels(relabels, {name for classes in class_dirs.values() for name, _ in classes}, shown)
     records, skipped_bad = _check_candidates(candidates, progress)
     records = [_relabelled(record, relabels) for record in records]
     return DatasetAudit(
@@ -346,12 +347,12 @@ def _validate_trainable(audit: DatasetAudit) -> None:
         if audit.skipped:
             reasons = f" ({len(audit.skipped)} file(s) were skipped, e.g. {audit.skipped[0].relative}: {audit.skipped[0].reason})"
         raise InputError(
-            f"{audit.source!r} has {found}{reasons}; a classifier needs at least 2 classes, "
+            f"{paths.shown_path(audit.source)!r} has {found}{reasons}; a classifier needs at least 2 classes, "
             "each a folder with its images inside."
         )
     if not audit.split_records("val"):
         raise InputError(
-            f"{audit.source!r} leaves no image for validation; give each class at least 2 different pictures "
+            f"{paths.shown_path(audit.source)!r} leaves no image for validation; give each class at least 2 different pictures "
             "(10 or more is better; copies of one picture count once, as they are kept together), or add a val/ folder."
         )
 

@@ -198,12 +198,18 @@ def _imbalance_finding(totals: dict[str, int]) -> Finding | None:
     )
 
 
+def is_stretched(width: int, height: int) -> bool:
+    """True when a picture is more than `EXTREME_ASPECT_RATIO` times as wide as tall, or as tall as wide.
+
+    Squeezed into the model's square, such a picture is distorted: the audit warns
+    about it in the training pictures, Predict about an answer for it.
+    """
+    return min(width, height) > 0 and max(width, height) / min(width, height) > EXTREME_ASPECT_RATIO
+
+
 def _picture_findings(records: list[ImageRecord]) -> list[Finding | None]:
     tiny = [r for r in records if min(r.width, r.height) < TINY_IMAGE_MIN_SIDE]
-    stretched = [
-        r for r in records
-        if min(r.width, r.height) > 0 and max(r.width, r.height) / min(r.width, r.height) > EXTREME_ASPECT_RATIO
-    ]
+    stretched = [r for r in records if is_stretched(r.width, r.height)]
     findings: list[Finding | None] = []
     if tiny:
         findings.append(Finding(

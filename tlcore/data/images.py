@@ -218,13 +218,8 @@ def thumbnail_jpeg(source: str | os.PathLike | bytes, size: int = 160) -> bytes 
         thin to show (60000 pixels wide and 1 high shrinks to nothing).
     """
     try:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            with tempfile.TemporaryDirectory() as folder:
-                path = pathlib.Path(folder) / "picture"
-                path.write_bytes(bytes(source))
-                image = load_rgb(path, preview=True)
-        else:
-            image = load_rgb(source, preview=True)
+        with _as_file(source) as path:
+            image = load_rgb(path, preview=True)
         image.thumbnail((size, size))
         if min(image.size) < MIN_THUMBNAIL_SIDE:
             return None
@@ -233,6 +228,32 @@ def thumbnail_jpeg(source: str | os.PathLike | bytes, size: int = 160) -> bytes 
     except (InputError, OSError, ValueError):
         return None
     return buffer.getvalue()
+
+
+def picture_size(source: str | os.PathLike | bytes) -> tuple[int, int] | None:
+    """A picture's (width, height) as shown, upright by its EXIF orientation; None when it is no usable picture.
+
+    Args:
+        source: a file, or an upload's bytes.
+    """
+    try:
+        with _as_file(source) as path:
+            check = check_image(path)
+    except OSError:
+        return None
+    return (check.width, check.height) if check.ok and check.width and check.height else None
+
+
+@contextlib.contextmanager
+def _as_file(source: str | os.PathLike | bytes) -> Iterator[str | os.PathLike]:
+    """The source itself when it is a path; bytes in a temporary file, removed afterwards."""
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        yield source
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = pathlib.Path(folder) / "picture"
+        path.write_bytes(bytes(source))
+        yield path
 
 
 def convert_to_png(

@@ -2,6 +2,9 @@
 
 Written from the run folder (config, audit, split, evaluation) and the parity
 reports of the files in the bundle, for the person the model is handed to.
+Every class and file name goes in through `tlcore.text.markdown_text`: a
+folder named `<img src=x onerror=…>` or holding a line break is a name in a
+table cell, never HTML or a broken row.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from importlib import metadata
 from tlcore.export.formats import export_format
 from tlcore.export.parity import ParityReport
 from tlcore.runs import folder as run_folder
+from tlcore.text import markdown_text
 
 _SETTINGS = (
     ("backbone", "pretrained network"), ("image_size", "picture size (px)"), ("weights", "starting weights"),
@@ -51,8 +55,8 @@ def model_card(run_dir: str | pathlib.Path, reports: list[ParityReport], evaluat
     formats = list(formats) if formats is not None else [report.format for report in reports]
     title = get_backbone(config.backbone).title
     sections = [
-        f"# {run_path.name}\n\nAn image classifier made with tlcore: {title}, pretrained on ImageNet, "
-        f"fine-tuned to tell apart {len(labels)} classes ({', '.join(labels)}) in pictures of "
+        f"# {markdown_text(run_path.name)}\n\nAn image classifier made with tlcore: {title}, pretrained on ImageNet, "
+        f"fine-tuned to tell apart {len(labels)} classes ({', '.join(map(markdown_text, labels))}) in pictures of "
         f"{config.resolved_image_size}x{config.resolved_image_size} pixels.",
         _data_section(config, audit, labels),
         _metrics_section((evaluation or {}).get("val")),
@@ -81,21 +85,22 @@ def _data_section(config, audit: dict, labels: list[str]) -> str:
     rows = ["| class | training | validation | test |", "|---|---:|---:|---:|"]
     for name in labels:
         split = counts.get(name, {})
-        rows.append(f"| {name} | {split.get('train', 0)} | {split.get('val', 0)} | {split.get('test', 0)} |")
+        rows.append(f"| {markdown_text(name)} | {split.get('train', 0)} | {split.get('val', 0)} | {split.get('test', 0)} |")
     sizes = audit.get("split_sizes", {})
     rows.append(f"| **all** | {sizes.get('train', 0)} | {sizes.get('val', 0)} | {sizes.get('test', 0)} |")
     lines = [
         "## Data", "",
-        f"Pictures from `{audit.get('source', config.data)}` ({str(audit.get('layout', 'class folders')).replace('_', ' ')}), "
+        f"Pictures from {markdown_text(audit.get('source', config.data))} "
+        f"({str(audit.get('layout', 'class folders')).replace('_', ' ')}), "
         f"{audit.get('total_images', sum(sizes.values()) if sizes else '?')} in all.", "",
         *rows, "",
         f"Split: {config.val_split:.0%} of each class held out for validation (seed {config.seed}) unless the "
         "folder had its own val/ folder; byte-identical copies are kept on one side of the split.",
     ]
     skipped, excluded = audit.get("skipped", []), list(config.excluded_files) or audit.get("excluded_files", [])
-    lines.append(f"Skipped as unusable: {len(skipped)} file(s)" + (f" (e.g. {skipped[0].get('path')}: "
-                 f"{skipped[0].get('reason')})." if skipped and isinstance(skipped[0], dict) else "."))
-    lines.append(f"Left out by the user: {len(excluded)} file(s)" + (": " + ", ".join(f"`{name}`" for name in excluded[:20])
+    lines.append(f"Skipped as unusable: {len(skipped)} file(s)" + (f" (e.g. {markdown_text(skipped[0].get('path'))}: "
+                 f"{markdown_text(skipped[0].get('reason'))})." if skipped and isinstance(skipped[0], dict) else "."))
+    lines.append(f"Left out by the user: {len(excluded)} file(s)" + (": " + ", ".join(map(markdown_text, excluded[:20]))
                  + (" …" if len(excluded) > 20 else "") + "." if excluded else "."))
     return "\n".join(lines)
 
@@ -105,7 +110,7 @@ def _metrics_section(report: dict | None) -> str:
         return "## How well it does\n\nThe run has no evaluation on validation pictures."
     count = report["images"]
     rows = ["| class | precision | recall | F1 | pictures |", "|---|---:|---:|---:|---:|"]
-    rows += [f"| {row['class']} | {row['precision']:.1%} | {row['recall']:.1%} | {row['f1']:.2f} | {row['support']} |"
+    rows += [f"| {markdown_text(row['class'])} | {row['precision']:.1%} | {row['recall']:.1%} | {row['f1']:.2f} | {row['support']} |"
              for row in report["per_class"]]
     macro = f", macro F1 {report['macro_f1']:.2f}" if report.get("macro_f1") is not None else ""
     return "\n".join([
@@ -145,7 +150,8 @@ def parity_table(reports: list[ParityReport]) -> str:
     for report in reports:
         mark = (" ⚠" if report.flagged else "") + ("" if report.rechecked else f" (check of {report.check_date})")
         rows.append(
-            f"| {pathlib.Path(report.path).name} ({export_format(report.format).name}) | {report.runtime} | "
+            f"| {markdown_text(pathlib.Path(report.path).name)} ({export_format(report.format).name}) | "
+            f"{markdown_text(report.runtime)} | "
             f"{report.agreement:.1%}{mark} | {report.accuracy:.1%} ({report.app_accuracy:.1%}) | "
             f"{report.max_probability_difference:.2g} | {report.size_bytes / 1e6:.1f} MB | {report.latency_ms:.1f} ms |")
     return "\n".join(rows)
@@ -162,10 +168,11 @@ def _parity_section(reports: list[ParityReport], note: str = "") -> str:
     if note:
         lines += ["", f"⚠ {note}"]
     for report in (report for report in reports if report.flagged):
-        lines += ["", f"⚠ {pathlib.Path(report.path).name} answers differently from the app on "
+        lines += ["", f"⚠ {markdown_text(pathlib.Path(report.path).name)} answers differently from the app on "
                       f"{len(report.differing)} of {report.pictures} pictures:"]
-        lines += [f"- `{row['file']}` (is {row['true']}): app {row['app']} {row['app_probability']:.0%}, "
-                  f"file {row['exported']} {row['exported_probability']:.0%}" for row in report.differing[:20]]
+        lines += [f"- {markdown_text(row['file'])} (is {markdown_text(row['true'])}): app {markdown_text(row['app'])} "
+                  f"{row['app_probability']:.0%}, file {markdown_text(row['exported'])} {row['exported_probability']:.0%}"
+                  for row in report.differing[:20]]
     return "\n".join(lines)
 
 

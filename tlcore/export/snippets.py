@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from tlcore.export import pictures
 from tlcore.export.formats import FORMATS, export_format
+from tlcore.text import html_text
 
 ONNX_RUNTIME_WEB_VERSION = "1.30.0"  # the page loads this release from jsDelivr; the browser test runs it
 
@@ -146,15 +147,9 @@ def web_page_files(image_size: int, title: str) -> dict[str, str]:
     """The bundle's web page: {"web/index.html": ..., "web/pictures.js": ...}; it loads ../model.onnx."""
     folder = importlib.resources.files("tlcore.export") / "web"
     page = (folder / "index.html").read_text(encoding="utf-8")
-    page = (page.replace("__TITLE__", _html_text(title)).replace("__IMAGE_SIZE__", str(int(image_size)))
+    page = (page.replace("__TITLE__", html_text(title)).replace("__IMAGE_SIZE__", str(int(image_size)))
             .replace("__ORT_VERSION__", ONNX_RUNTIME_WEB_VERSION))
     return {"web/index.html": page, "web/pictures.js": (folder / "pictures.js").read_text(encoding="utf-8")}
-
-
-def _html_text(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=True)
 
 
 def export_snippets(run_dir: str | os.PathLike) -> list[Snippet]:

@@ -418,7 +418,7 @@ def explain_bytes(run_dir, model, labels: list[str], data: bytes, name: str = "u
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder) / "upload"
         path.write_bytes(data)
-        batch = prepare_images([path], model.input_shape[1])
+        batch = prepare_images([path], model.input_shape[1], shown=[name])  # messages name the upload, not the file
         picture = images.load_rgb(path, preview=True)
     made = explain_arrays(model, labels, batch, [picture], [name])
     return with_doubts(run_dir, model, labels, made)[0]

@@ -76,17 +76,23 @@ def load_model_safely(model_path: pathlib.Path, shown: str):
         raise InputError(f"the model file of {shown} is damaged or incomplete ({error}); train it again.") from None
 
 
-def prepare_images(files: list[str | os.PathLike], image_size: int) -> np.ndarray:
+def prepare_images(files: list[str | os.PathLike], image_size: int, shown: list[str] | None = None) -> np.ndarray:
     """Check and decode image files exactly as training did.
+
+    Args:
+        files: the image files.
+        image_size: the model's square input size.
+        shown: what to call each file in a message, when not its path: an
+            upload's own name rather than the temporary file it was saved in.
 
     Raises:
         InputError: a file is missing or is not an image (names the file and why).
     """
     decodable = []
-    for file in files:
+    for file, name in zip(files, shown or files, strict=True):
         check = images.check_image(file)
         if not check.ok:
-            raise InputError(f"cannot classify {str(file)!r}: {check.reason}. Give a JPEG, PNG, GIF, BMP, TIFF or WebP image.")
+            raise InputError(f"cannot classify {str(name)!r}: {check.reason}. Give a JPEG, PNG, GIF, BMP, TIFF or WebP image.")
         decodable.append(str(images.convert_to_png(file, paths.converted_images_dir())) if check.needs_conversion else str(file))
     return pipeline.load_images(decodable, image_size)
 
@@ -181,10 +187,31 @@ def predict_files(run_dir: str | os.PathLike, files: list[str | os.PathLike], to
     return [Prediction(str(file), top, doubt) for file, top, doubt in zip(files, ranked, doubts, strict=True)]
 
 
-def predict_bytes(model, labels: list[str], data: bytes, top_k: int = 3) -> list[tuple[str, float]]:
-    """Classify one uploaded image given as bytes (the app's upload and camera)."""
+def predict_bytes(model, labels: list[str], data: bytes, top_k: int = 3, name: str = "upload") -> list[tuple[str, float]]:
+    """Classify one uploaded image given as bytes (the app's upload and camera); `name` is what messages call it."""
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder) / "upload"
         path.write_bytes(data)
-        batch = prepare_images([path], model.input_shape[1])
+        batch = prepare_images([path], model.input_shape[1], shown=[name])
     return predict_arrays(model, labels, batch, top_k)[0]
+
+
+def shape_warning(name: str, size: tuple[int, int] | None) -> str | None:
+    """Why to doubt the answer for a picture of this shape; None for an ordinary one.
+
+    The model sees every picture squeezed into a square, so a picture far wider
+    than tall (or taller than wide) reaches it distorted, as the audit warns
+    for training pictures (`tlcore.data.findings.is_stretched`).
+
+    Args:
+        name: the picture's name as the user gave it.
+        size: its (width, height), e.g. from `tlcore.picture_size`.
+    """
+    from tlcore.data.findings import EXTREME_ASPECT_RATIO, is_stretched
+
+    if size is None or not is_stretched(*size):
+        return None
+    width, height = size
+    return (f"{name} is {width}×{height} pixels: the model squeezes every picture into a square, so this one reaches "
+            f"it badly distorted and its answer means little. Crop it around the thing to classify (sides within "
+            f"{EXTREME_ASPECT_RATIO:.0f} times each other).")
