@@ -208,9 +208,14 @@ class StopOnRequest(keras.callbacks.Callback):
         self.run_dir = pathlib.Path(run_dir)
         self.stopped = False
 
-    def on_train_batch_end(self, batch, logs=None):
+    def requested(self) -> bool:
+        """Whether a stop was asked for (checked between phases too); remembers that it was."""
         if run_record.stop_requested(self.run_dir):
             self.stopped = True
+        return self.stopped
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested():
             self.model.stop_training = True
 
 

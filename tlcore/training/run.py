@@ -117,8 +117,13 @@ def _process_started_at() -> float:
 
 
 def _let_go(run_dir: pathlib.Path, slot, worker_lock) -> None:
-    """The run has ended: back to float32, release its locks, and start the next run in line (not at the server's next poll)."""
+    """The run has ended: back to float32, release its locks, and start the next run in line (not at the server's next poll).
+
+    A stop request has been honoured (or came too late to matter), so its
+    file goes too: a continued run must not stop at its first batch.
+    """
     _reset_precision()
+    (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
     worker_lock.release()
     slot.release()
     run_dispatch.after_training(run_dir)
