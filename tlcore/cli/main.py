@@ -235,10 +235,17 @@ def _cmd_users(args) -> None:
 
 
 def _cmd_stop(args) -> None:
+    from tlcore.runs.dispatch import dispatch_queue
+    from tlcore.runs.folder import ACTIVE_STATES
     from tlcore.runs.record import read_status, request_stop
 
     request_stop(args.run_dir)
-    print(f"stop requested; the run ends after its current batch (status now: {read_status(args.run_dir)['state']}).")
+    dispatch_queue()  # a hung run was ended at once: the next in line starts now
+    status = read_status(args.run_dir)
+    if status.get("state") not in ACTIVE_STATES:  # it had ended, or it hung and was ended now
+        print(f"stop requested; the run is {status.get('state')}: {status.get('message')}")
+        return
+    print(f"stop requested; the run ends after its current batch (status now: {status['state']}).")
 
 
 def _cmd_weights(args) -> None:

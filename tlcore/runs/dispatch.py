@@ -82,8 +82,24 @@ def _entry_ended(entry: run_queue.Entry) -> bool:
     return not run_locks._pid_alive(entry.pid) or time.time() - (entry.started_at or 0) > START_GRACE_S and state == "queued"
 
 
+def end_hung_runs() -> list[pathlib.Path]:
+    """End the training processes that hold a slot but make no progress (`tlcore.runs.hung`); returns their runs.
+
+    Their slots are free afterwards, so the line moves on instead of waiting
+    for ever behind a stopped or deadlocked process.
+    """
+    ended = []
+    for run_dir in occupied():
+        if run_record.end_hung_run(run_dir):
+            run_queue.remove(run_dir)
+            print(f"tlcore: ended the training process of {run_dir} (no progress); the line moves on.", file=sys.stderr)
+            ended.append(run_dir)
+    return ended
+
+
 def forget_ended() -> None:
-    """Take out of the line the started runs whose process has ended, and the waiting runs whose folder is gone."""
+    """Take out of the line the started runs whose process has ended or hung, and the waiting runs whose folder is gone."""
+    end_hung_runs()
     for entry in run_queue.entries():
         gone = not (entry.run_dir / run_folder.CONFIG_FILE).is_file()
         if gone or (entry.state == run_queue.STARTED and _entry_ended(entry)):

@@ -33,3 +33,31 @@ def start_tlcore_process(arguments: list[str], log_path: pathlib.Path, user: str
             start_new_session=True,
             env=environment,
         )
+
+
+def end_process(pid: int, wait_s: float = 10.0) -> bool:
+    """Kill process `pid` at once (SIGKILL: a stopped or deadlocked process ignores anything gentler) and wait for it to end.
+
+    Returns:
+        True when it has ended (or was already gone); False when it could not
+        be killed (another user's process) or outlived `wait_s`.
+    """
+    import signal
+    import time
+
+    from tlcore.runs.locks import _pid_alive
+
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    deadline = time.monotonic() + wait_s
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -69,6 +69,7 @@ class RunClock:
         self.estimate = estimate  # a RunEstimate, or None (then the pace of this run alone)
         self.phase_index = 0
         self.phase_epochs_done = 0
+        self.slowest_epoch_s = 0.0  # in any phase: how long this run may fairly be silent (`tlcore.runs.hung`)
         self._epoch_seconds: list[float] = []
         self._train_batch_ends: list[float] = []
         self._test_batch_ends: list[float] = []
@@ -87,6 +88,7 @@ class RunClock:
     def epoch_ended(self, seconds: float) -> None:
         self._epoch_seconds.append(seconds)
         self.phase_epochs_done += 1
+        self.slowest_epoch_s = max(self.slowest_epoch_s, seconds)
 
     def steady_epoch_s(self) -> float | None:
         """One epoch's seconds without tracing, as measured in this phase; None before a whole epoch."""
@@ -197,6 +199,7 @@ class MetricsLogger(keras.callbacks.Callback):
         run_record.write_status(
             self.run_dir, "running", f"finished epoch {row['epoch']} of {self.clock.total_epochs}",
             epoch=row["epoch"], epochs=self.clock.total_epochs, batch=0, eta_s=eta,
+            slowest_epoch_s=self.clock.slowest_epoch_s,
         )
 
 
