@@ -99,7 +99,7 @@ def train(
         run_record.write_status(run_dir, "stopped", "interrupted from the keyboard", ended_at=time.time())
         raise
     except Exception as error:
-        message = _friendly_failure(error, config)
+        message = _friendly_failure(error, config, run_dir)
         _log_traceback(run_dir)
         run_record.write_status(run_dir, "failed", message, ended_at=time.time())
         if _is_resource_failure(error):
@@ -188,7 +188,7 @@ def _is_resource_failure(error: Exception) -> bool:
     )
 
 
-def _friendly_failure(error: Exception, config: TrainConfig) -> str:
+def _friendly_failure(error: Exception, config: TrainConfig, run_dir: pathlib.Path) -> str:
     name = type(error).__name__
     if isinstance(error, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(error).lower():
         return (
@@ -196,7 +196,9 @@ def _friendly_failure(error: Exception, config: TrainConfig) -> str:
             "try a smaller batch size (e.g. 16) or a smaller image size (e.g. 160)."
         )
     if isinstance(error, OSError) and getattr(error, "errno", None) == 28:
-        return "the disk is full, so the model could not be saved; free some space. The previous best model is intact."
+        kept = ("The previous best model is intact." if (run_dir / run_folder.MODEL_FILE).is_file()
+                else "No model had been saved yet, so there is none to use.")
+        return f"the disk is full, so the model could not be saved; free some space. {kept}"
     return f"internal error ({name}: {str(error)[:300]}); details are in {run_folder.LOG_FILE} in the run folder."
 
 
