@@ -20,6 +20,7 @@ from tlcore.cli.output import print_json, tolerate_unprintable_names
 from tlcore.cli.parser import build_parser
 from tlcore.cli.run_commands import cmd_bundle, cmd_evaluate, cmd_explain, cmd_export, cmd_predict
 from tlcore.errors import InputError, TlcoreError
+from tlcore.runs.processes import remove_scratch_temp_folder, use_scratch_temp_folder
 from tlcore.runs.quiet import import_tensorflow_quietly
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
@@ -302,6 +303,8 @@ def _run_command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # For training, this also rejects bad options before paying for the TensorFlow import.
     args.audit_future = _start_audit_early(args)
+    if args.command in NEEDS_TENSORFLOW or args.command == "spare":
+        use_scratch_temp_folder()  # TensorFlow's autograph files go with the process, not into the system's
     if args.command in NEEDS_TENSORFLOW:
         import_tensorflow_quietly()
         if os.environ.get("TLCORE_DISTRIBUTION", "").strip() == "multi_worker" and args.command in ("train", "worker", "resume"):
@@ -413,6 +416,7 @@ def exit_process(code: int) -> None:
     a second on a 2-core laptop, which only delays the prompt (and, for the
     app's worker, the process's end). Without TensorFlow loaded, exit normally.
     """
+    remove_scratch_temp_folder()
     if "tensorflow" not in sys.modules:
         sys.exit(code)
     try:
