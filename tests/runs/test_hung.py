@@ -1,4 +1,5 @@
-"""A hung training process (SIGSTOP) no longer blocks the line: it is ended, reads interrupted, and Stop and delete work.
+"""The line moves on by itself: a hung training (SIGSTOP) is ended and reads interrupted, Stop and delete work on
+it, and the runs waiting while the server was down start when it starts, before anyone opens a page.
 
 The training process is a stand-in: a real process that takes the training
 slot and the run's worker lock exactly as a training does, then writes its
@@ -180,3 +181,60 @@ def test_a_silent_run_whose_process_is_gone_is_left_to_the_locks(tmp_path):
     assert run_record.end_hung_run(tmp_path) is False
     assert run_record.read_status(tmp_path)["state"] == "interrupted"
     assert "killed or crashed" in run_record.read_status(tmp_path)["message"]
+
+
+# ----------------------------------------------------------------- the line keeps moving with no page open
+
+_HOLD_THE_SLOT = """
+import sys, time
+from tlcore.runs import locks
+slot = locks.training_slot_lock()
+assert slot.try_acquire()
+slot.write_owner(sys.argv[1])
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_line_keeper_starts_the_next_run_when_the_slot_holder_dies_unseen(fake_workers, tiny_dataset, tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_THE_SLOT, str(tmp_path / "cli-run")], stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with tlcore.as_user("ada"):
+            waiting = tlcore.queue_training(make_tiny_config(tiny_dataset))
+        keeper = run_dispatch.LineKeeper(interval_s=0.05).start()
+        try:
+            assert run_record.read_status(waiting)["state"] == "waiting"
+            holder.kill()  # killed: it never says that its slot is free
+
+            wait_for(lambda: fake_workers == [waiting], what="the keeper to start the next run")
+        finally:
+            keeper.stop()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_record.read_status(waiting)["state"] == "queued"
+
+
+def test_serve_starts_the_runs_that_waited_while_the_server_was_down(fake_workers, tiny_dataset, tmp_path, monkeypatch):
+    from streamlit.web import cli as streamlit_cli
+
+    from tlcore.cli.main import main
+
+    slot = run_locks.training_slot_lock()
+    assert slot.try_acquire()
+    slot.write_owner(str(tmp_path / "cli-run"))
+    with tlcore.as_user("ada"):
+        waiting = tlcore.queue_training(make_tiny_config(tiny_dataset))
+    slot.release()  # the training ended while no server ran: nobody started the next
+    assert run_record.read_status(waiting)["state"] == "waiting"
+    served, kept = [], []
+    monkeypatch.setattr(streamlit_cli, "main", lambda args, standalone_mode: served.append((args, list(fake_workers))))
+    monkeypatch.setattr(run_dispatch, "keep_line_moving", lambda: kept.append(True))
+
+    assert main(["serve", "--", "--server.port", "8599"]) == 0
+
+    assert served == [(["run", str(REPO_ROOT / "app.py"), "--server.port", "8599"], [waiting])], \
+        "the waiting run started before the app"
+    assert kept == [True], "and the line keeps moving while the app runs"

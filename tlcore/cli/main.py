@@ -223,6 +223,36 @@ def _cmd_runs(args) -> None:
     cmd_runs(args, print_json)
 
 
+def _cmd_serve(args) -> None:
+    """`streamlit run app.py`, with the runs that waited while the server was down started first, and kept moving."""
+    from tlcore.runs import dispatch as run_dispatch
+
+    app = _app_script(args.app)
+    options = args.streamlit_options[1:] if args.streamlit_options[:1] == ["--"] else args.streamlit_options
+    started = run_dispatch.dispatch()
+    if started:
+        print(f"started {len(started)} run(s) that waited in line while the server was down.")
+    run_dispatch.keep_line_moving()
+    from streamlit.web import cli as streamlit_cli
+
+    streamlit_cli.main(["run", str(app), *options], standalone_mode=False)
+
+
+def _app_script(given: str | None):
+    """The app's app.py: `given`, else the one beside the tlcore package (a source checkout), else this folder's."""
+    import pathlib
+
+    import tlcore
+
+    candidates = [pathlib.Path(given)] if given else [
+        pathlib.Path(tlcore.__file__).resolve().parents[1] / "app.py", pathlib.Path.cwd() / "app.py"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"no app.py at {' or '.join(str(c) for c in candidates)}; run `tlcore serve` in the folder that "
+                     "holds the app's app.py, or name it with --app PATH.")
+
+
 def _cmd_queue(args) -> None:
     from tlcore.cli.users import cmd_queue
 
@@ -280,6 +310,7 @@ COMMANDS = {
     "bundle": cmd_bundle,
     "runs": _cmd_runs,
     "queue": _cmd_queue,
+    "serve": _cmd_serve,
     "users": _cmd_users,
     "stop": _cmd_stop,
     "weights": _cmd_weights,
