@@ -14,6 +14,7 @@ import os
 import pathlib
 import time
 
+from tlcore.runs import hung
 from tlcore.runs.folder import (
     ACTIVE_STATES,
     METRICS_FILE,
@@ -26,7 +27,6 @@ from tlcore.runs.folder import (
     require_run_dir,
     write_json_atomic,
 )
-from tlcore.runs import hung
 from tlcore.runs.locks import _pid_alive, worker_alive
 from tlcore.runs.processes import end_process
 from tlcore.runs.queue import entry_for
