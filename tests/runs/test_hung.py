@@ -44,17 +44,23 @@ while True:
 """
 
 
-@pytest.fixture
-def training(tiny_dataset, tmp_path):
-    """`(run_dir, process)`: a run whose (stand-in) training process holds the slot and writes progress."""
-    config = make_tiny_config(tiny_dataset)
-    run_dir = run_folder.new_run_dir(tmp_path / "runs", config.backbone, config.data)
+def start_training(data, runs_dir=None) -> tuple:
+    """`(run_dir, process)`: a new run (in `runs_dir`, default the current user's) and its stand-in training process."""
+    config = make_tiny_config(data)
+    run_dir = run_folder.new_run_dir(runs_dir, config.backbone, config.data)
     run_folder.write_json_atomic(run_dir / run_folder.CONFIG_FILE, config.to_dict())
     process = subprocess.Popen([sys.executable, "-c", _STAND_IN, str(run_dir)],
                                env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    wait_for(lambda: run_record.written_status(run_dir).get("pid") == process.pid and run_locks.worker_alive(run_dir),
+             what="the training process to take its locks")
+    return run_dir, process
+
+
+@pytest.fixture
+def training(tiny_dataset, tmp_path):
+    """`(run_dir, process)`: a run whose (stand-in) training process holds the slot and writes progress."""
+    run_dir, process = start_training(tiny_dataset, tmp_path / "runs")
     try:
-        wait_for(lambda: run_record.written_status(run_dir).get("pid") == process.pid and run_locks.worker_alive(run_dir),
-                 what="the training process to take its locks")
         yield run_dir, process
     finally:
         if process.poll() is None:
@@ -133,6 +139,25 @@ def test_stop_and_delete_work_on_a_hung_run(action, training, monkeypatch):
 
     assert not run_dir.exists()
     assert process.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_the_teachers_stop_ends_a_students_hung_run(tiny_dataset, monkeypatch):
+    tlcore.add_user("ada", "purple tiger jumps")
+    tlcore.add_user("mr-lee", "purple tiger jumps", teacher=True)
+    with tlcore.as_user("ada"):
+        run_dir, process = start_training(tiny_dataset)
+    try:
+        hang(process, monkeypatch)
+        wait_for(lambda: run_record.read_status(run_dir)["state"] == "interrupted", what="the run to read as hung")
+        with tlcore.as_user("mr-lee"):
+            said = tlcore.stop_student_run("ada", run_dir.name)
+
+        assert "stopped responding" in said
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        assert run_record.written_status(run_dir)["state"] == "interrupted"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
 
 
 # ----------------------------------------------------------------- the decision alone
