@@ -79,11 +79,17 @@ def is_hung(run_dir: pathlib.Path, status: dict) -> bool:
     return status.get("state") == "running" and silent_for_s(run_dir, status) > silence_limit_s(status)
 
 
-def hung_message(silent_s: float, has_model: bool) -> str:
-    """What a hung run reads, in words: "interrupted (no progress for N min): ..."."""
+def hung_message(silent_s: float, has_model: bool, ended: bool = True) -> str:
+    """What a hung run reads, in words: "interrupted (no progress for N min): ...".
+
+    Args:
+        ended: its process has been ended; else it is ended at the line's next
+            check (the server's, a Stop, a delete).
+    """
+    what = "so it was ended" if ended else "so it is ended at the next check"
     return (
-        f"interrupted (no progress for {_duration(silent_s)}): the training process stopped responding, so it was "
-        "ended" + ("; the best model so far is kept and the run can be resumed." if has_model else ".")
+        f"interrupted (no progress for {_duration(silent_s)}): the training process stopped responding, {what}"
+        + ("; the best model so far is kept and the run can be resumed." if has_model else ".")
     )
 
 

@@ -99,7 +99,8 @@ def read_status(run_dir: str | os.PathLike) -> dict:
         )
     elif hung.is_hung(run_dir, status):
         status = dict(status, state="interrupted",
-                      message=hung.hung_message(hung.silent_for_s(run_dir, status), (run_dir / MODEL_FILE).is_file()))
+                      message=hung.hung_message(hung.silent_for_s(run_dir, status), (run_dir / MODEL_FILE).is_file(),
+                                                ended=False))
     return status
 
 

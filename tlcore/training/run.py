@@ -8,6 +8,7 @@ folder is the source of truth that pages poll.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import time
@@ -123,7 +124,8 @@ def _let_go(run_dir: pathlib.Path, slot, worker_lock) -> None:
     file goes too: a continued run must not stop at its first batch.
     """
     _reset_precision()
-    (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # before the locks go: a stop asked of the next training is its own
+        (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
     worker_lock.release()
     slot.release()
     run_dispatch.after_training(run_dir)
