@@ -229,7 +229,7 @@ def _cmd_serve(args) -> None:
 
     app = _app_script(args.app)
     options = args.streamlit_options[1:] if args.streamlit_options[:1] == ["--"] else args.streamlit_options
-    started = run_dispatch.dispatch()
+    started = run_dispatch.dispatch_queue()  # never raises: a busy line is the keeper's to retry
     if started:
         print(f"started {len(started)} run(s) that waited in line while the server was down.")
     run_dispatch.keep_line_moving()
