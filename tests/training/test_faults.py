@@ -211,8 +211,26 @@ def test_disk_full_while_saving_keeps_previous_model(tiny_dataset, tiny_config, 
     status = run_record.read_status(run_dir)
     assert status["state"] == "failed"
     assert "disk is full" in status["message"]
+    assert "previous best model is intact" in status["message"]
     assert_model_loads(run_dir)
     assert not list(run_dir.glob(".*.partial.keras"))
+
+
+def test_disk_full_at_the_first_save_does_not_claim_a_model_is_kept(tiny_dataset, tiny_config, tmp_path, monkeypatch):
+    from tlcore.errors import TrainingFailedError
+    from tlcore.training import callbacks
+    from tlcore.training.run import train
+
+    def disk_full(model, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(callbacks, "save_model_atomic", disk_full)
+    with pytest.raises(TrainingFailedError, match="disk is full"):
+        train(tiny_config(tiny_dataset, epochs=1), runs_dir=tmp_path / "runs")
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    message = run_record.read_status(run_dir)["message"]
+    assert "intact" not in message and "No model had been saved yet" in message
+    assert not (run_dir / run_folder.MODEL_FILE).exists()
 
 
 def test_save_model_atomic_removes_partial_file_on_failure(tmp_path):

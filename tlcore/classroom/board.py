@@ -83,6 +83,9 @@ def stop_student_run(user: str | None, name: str) -> str:
         with run_dispatch.exclusive():
             run_dispatch.take_out(entry)
         return f"{name} was taken out of the line."
+    if run_record.end_hung_run(run_dir):
+        run_dispatch.dispatch()  # its slot is free: the next in line starts now
+        return f"{name} had stopped responding; its training process was ended and the best model so far is kept."
     if run_record.read_status(run_dir).get("state") not in run_folder.ACTIVE_STATES:
         return f"{name} is not training."
     run_record.request_stop(run_dir)

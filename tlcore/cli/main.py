@@ -20,6 +20,7 @@ from tlcore.cli.output import print_json, say, tolerate_unprintable_names
 from tlcore.cli.parser import build_parser
 from tlcore.cli.run_commands import cmd_bundle, cmd_evaluate, cmd_explain, cmd_export, cmd_predict
 from tlcore.errors import InputError, TlcoreError
+from tlcore.runs.processes import remove_scratch_temp_folder, use_scratch_temp_folder
 from tlcore.runs.quiet import import_tensorflow_quietly
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
@@ -222,6 +223,36 @@ def _cmd_runs(args) -> None:
     cmd_runs(args, print_json)
 
 
+def _cmd_serve(args) -> None:
+    """`streamlit run app.py`, with the runs that waited while the server was down started first, and kept moving."""
+    from tlcore.runs import dispatch as run_dispatch
+
+    app = _app_script(args.app)
+    options = args.streamlit_options[1:] if args.streamlit_options[:1] == ["--"] else args.streamlit_options
+    started = run_dispatch.dispatch_queue()  # never raises: a busy line is the keeper's to retry
+    if started:
+        print(f"started {len(started)} run(s) that waited in line while the server was down.")
+    run_dispatch.keep_line_moving()
+    from streamlit.web import cli as streamlit_cli
+
+    streamlit_cli.main(["run", str(app), *options], standalone_mode=False)
+
+
+def _app_script(given: str | None):
+    """The app's app.py: `given`, else the one beside the tlcore package (a source checkout), else this folder's."""
+    import pathlib
+
+    import tlcore
+
+    candidates = [pathlib.Path(given)] if given else [
+        pathlib.Path(tlcore.__file__).resolve().parents[1] / "app.py", pathlib.Path.cwd() / "app.py"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"no app.py at {' or '.join(str(c) for c in candidates)}; run `tlcore serve` in the folder that "
+                     "holds the app's app.py, or name it with --app PATH.")
+
+
 def _cmd_queue(args) -> None:
     from tlcore.cli.users import cmd_queue
 
@@ -235,10 +266,17 @@ def _cmd_users(args) -> None:
 
 
 def _cmd_stop(args) -> None:
+    from tlcore.runs.dispatch import dispatch_queue
+    from tlcore.runs.folder import ACTIVE_STATES
     from tlcore.runs.record import read_status, request_stop
 
     request_stop(args.run_dir)
-    say(f"stop requested; the run ends after its current batch (status now: {read_status(args.run_dir)['state']}).")
+    dispatch_queue()  # a hung run was ended at once: the next in line starts now
+    status = read_status(args.run_dir)
+    if status.get("state") not in ACTIVE_STATES:  # it had ended, or it hung and was ended now
+        say(f"stop requested; the run is {status.get('state')}: {status.get('message')}")
+        return
+    say(f"stop requested; the run ends after its current batch (status now: {status['state']}).")
 
 
 def _cmd_weights(args) -> None:
@@ -272,6 +310,7 @@ COMMANDS = {
     "bundle": cmd_bundle,
     "runs": _cmd_runs,
     "queue": _cmd_queue,
+    "serve": _cmd_serve,
     "users": _cmd_users,
     "stop": _cmd_stop,
     "weights": _cmd_weights,
@@ -295,6 +334,8 @@ def _run_command(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # For training, this also rejects bad options before paying for the TensorFlow import.
     args.audit_future = _start_audit_early(args)
+    if args.command in NEEDS_TENSORFLOW or args.command == "spare":
+        use_scratch_temp_folder()  # TensorFlow's autograph files go with the process, not into the system's
     if args.command in NEEDS_TENSORFLOW:
         import_tensorflow_quietly()
         if os.environ.get("TLCORE_DISTRIBUTION", "").strip() == "multi_worker" and args.command in ("train", "worker", "resume"):
@@ -406,6 +447,7 @@ def exit_process(code: int) -> None:
     a second on a 2-core laptop, which only delays the prompt (and, for the
     app's worker, the process's end). Without TensorFlow loaded, exit normally.
     """
+    remove_scratch_temp_folder()
     if "tensorflow" not in sys.modules:
         sys.exit(code)
     try:

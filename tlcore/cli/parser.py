@@ -157,6 +157,11 @@ def _add_other_commands(commands) -> None:
     runs_command.add_argument("--user", help="only this user's runs")
     runs_command.add_argument("--json", action="store_true")
 
+    serve = commands.add_parser("serve", help="start the app (streamlit run app.py) with the line of waiting runs moving "
+                                "from the first moment; Streamlit's own options after --")
+    serve.add_argument("--app", help="the app's app.py (default: the one beside the tlcore package, or in this folder)")
+    serve.add_argument("streamlit_options", nargs=argparse.REMAINDER, help="-- then options for `streamlit run`")
+
     queue = commands.add_parser("queue", help="the runs waiting in line for the machine, in order")
     queue.add_argument("--dispatch", action="store_true", help="start the first runs now if slots are free")
     queue.add_argument("--json", action="store_true")

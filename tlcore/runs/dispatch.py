@@ -2,7 +2,9 @@
 
 Who dispatches: the process that puts a run in line (the app, at once), the
 training process of a run that ends (at the end of `train`, after letting go
-of its slot), the server whenever a page polls, and anyone after a restart.
+of its slot), the server whenever a page polls and every few seconds from the
+moment it starts (`keep_line_moving`, which `tlcore serve` starts before the
+first page is opened), and anyone after a restart (`tlcore queue --dispatch`).
 Each decision is taken under one OS file lock (`locks/dispatch.lock`), so two
 dispatchers never start the same run, and a run that is starting up counts as
 using its slot until its process has ended. A run is started as any run the
@@ -82,8 +84,24 @@ def _entry_ended(entry: run_queue.Entry) -> bool:
     return not run_locks._pid_alive(entry.pid) or time.time() - (entry.started_at or 0) > START_GRACE_S and state == "queued"
 
 
+def end_hung_runs() -> list[pathlib.Path]:
+    """End the training processes that hold a slot but make no progress (`tlcore.runs.hung`); returns their runs.
+
+    Their slots are free afterwards, so the line moves on instead of waiting
+    for ever behind a stopped or deadlocked process.
+    """
+    ended = []
+    for run_dir in occupied():
+        if run_record.end_hung_run(run_dir):
+            run_queue.remove(run_dir)
+            print(f"tlcore: ended the training process of {run_dir} (no progress); the line moves on.", file=sys.stderr)
+            ended.append(run_dir)
+    return ended
+
+
 def forget_ended() -> None:
-    """Take out of the line the started runs whose process has ended, and the waiting runs whose folder is gone."""
+    """Take out of the line the started runs whose process has ended or hung, and the waiting runs whose folder is gone."""
+    end_hung_runs()
     for entry in run_queue.entries():
         gone = not (entry.run_dir / run_folder.CONFIG_FILE).is_file()
         if gone or (entry.state == run_queue.STARTED and _entry_ended(entry)):
@@ -141,6 +159,52 @@ def dispatch_queue() -> list[pathlib.Path]:
     except Exception as error:  # a dispatch is retried at the next poll; the page must not fail for it
         print(f"tlcore: could not dispatch the training queue: {error}", file=sys.stderr)
         return []
+
+
+KEEP_INTERVAL_S = 2.0
+
+
+class LineKeeper:
+    """A thread that dispatches every `interval_s` seconds for as long as the process lives (or until `stop`).
+
+    The line moves on by itself when a training ends (`after_training`), but
+    not when the process holding a slot dies without ending (killed, or hung:
+    `end_hung_runs`), nor after the server restarts with runs waiting: then
+    nobody would start them until someone opened a page. The server keeps one.
+    """
+
+    def __init__(self, interval_s: float = KEEP_INTERVAL_S):
+        self.interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._keep, daemon=True, name="tlcore-line-keeper")
+
+    def start(self) -> "LineKeeper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _keep(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                dispatch()
+            except Exception as error:  # tried again at the next beat; the keeper must not die of one failure
+                print(f"tlcore: could not dispatch the training queue: {error}", file=sys.stderr)
+            self._stopped.wait(self.interval_s)
+
+
+_keeper: list[LineKeeper] = []
+_keeper_lock = threading.Lock()
+
+
+def keep_line_moving(interval_s: float = KEEP_INTERVAL_S) -> LineKeeper:
+    """Start this process's `LineKeeper` (once; later calls return the same one)."""
+    with _keeper_lock:
+        if not _keeper:
+            _keeper.append(LineKeeper(interval_s).start())
+        return _keeper[0]
 
 
 def launch(run_dir: pathlib.Path, resume_epochs: int | None, owner: str | None, entry_id: int | None = None) -> int:

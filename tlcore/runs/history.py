@@ -11,7 +11,7 @@ from tlcore.errors import DamagedRunError, InputError, RunBusyError
 from tlcore.runs import queue as run_queue
 from tlcore.runs.folder import ACTIVE_STATES, CONFIG_FILE, DAMAGED, MODEL_FILE, model_facts, require_run_dir, run_config
 from tlcore.runs.locks import slot_count, training_runs, worker_alive
-from tlcore.runs.record import epoch_rows, estimate_remaining_seconds, read_status
+from tlcore.runs.record import end_hung_run, epoch_rows, estimate_remaining_seconds, read_status
 
 try:
     import fcntl
@@ -156,10 +156,16 @@ def user_spaces() -> list[str]:
 
 
 def delete_run(run_dir: str | os.PathLike) -> None:
-    """Delete a finished or waiting run's folder (a waiting one leaves the line); a running run must be stopped first."""
+    """Delete a finished or waiting run's folder (a waiting one leaves the line); a running run must be stopped first.
+
+    A hung run (`tlcore.runs.hung`) reads interrupted, so it can be deleted:
+    its process is ended first.
+    """
     import shutil
 
     path = require_run_dir(run_dir)
+    if end_hung_run(path):
+        run_queue.remove(path)
     entry = run_queue.entry_for(path)
     if worker_alive(path) or (entry is not None and entry.state == run_queue.STARTED):
         raise InputError(f"run {path.name} is still training; stop it first, then delete it.")

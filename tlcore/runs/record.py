@@ -15,6 +15,7 @@ import pathlib
 import time
 
 from tlcore.errors import DamagedRunError
+from tlcore.runs import hung
 from tlcore.runs.folder import (
     ACTIVE_STATES,
     DAMAGED,
@@ -29,6 +30,7 @@ from tlcore.runs.folder import (
     write_json_atomic,
 )
 from tlcore.runs.locks import _pid_alive, worker_alive
+from tlcore.runs.processes import end_process
 from tlcore.runs.queue import entry_for
 
 try:
@@ -80,9 +82,12 @@ def read_status(run_dir: str | os.PathLike) -> dict:
 
     A run whose status says running but whose process no longer holds its lock
     was killed or crashed; it is reported as interrupted, with its best model
-    (if any) still usable. A waiting run is waiting while the line
-    (`tlcore.runs.queue`) has it, however long that takes. A status.json that
-    cannot be read gives the state `damaged`, with the reason as its message.
+    (if any) still usable; so is a running one whose process has made no
+    progress for far longer than it should (`tlcore.runs.hung`), until the
+    dispatcher or a Stop ends it (`end_hung_run`). A waiting run is waiting
+    while the line (`tlcore.runs.queue`) has it, however long that takes. A
+    status.json that cannot be read gives the state `damaged`, with the reason
+    as its message.
     """
     run_dir = pathlib.Path(run_dir)
     try:
@@ -102,7 +107,35 @@ def read_status(run_dir: str | os.PathLike) -> dict:
             "the training process ended unexpectedly (it was killed or crashed)"
             + ("; the best model so far is kept and the run can be resumed." if has_model else ".")
         )
+    elif hung.is_hung(run_dir, status):
+        status = dict(status, state="interrupted",
+                      message=hung.hung_message(hung.silent_for_s(run_dir, status), (run_dir / MODEL_FILE).is_file(),
+                                                ended=False))
     return status
+
+
+def end_hung_run(run_dir: str | os.PathLike) -> bool:
+    """If the run's process is alive but hung (`tlcore.runs.hung`), kill it and record the run as interrupted.
+
+    The best model on disk is kept (it is replaced atomically, so a kill never
+    leaves half of one). Its locks go with the process, so its training slot is
+    free for the next run in line when this returns True.
+
+    Returns:
+        True when a hung process was ended now.
+    """
+    run_dir = pathlib.Path(run_dir)
+    status = written_status(run_dir)
+    if not hung.is_hung(run_dir, status) or not worker_alive(run_dir):
+        return False
+    silent_s = hung.silent_for_s(run_dir, status)
+    # The pid is the one the process wrote after taking the run's worker lock, which it still holds.
+    if not end_process(status.get("pid")):
+        return False
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    write_status(run_dir, "interrupted", hung.hung_message(silent_s, (run_dir / MODEL_FILE).is_file()),
+                 ended_at=time.time(), eta_s=0)
+    return True
 
 
 def append_metrics(run_dir: pathlib.Path, row: dict) -> None:
@@ -153,8 +186,14 @@ def _usable_epoch(row: dict) -> bool:
 
 
 def request_stop(run_dir: str | os.PathLike) -> None:
-    """Ask a run to stop; its training callback sees the file at the next batch."""
+    """Ask a run to stop; its training callback sees the file at the next batch.
+
+    A hung run (`tlcore.runs.hung`) would never see it: its process is ended
+    at once instead, and the run reads interrupted.
+    """
     path = require_run_dir(run_dir)
+    if end_hung_run(path):
+        return
     (path / STOP_FILE).write_text(str(time.time()))
 
 

@@ -69,6 +69,7 @@ class RunClock:
         self.estimate = estimate  # a RunEstimate, or None (then the pace of this run alone)
         self.phase_index = 0
         self.phase_epochs_done = 0
+        self.slowest_epoch_s = 0.0  # in any phase: how long this run may fairly be silent (`tlcore.runs.hung`)
         self._epoch_seconds: list[float] = []
         self._train_batch_ends: list[float] = []
         self._test_batch_ends: list[float] = []
@@ -87,6 +88,7 @@ class RunClock:
     def epoch_ended(self, seconds: float) -> None:
         self._epoch_seconds.append(seconds)
         self.phase_epochs_done += 1
+        self.slowest_epoch_s = max(self.slowest_epoch_s, seconds)
 
     def steady_epoch_s(self) -> float | None:
         """One epoch's seconds without tracing, as measured in this phase; None before a whole epoch."""
@@ -197,6 +199,7 @@ class MetricsLogger(keras.callbacks.Callback):
         run_record.write_status(
             self.run_dir, "running", f"finished epoch {row['epoch']} of {self.clock.total_epochs}",
             epoch=row["epoch"], epochs=self.clock.total_epochs, batch=0, eta_s=eta,
+            slowest_epoch_s=self.clock.slowest_epoch_s,
         )
 
 
@@ -208,9 +211,14 @@ class StopOnRequest(keras.callbacks.Callback):
         self.run_dir = pathlib.Path(run_dir)
         self.stopped = False
 
-    def on_train_batch_end(self, batch, logs=None):
+    def requested(self) -> bool:
+        """Whether a stop was asked for (checked between phases too); remembers that it was."""
         if run_record.stop_requested(self.run_dir):
             self.stopped = True
+        return self.stopped
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested():
             self.model.stop_training = True
 
 

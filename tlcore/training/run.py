@@ -8,6 +8,7 @@ folder is the source of truth that pages poll.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import time
@@ -99,7 +100,7 @@ def train(
         run_record.write_status(run_dir, "stopped", "interrupted from the keyboard", ended_at=time.time())
         raise
     except Exception as error:
-        message = _friendly_failure(error, config)
+        message = _friendly_failure(error, config, run_dir)
         _log_traceback(run_dir)
         run_record.write_status(run_dir, "failed", message, ended_at=time.time())
         if _is_resource_failure(error):
@@ -117,8 +118,14 @@ def _process_started_at() -> float:
 
 
 def _let_go(run_dir: pathlib.Path, slot, worker_lock) -> None:
-    """The run has ended: back to float32, release its locks, and start the next run in line (not at the server's next poll)."""
+    """The run has ended: back to float32, release its locks, and start the next run in line (not at the server's next poll).
+
+    A stop request has been honoured (or came too late to matter), so its
+    file goes too: a continued run must not stop at its first batch.
+    """
     _reset_precision()
+    with contextlib.suppress(OSError):  # before the locks go: a stop asked of the next training is its own
+        (run_dir / run_folder.STOP_FILE).unlink(missing_ok=True)
     worker_lock.release()
     slot.release()
     run_dispatch.after_training(run_dir)
@@ -183,7 +190,7 @@ def _is_resource_failure(error: Exception) -> bool:
     )
 
 
-def _friendly_failure(error: Exception, config: TrainConfig) -> str:
+def _friendly_failure(error: Exception, config: TrainConfig, run_dir: pathlib.Path) -> str:
     name = type(error).__name__
     if isinstance(error, MemoryError) or "ResourceExhausted" in name or "out of memory" in str(error).lower():
         return (
@@ -191,7 +198,9 @@ def _friendly_failure(error: Exception, config: TrainConfig) -> str:
             "try a smaller batch size (e.g. 16) or a smaller image size (e.g. 160)."
         )
     if isinstance(error, OSError) and getattr(error, "errno", None) == 28:
-        return "the disk is full, so the model could not be saved; free some space. The previous best model is intact."
+        kept = ("The previous best model is intact." if (run_dir / run_folder.MODEL_FILE).is_file()
+                else "No model had been saved yet, so there is none to use.")
+        return f"the disk is full, so the model could not be saved; free some space. {kept}"
     return f"internal error ({name}: {str(error)[:300]}); details are in {run_folder.LOG_FILE} in the run folder."
 
 

@@ -222,6 +222,8 @@ class TrainingSession:
         stopper = callbacks_module.StopOnRequest(self.run_dir)
         nan_guard = callbacks_module.NanGuard()
         for index, phase in enumerate(phases):
+            if stopper.requested():  # asked between two phases: the next one does not begin
+                break
             clock.start_phase(index)
             blocks_module.apply_freezing(self.parts.backbone, self.blocks, phase.trainable_blocks)
             try:
@@ -318,7 +320,14 @@ class TrainingSession:
     # ------------------------------------------------------------ feature cache
 
     def _prepare_phase(self, phase: Phase):
-        """The model to fit and its data: cached features when `feature_cache.decide` says so, else images."""
+        """The model to fit and its data: cached features when `feature_cache.decide` says so, else images.
+
+        The previous phase's features are dropped first: they belong to that
+        phase's cut of the network, so if this phase's pass is stopped half way,
+        evaluation reads the pictures with the full model rather than those
+        features with this phase's top (which expects another shape).
+        """
+        self.cached = None
         plan = features_module.plan_feature_cache(self.parts) if self.config.feature_cache == "auto" else None
         decision = feature_cache.decide(
             self.config.feature_cache, plan is not None, int(np.prod(plan.feature_shape)) if plan else 0,
@@ -327,7 +336,6 @@ class TrainingSession:
             disk_free=_free_bytes(self.run_dir),
         )
         if not decision.cached:
-            self.cached = None
             self.feature_cache_note = decision.reason
             return self.parts.model, self._image_dataset("train", shuffle=True), self._image_dataset("val", shuffle=False)
         plan.batch_size = features_module.pass_batch_size(self.accelerator.gpus)
