@@ -85,7 +85,8 @@ def prepare_images(files: list[str | os.PathLike], image_size: int) -> np.ndarra
         check = images.check_image(file)
         if not check.ok:
             raise InputError(f"cannot classify {str(file)!r}: {check.reason}. Give a JPEG, PNG, GIF, BMP, TIFF or WebP image.")
-        decodable.append(str(images.convert_to_png(file, paths.converted_images_dir())) if check.needs_conversion else str(file))
+        decodable.append(str(images.convert_to_png(file, paths.converted_images_dir(), image_size=image_size))
+                         if check.needs_conversion else str(file))
     return pipeline.load_images(decodable, image_size)
 
 
