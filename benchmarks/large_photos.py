@@ -7,6 +7,8 @@ a 12-megapixel phone photo arrives. For each folder, in a fresh `TLCORE_HOME`
 and a process of its own:
 
 - the first audit (`tlcore audit DATA --json`: every picture decoded and hashed),
+- decoding alone: every picture read and resized to 224 px as training reads it
+  (`tlcore.training.pipeline.load_images`, timed after the TensorFlow import),
 - the whole run `tlcore train DATA --preset fast --json` (start to exit),
 - its feature pass: the run's `feature_pass` rows, pictures per second over
   all the pass's pictures (decoding included; that is what phone photos slow).
@@ -86,6 +88,17 @@ def feature_pass_rate(run_dir: pathlib.Path) -> float | None:
     return pictures / seconds if seconds > 0 else None
 
 
+_DECODE_TIMER = """
+import pathlib, sys, time
+from tlcore.training import pipeline
+files = sorted(str(path) for path in pathlib.Path(sys.argv[1]).rglob("*.jpg"))
+pipeline.load_images(files[:2], 224)  # the graph traced once
+started = time.perf_counter()
+pipeline.load_images(files, 224)
+print(time.perf_counter() - started)
+"""
+
+
 def measure(data: pathlib.Path, code: pathlib.Path, keras_home: str) -> dict:
     """Audit and whole-run seconds and the feature pass rate of one folder, each in a fresh TLCORE_HOME."""
     tlcore = [sys.executable, "-m", "tlcore"]
@@ -93,6 +106,8 @@ def measure(data: pathlib.Path, code: pathlib.Path, keras_home: str) -> dict:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "TLCORE_HOME": home, "PYTHONPATH": str(code), "TLCORE_SPARE": "0", "KERAS_HOME": keras_home}
         row["audit_s"], _ = timed(tlcore + ["audit", str(data), "--json"], env, code)
+        _, printed = timed([sys.executable, "-c", _DECODE_TIMER, str(data)], env, code)
+        row["decode_s"] = float(printed.split()[-1])
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "TLCORE_HOME": home, "PYTHONPATH": str(code), "TLCORE_SPARE": "0", "KERAS_HOME": keras_home}
         runs = pathlib.Path(home) / "bench-runs"
@@ -114,13 +129,15 @@ def main() -> None:
         rows = {name: measure(folder, pathlib.Path(args.code), keras_home) for name, folder in (("small", small), ("large", large))}
     count = len(photos)
     print(f"{count} pictures; tlcore from {args.code}")
-    print("| folder | audit (pictures/s) | feature pass (pictures/s) | whole fast run (s) |")
-    print("|---|---:|---:|---:|")
+    print("| folder | audit (pictures/s) | decoding alone (pictures/s) | feature pass (pictures/s) | whole fast run (s) |")
+    print("|---|---:|---:|---:|---:|")
     for name, row in rows.items():
         rate = row["feature_pass_per_s"]
-        print(f"| {name} | {count / row['audit_s']:.1f} | {'-' if rate is None else f'{rate:.1f}'} | {row['run_s']:.1f} |")
+        print(f"| {name} | {count / row['audit_s']:.1f} | {count / row['decode_s']:.0f} | "
+              f"{'-' if rate is None else f'{rate:.1f}'} | {row['run_s']:.1f} |")
     small_row, large_row = rows["small"], rows["large"]
     print(f"- audit time, large / small: {large_row['audit_s'] / small_row['audit_s']:.2f}x (target 1.5x)")
+    print(f"- decoding time, large / small: {large_row['decode_s'] / small_row['decode_s']:.2f}x")
     if small_row["feature_pass_per_s"] and large_row["feature_pass_per_s"]:
         print(f"- feature pass time, large / small: {small_row['feature_pass_per_s'] / large_row['feature_pass_per_s']:.2f}x")
     print(f"- whole run time, large / small: {large_row['run_s'] / small_row['run_s']:.2f}x (target 1.5x)")
