@@ -14,14 +14,17 @@ and a process of its own:
   all the pass's pictures (decoding included; that is what phone photos slow).
 
 It prints pictures per second of both folders and large/small time ratios,
-measured in the same invocation, so a busy machine slows both alike. The
-issue's target: the whole run and the audit of the large folder within 1.5x
-of the small one's. It is not a test.
+measured in the same invocation, so a busy machine slows both alike; with
+`--repeats R` every round measures everything once and the ratios are the
+median of the rounds' ratios. The issue's target: the whole run and the
+audit of the large folder within 1.5x of the small one's. It is not a test.
 
-`--code FOLDER` times another checkout's tlcore (e.g. main's, before a change):
-its folder goes first on PYTHONPATH of every timed process.
+`--code FOLDER...` times other checkouts' tlcore (e.g. main's, before a change,
+and this one), each in every round: a checkout's folder is the working
+folder of every process timed for it, so `python -m tlcore` imports its code.
 
-Usage: KERAS_HOME=... python benchmarks/large_photos.py ../shared/datasets/flowers5 [--pictures 60] [--code /work/main]
+Usage: KERAS_HOME=... python benchmarks/large_photos.py ../shared/datasets/flowers5 [--pictures 60] \
+           [--code /work/main .] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,16 +80,14 @@ def timed(command: list[str], env: dict, code: pathlib.Path) -> tuple[float, str
     return wall, done.stdout
 
 
-def feature_pass_rate(run_dir: pathlib.Path) -> float | None:
-    """Pictures per second of the run's whole feature pass (every split, the views' first), from its metrics rows."""
+def feature_pass_seconds(run_dir: pathlib.Path) -> float:
+    """Seconds of the run's whole feature pass (every split, the views' first), from its metrics rows."""
     rows = []
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line) if line.strip() else {}
         if row.get("type") == "feature_pass" and row.get("view", 0) == 0:
             rows.append(row)
-    seconds = sum(row.get("seconds", 0.0) for row in rows)
-    pictures = sum(row.get("images", 0) for row in rows)
-    return pictures / seconds if seconds > 0 else None
+    return sum(row.get("seconds", 0.0) for row in rows)
 
 
 _DECODE_TIMER = """
@@ -112,35 +114,50 @@ def measure(data: pathlib.Path, code: pathlib.Path, keras_home: str) -> dict:
         env = {**os.environ, "TLCORE_HOME": home, "PYTHONPATH": str(code), "TLCORE_SPARE": "0", "KERAS_HOME": keras_home}
         runs = pathlib.Path(home) / "bench-runs"
         row["run_s"], _ = timed(tlcore + ["train", str(data), "--preset", "fast", "--runs-dir", str(runs), "--json"], env, code)
-        row["feature_pass_per_s"] = feature_pass_rate(max(runs.iterdir(), key=lambda path: path.stat().st_mtime))
+        row["feature_pass_s"] = feature_pass_seconds(max(runs.iterdir(), key=lambda path: path.stat().st_mtime))
     return row
+
+
+RATIOS = (("audit_s", "audit"), ("decode_s", "decoding alone"), ("feature_pass_s", "feature pass"), ("run_s", "whole fast run"))
+
+
+def one_round(folders: dict, codes: list[str], keras_home: str) -> dict:
+    """{code: {folder name: row}}: every checkout on both folders, one after the other, so all see the same load."""
+    return {code: {name: measure(folder, pathlib.Path(code), keras_home) for name, folder in folders.items()} for code in codes}
+
+
+def report(code: str, rounds: list[dict], count: int) -> None:
+    """Median pictures per second of each folder, and the median over rounds of the large/small time ratios."""
+    print(f"\ntlcore from {code}, {count} pictures, {len(rounds)} round(s)")
+    print("| folder | audit (pictures/s) | decoding alone (pictures/s) | feature pass (pictures/s) | whole fast run (s) |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("small", "large"):
+        rows = [measured[code][name] for measured in rounds]
+        median = {key: statistics.median(row[key] for row in rows) for key, _ in RATIOS}
+        print(f"| {name} | {count / median['audit_s']:.1f} | {count / median['decode_s']:.0f} | "
+              f"{count / median['feature_pass_s']:.1f} | {median['run_s']:.1f} |")
+    for key, shown in RATIOS:
+        ratios = [measured[code]["large"][key] / measured[code]["small"][key] for measured in rounds]
+        target = " (target 1.5x)" if key in ("audit_s", "run_s") else ""
+        print(f"- {shown} time, large / small: {statistics.median(ratios):.2f}x "
+              f"(rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)}){target}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
     parser.add_argument("--pictures", type=int, default=60)
-    parser.add_argument("--code", default=str(HERE.parent), help="the checkout whose tlcore is timed (default: this one)")
+    parser.add_argument("--code", nargs="+", default=[str(HERE.parent)],
+                        help="the checkouts whose tlcore is timed, each in every round (default: this one)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds; ratios are the median of each round's")
     args = parser.parse_args()
     keras_home = os.environ.get("KERAS_HOME", str(pathlib.Path.home() / ".keras"))
     photos = chosen_photos(pathlib.Path(args.data), args.pictures)
     with tempfile.TemporaryDirectory(prefix="tlcore-large-photos-") as root:
         small, large = make_folders(photos, pathlib.Path(root))
-        rows = {name: measure(folder, pathlib.Path(args.code), keras_home) for name, folder in (("small", small), ("large", large))}
-    count = len(photos)
-    print(f"{count} pictures; tlcore from {args.code}")
-    print("| folder | audit (pictures/s) | decoding alone (pictures/s) | feature pass (pictures/s) | whole fast run (s) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, row in rows.items():
-        rate = row["feature_pass_per_s"]
-        print(f"| {name} | {count / row['audit_s']:.1f} | {count / row['decode_s']:.0f} | "
-              f"{'-' if rate is None else f'{rate:.1f}'} | {row['run_s']:.1f} |")
-    small_row, large_row = rows["small"], rows["large"]
-    print(f"- audit time, large / small: {large_row['audit_s'] / small_row['audit_s']:.2f}x (target 1.5x)")
-    print(f"- decoding time, large / small: {large_row['decode_s'] / small_row['decode_s']:.2f}x")
-    if small_row["feature_pass_per_s"] and large_row["feature_pass_per_s"]:
-        print(f"- feature pass time, large / small: {small_row['feature_pass_per_s'] / large_row['feature_pass_per_s']:.2f}x")
-    print(f"- whole run time, large / small: {large_row['run_s'] / small_row['run_s']:.2f}x (target 1.5x)")
+        rounds = [one_round({"small": small, "large": large}, args.code, keras_home) for _ in range(args.repeats)]
+    for code in args.code:
+        report(code, rounds, len(photos))
 
 
 if __name__ == "__main__":
