@@ -308,7 +308,7 @@ def test_pipeline_decodes_resizes_and_batches(tiny_dataset):
 
     audit = audit_dataset(tiny_dataset)
     records = audit.split_records("train")
-    files = pipeline.decodable_paths(records)
+    files = pipeline.decodable_paths(records, 16)
     labels = [audit.class_names.index(r.label) for r in records]
 
     batches = list(pipeline.make_dataset(files, labels, image_size=16, batch_size=8))

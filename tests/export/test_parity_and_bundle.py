@@ -71,6 +71,39 @@ def test_an_exported_file_scores_like_the_app(exportable_run, onnx_export):
     assert ParityReport.from_dict(report.to_dict()) == report and report.to_dict()["flagged"] is False
 
 
+def _phone_photos(files: list[str], folder: pathlib.Path) -> list[list[str]]:
+    """Split entries for the pictures enlarged to phone size (1600x1200 JPEGs, every other one turned by EXIF; one 640x480 HEIC)."""
+    from PIL import Image
+
+    turned = Image.Exif()
+    turned[0x0112] = 6
+    entries = []
+    for index, file in enumerate(files):
+        with Image.open(file) as small:
+            large = small.convert("RGB").resize((1600, 1200), Image.Resampling.BICUBIC)
+        name = f"phone_{index}.heic" if index == 0 else f"phone_{index}.jpg"
+        options = {"exif": turned.tobytes()} if index % 2 else {}
+        (large.resize((640, 480)) if index == 0 else large).save(folder / name, quality=90, **options)  # HEIC encodes slowly
+        entries.append([name, pathlib.Path(file).parent.name, str(folder / name)])
+    return entries
+
+
+def test_an_exported_file_scores_phone_photos_like_the_app(exportable_run, onnx_export, tmp_path):
+    # The app decodes large JPEGs at a reduced scale with TensorFlow; the exported file's snippet code with Pillow.
+    run_dir, _, _, _ = exportable_run
+    moved = tmp_path / "run"
+    moved.mkdir()
+    for name in (run_folder.CONFIG_FILE, run_folder.LABELS_FILE, run_folder.MODEL_FILE):
+        (moved / name).write_bytes((run_dir / name).read_bytes())
+    run_folder.write_json_atomic(moved / run_folder.SPLIT_FILE, {"val": _phone_photos(_validation_files(run_dir)[:6], tmp_path)})
+
+    report = check_export(moved, "onnx", onnx_export)
+
+    assert report.pictures == 6
+    assert report.agreement == 1.0 and not report.flagged
+    assert report.max_probability_difference < 1e-4
+
+
 def test_a_kept_report_is_dropped_when_the_file_changes(exportable_run, onnx_export):
     run_dir, _, _, _ = exportable_run
     check_export(run_dir, "onnx")

@@ -3,14 +3,16 @@
 The app's way is `tlcore.results.prediction.prepare_images` (TensorFlow's
 decoders, or Pillow through a PNG for what TensorFlow reads differently, then
 TensorFlow's area or bilinear resize); the snippets' way is NumPy and Pillow
-only. Equal means equal: every pixel of every picture, at two sizes.
+only. Equal means equal: every pixel of every picture, at two sizes, large
+photos decoded at a reduced JPEG scale and HEIC photos included.
 """
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.export.pictures import load_picture, prepare_picture, resize_like_tlcore
+from tlcore.data import image_formats
+from tlcore.export.pictures import jpeg_reduction, load_picture, prepare_picture, resize_like_tlcore
 from tlcore.results.prediction import prepare_images
 from tlcore.training import pipeline
 
@@ -54,6 +56,12 @@ PICTURES = {
     "picture.webp": (lambda: _smooth(300, 200), {}),
     **{f"turned_{o}.jpg": (lambda: _smooth(400, 300), {"exif": _with_orientation(o)}) for o in (3, 6, 8)},
     "turned_5.png": (lambda: _smooth(400, 300), {"exif": _with_orientation(5)}),
+    # Phone photos: decoded at 1/4 or 1/8 of their size (at 224 and 32 px), one of them EXIF-turned and progressive.
+    "large.jpg": (lambda: _smooth(1600, 1200), {"quality": 90}),
+    "large_turned_6.jpg": (lambda: _smooth(1601, 1203, seed=4), {"exif": _with_orientation(6), "progressive": True}),
+    "large_cmyk.jpg": (lambda: _smooth(900, 700, seed=5).convert("CMYK"), {}),
+    "phone.heic": (lambda: _smooth(640, 480, seed=6), {"exif": _with_orientation(6), "quality": 90}),
+    "picture.avif": (lambda: _smooth(300, 200, seed=7), {"quality": 90}),
 }
 
 
@@ -83,13 +91,40 @@ def test_an_exif_turned_photo_comes_out_upright(picture_files):
     assert load_picture(picture_files["photo.jpg"]).dtype == np.uint8
 
 
-def test_jpegs_are_decoded_as_pillow_decodes_them(picture_files):
-    # TensorFlow's default (fast) JPEG transform differs from Pillow's by several levels.
+@pytest.mark.parametrize("name, size", [("photo.jpg", None), ("photo.jpg", 224), ("photo.jpg", 32), ("large.jpg", 224),
+                                        ("large.jpg", 100), ("wide.jpg", 32), ("gray.jpg", 32)])
+def test_jpegs_are_decoded_as_pillow_decodes_them(picture_files, name, size):
+    # TensorFlow's default (fast) JPEG transform differs from Pillow's by several levels; its reduced
+    # scales (decode_jpeg's ratio) must give what Pillow's draft gives, pixel for pixel.
     import tensorflow as tf
 
-    raw = tf.io.read_file(str(picture_files["photo.jpg"]))
+    raw = tf.io.read_file(str(picture_files[name]))
 
-    np.testing.assert_array_equal(pipeline.decode_rgb(raw).numpy(), load_picture(picture_files["photo.jpg"]))
+    np.testing.assert_array_equal(pipeline.decode_rgb(raw, size).numpy(), load_picture(picture_files[name], size))
+
+
+def test_a_large_photo_is_decoded_at_the_largest_scale_that_covers_the_model(picture_files):
+    assert load_picture(picture_files["large.jpg"]).shape == (1200, 1600, 3)
+    assert load_picture(picture_files["large.jpg"], 224).shape == (300, 400, 3)  # 1/4: 1/8 would be 150 px high
+    assert load_picture(picture_files["large.jpg"], 100).shape == (150, 200, 3)
+    assert load_picture(picture_files["large_turned_6.jpg"], 224).shape == (401, 301, 3)  # 1/4, rounded up, upright
+    assert load_picture(picture_files["photo.jpg"], 224).shape == (240, 320, 3)  # 480 px high is twice 224: 1/2
+    assert load_picture(picture_files["turned_3.jpg"], 224).shape == (300, 400, 3)  # not twice 224 high: in full
+    assert load_picture(picture_files["exact.png"], 32).shape == (224, 224, 3)  # only JPEGs have reduced scales
+
+
+def test_the_exports_copy_of_the_scale_rule_is_the_apps():
+    sides = [1, 31, 32, 63, 64, 100, 127, 128, 255, 256, 448, 449, 895, 896, 1792, 4000]
+    for width in sides:
+        for height in sides:
+            for size in (32, 224):
+                assert jpeg_reduction(width, height, size) == image_formats.jpeg_reduction(width, height, size)
+    assert [jpeg_reduction(side, 3000, 224) for side in (447, 448, 896, 1792, 4000)] == [1, 2, 4, 8, 8]
+
+
+def test_a_heic_photo_is_read_upright(picture_files):
+    # pillow-heif turns the photo by the file's own rotation; its EXIF orientation then reads 1 (no second turn).
+    assert load_picture(picture_files["phone.heic"]).shape == (640, 480, 3)
 
 
 @pytest.mark.parametrize("height, width, size", [(375, 500, 224), (213, 320, 224), (240, 179, 224), (224, 224, 224),

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from tlcore.export.bundle import make_bundle
-from tlcore.export.pictures import prepare_picture
+from tlcore.export.pictures import jpeg_reduction, prepare_picture
 from tlcore.export.snippets import ONNX_RUNTIME_WEB_VERSION
 from tlcore.results.prediction import predict_files
 from tlcore.runs import folder as run_folder
@@ -68,6 +68,7 @@ def _turned(orientation: int) -> bytes:
 # Photo-like pictures (no transparency, 8 bits): what browsers decode as Pillow does.
 WEB_PICTURES = {
     "photo.jpg": (lambda: _smooth(500, 375), {"quality": 92}),
+    "phone.jpg": (lambda: _smooth(1600, 1200, seed=4), {"quality": 90}),
     "small.jpg": (lambda: _smooth(60, 41), {}),
     "gray.jpg": (lambda: _smooth(300, 200).convert("L"), {}),
     "turned_6.jpg": (lambda: _smooth(320, 240), {"exif": _turned(6)}),
@@ -76,8 +77,14 @@ WEB_PICTURES = {
 }
 
 
+def _reduced_by_the_app(path, size) -> bool:
+    """Whether the app decodes this picture at a reduced JPEG scale, which no browser can (pictures.js averages blocks)."""
+    with Image.open(path) as picture:
+        return picture.format == "JPEG" and jpeg_reduction(*picture.size, size) > 1
+
+
 @pytest.mark.parametrize("size", [224, 32])
-def test_pictures_js_prepares_pictures_exactly_as_the_app(browser_page, tmp_path, size):
+def test_pictures_js_prepares_pictures_as_the_app(browser_page, tmp_path, size):
     browser_page.goto("about:blank")
     browser_page.add_script_tag(content=(WEB_FOLDER / "pictures.js").read_text())
     for name, (make, options) in WEB_PICTURES.items():
@@ -90,8 +97,11 @@ def test_pictures_js_prepares_pictures_exactly_as_the_app(browser_page, tmp_path
         }""", [encoded, size])
 
         wanted = prepare_picture(tmp_path / name, size)
-        different = int((np.asarray(pixels, dtype=np.float32).reshape(wanted.shape) != wanted).sum())
-        assert different == 0, f"{name}: {different} values differ"
+        gap = np.abs(np.asarray(pixels, dtype=np.float32).reshape(wanted.shape) - wanted)
+        if _reduced_by_the_app(tmp_path / name, size):
+            assert gap.mean() < 0.5 and gap.max() <= 4, f"{name}: {gap.mean():.2f} levels apart on average, {gap.max()} at most"
+        else:
+            assert int((gap > 0).sum()) == 0, f"{name}: {int((gap > 0).sum())} values differ"
 
 
 # ----------------------------------------------------------------- the bundle's page runs model.onnx

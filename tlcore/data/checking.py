@@ -59,19 +59,25 @@ def run_in_parallel(function, items: list, progress: Progress | None = None) -> 
     `if __name__ == "__main__":` guard starts itself again in each spawned
     worker, which Python refuses) leave the rest to threads: slower, not wrong.
     """
-    chunks = [items[start:start + CHUNK_FILES] for start in range(0, len(items), CHUNK_FILES)]
     cores = os.cpu_count() or 1
     results: list = []
     if len(items) >= PROCESSES_FROM_FILES and cores > 1:
         # "spawn": the caller may be a threaded web server, where forking can deadlock.
         try:
             _map_into(ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("spawn")),
-                      function, chunks, results, progress, len(items))
+                      function, _chunks(items, CHUNK_FILES), results, progress, len(items))
         except BrokenProcessPool:
             pass
-    remaining = chunks[math.ceil(len(results) / CHUNK_FILES):]  # the chunks no worker process finished
-    _map_into(ThreadPoolExecutor(max_workers=min(8, cores * 2)), function, remaining, results, progress, len(items))
+    threads = min(8, cores * 2)
+    remaining = items[len(results):]  # what no worker process finished (they finish whole chunks, in order)
+    # Every thread gets a share, so a few dozen phone photos (tens of ms each) are not decoded one at a time.
+    _map_into(ThreadPoolExecutor(max_workers=threads), function,
+              _chunks(remaining, max(1, min(CHUNK_FILES, math.ceil(len(remaining) / threads)))), results, progress, len(items))
     return results
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def _map_into(pool, function, chunks: list, results: list, progress: Progress | None, total: int) -> None:

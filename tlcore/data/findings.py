@@ -54,6 +54,10 @@ _EXTENSION_FORMATS = {
     ".tif": {"TIFF"},
     ".tiff": {"TIFF"},
     ".webp": {"WEBP"},
+    ".heic": {"HEIF"},
+    ".heif": {"HEIF"},
+    ".hif": {"HEIF"},
+    ".avif": {"AVIF"},
 }
 
 
@@ -299,7 +303,7 @@ def _format_findings(records: list[ImageRecord]) -> list[Finding | None]:
     if converted:
         findings.append(Finding(
             FindingKind.NEEDS_CONVERSION, INFO,
-            f"{_count(len(converted), 'image')} (e.g. CMYK, 16-bit, TIFF, WebP, BMP or rotated by their camera "
+            f"{_count(len(converted), 'image')} (e.g. HEIC, CMYK, 16-bit, TIFF, WebP, BMP or rotated by their camera "
             f"data) {'is' if len(converted) == 1 else 'are'} converted once to PNG in tlcore's cache before "
             "training, so the first run takes a little longer. Your files are not changed.",
             files=tuple(r.relative for r in converted),

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import re
 
+import pillow_heif
 from PIL import Image
+
+# HEIC/HEIF photos (iPhones' default) open in Pillow like any other picture,
+# turned upright by the file's own rotation (its EXIF orientation then reads 1).
+# AVIF is Pillow's own since 11.2.
+pillow_heif.register_heif_opener()
 
 # MPO is what Pillow calls the multi-picture JPEGs many cameras and phones
 # write; TensorFlow decodes them as ordinary JPEGs (the first picture).
@@ -56,14 +62,25 @@ _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", 
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 
+def jpeg_reduction(width: int, height: int, size: int) -> int:
+    """The largest of libjpeg's reduced decoding scales (8, 4 or 2 for 1/8, 1/4, 1/2) that keeps both sides >= size; 1 if none.
+
+    What Pillow's `Image.draft(mode, (size, size))` picks, and what
+    `tlcore.training.pipeline.decode_rgb` decodes JPEGs at; the exports'
+    standalone copy is `tlcore.export.pictures.jpeg_reduction` (kept equal by a test).
+    """
+    fits = min(width // size, height // size)
+    return next((scale for scale in (8, 4, 2) if fits >= scale), 1)
+
+
 def needs_conversion(format_name: str | None, mode: str, orientation: int, header: bytes) -> bool:
     """Tell whether TensorFlow's decoder would disagree with `load_rgb` on this file.
 
     `tf.io.decode_image(channels=3, expand_animations=False)` reads JPEG, PNG,
     GIF and BMP, ignores EXIF orientation, and mishandles CMYK JPEGs and
-    16-bit PNGs for our purpose. Only the combinations known to agree are
-    decoded natively; everything else is converted, which is always correct,
-    only slower.
+    16-bit PNGs for our purpose; HEIC and AVIF it cannot read at all. Only
+    the combinations known to agree are decoded natively; everything else is
+    converted, which is always correct, only slower.
     """
     if format_name == "GIF":
         return False
@@ -115,9 +132,9 @@ def describe_non_image(header: bytes) -> str:
 def _describe_iso_media(brand: bytes) -> str:
     """Describe an ISO media file (HEIC photo, AVIF image, MP4 or MOV video)."""
     if brand in _HEIF_BRANDS:
-        return "unsupported image format: HEIC/HEIF (iPhone photo); export it as JPEG"
+        return "truncated or corrupt image: starts like a HEIC/HEIF photo but cannot be read"
     if brand in _AVIF_BRANDS:
-        return "unsupported image format: AVIF; export it as JPEG or PNG"
+        return "truncated or corrupt image: starts like an AVIF picture but cannot be read"
     return "not an image (looks like a video)"
 
 

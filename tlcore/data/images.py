@@ -34,6 +34,7 @@ from tlcore.data.image_formats import (
     describe_error,
     describe_non_image,
     exif_orientation,
+    jpeg_reduction,
     needs_conversion,
     pillow_bomb_reason,
     to_rgb,
@@ -169,7 +170,13 @@ def perceptual_hash(picture: Image.Image) -> str:
     return np.packbits(bits).tobytes().hex()
 
 
-def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, *, preview: bool = False) -> Image.Image:
+def load_rgb(
+    path: str | os.PathLike,
+    max_pixels: int = MAX_PIXELS_DEFAULT,
+    *,
+    preview: bool = False,
+    image_size: int | None = None,
+) -> Image.Image:
     """Decode an image the way training sees it: upright, 8-bit RGB, first frame.
 
     EXIF orientation is applied, as `ImageOps.exif_transpose` would. 16-bit
@@ -185,7 +192,11 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, *, p
         preview: Decode JPEGs at a reduced scale (down to about 256 px a
             side), as `check_image` does: enough for thumbnails and
             perceptual hashes, and several times faster on camera photos.
-            Defaults to False (full resolution, as training needs).
+            Defaults to False (full resolution).
+        image_size: The model's input size: a JPEG is decoded at the
+            largest reduced scale that keeps both sides at least this size
+            (`tlcore.export.pictures.jpeg_reduction`), as training decodes
+            it. Defaults to None (full resolution).
 
     Returns:
         A loaded `PIL.Image.Image` in mode 'RGB', independent of the file.
@@ -199,7 +210,7 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS_DEFAULT, *, p
         with _open_regular_file(path_text) as file, _bomb_warnings_silenced():
             header = _read_header(file)
             with _open_image(file, header, max_pixels) as image:
-                _decode(image, preview=preview)
+                _decode(image, preview=preview, image_size=image_size)
                 orientation = exif_orientation(image)
                 rgb_image = to_rgb(image)
     except UnusableImage as problem:
@@ -260,6 +271,8 @@ def convert_to_png(
     path: str | os.PathLike,
     cache_dir: str | os.PathLike,
     max_pixels: int = MAX_PIXELS_DEFAULT,
+    *,
+    image_size: int | None = None,
 ) -> pathlib.Path:
     """Save an image TensorFlow cannot decode natively as an 8-bit RGB PNG.
 
@@ -273,21 +286,42 @@ def convert_to_png(
         cache_dir: Folder for converted images; created if missing.
         max_pixels: Largest width x height accepted. Defaults to
             `MAX_PIXELS_DEFAULT`.
+        image_size: The model's input size: a JPEG is converted at the
+            reduced scale training decodes it at (see `load_rgb`), so an
+            EXIF-rotated phone photo costs a small PNG, not a 12-megapixel
+            one. Defaults to None (full resolution).
 
     Returns:
-        The path `cache_dir / "<sha256>.png"`.
+        The path `cache_dir / "<sha256>.png"`, or `"<sha256>-1of<N>.png"`
+        for a JPEG reduced N times.
 
     Raises:
         InputError: If the source is not a usable image (see `load_rgb`).
     """
     path_text = os.fspath(path)
-    target = pathlib.Path(cache_dir) / f"{_source_digest(path_text)}.png"
+    reduction = _jpeg_reduction(path_text, max_pixels, image_size)
+    scale = "" if reduction == 1 else f"-1of{reduction}"
+    target = pathlib.Path(cache_dir) / f"{_source_digest(path_text)}{scale}.png"
     if target.exists():
         return target
-    rgb_image = load_rgb(path_text, max_pixels)
+    rgb_image = load_rgb(path_text, max_pixels, image_size=image_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_png_atomically(rgb_image, target)
     return target
+
+
+def _jpeg_reduction(path_text: str, max_pixels: int, image_size: int | None) -> int:
+    """The reduced scale (1, 2, 4 or 8) `load_rgb` decodes a file at for `image_size`, from its header only."""
+    if image_size is None:
+        return 1
+    try:
+        with _open_regular_file(path_text) as file, _bomb_warnings_silenced():
+            with _open_image(file, _read_header(file), max_pixels) as image:
+                if image.format not in JPEG_FORMATS:
+                    return 1
+                return jpeg_reduction(*image.size, image_size)
+    except UnusableImage as problem:
+        raise _unusable_image_error(path_text, str(problem)) from None
 
 
 def _source_digest(path_text: str) -> str:
@@ -405,13 +439,15 @@ def _open_image(file: BinaryIO, header: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _decode(image: Image.Image, preview: bool) -> None:
+def _decode(image: Image.Image, preview: bool, image_size: int | None = None) -> None:
     """Decode the pixels, which is the only reliable way to find truncated files.
 
     Args:
         image: An opened, not yet loaded image.
         preview: Decode JPEGs at reduced scale; the size and mode the image
             reports change afterwards, so read them before calling this.
+        image_size: Decode JPEGs at the reduced scale that keeps both sides at
+            least this size (Pillow's `draft` picks `jpeg_reduction`'s scale).
 
     Raises:
         UnusableImage: If decoding fails.
@@ -419,6 +455,8 @@ def _decode(image: Image.Image, preview: bool) -> None:
     try:
         if preview and image.format in JPEG_FORMATS:
             image.draft("RGB", _JPEG_CHECK_SIZE)
+        elif image_size is not None and image.format in JPEG_FORMATS:
+            image.draft("RGB", (image_size, image_size))
         image.load()
     except Image.DecompressionBombError as error:
         raise UnusableImage(f"too large (possible decompression bomb): {describe_error(error)}") from None
@@ -487,5 +525,5 @@ def _unusable_image_error(path_text: str, reason: str) -> InputError:
     """Build the one-line `InputError` for a file that cannot be used as an image."""
     return InputError(
         f"'{path_text}' cannot be used as an image ({reason}): expected a complete JPEG, PNG, "
-        f"GIF, BMP, TIFF or WebP picture; replace it with a working copy or remove it from the folder"
+        f"GIF, BMP, TIFF, WebP, HEIC or AVIF picture; replace it with a working copy or remove it from the folder"
     )

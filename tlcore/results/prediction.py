@@ -92,8 +92,9 @@ def prepare_images(files: list[str | os.PathLike], image_size: int, shown: list[
     for file, name in zip(files, shown or files, strict=True):
         check = images.check_image(file)
         if not check.ok:
-            raise InputError(f"cannot classify {str(name)!r}: {check.reason}. Give a JPEG, PNG, GIF, BMP, TIFF or WebP image.")
-        decodable.append(str(images.convert_to_png(file, paths.converted_images_dir())) if check.needs_conversion else str(file))
+            raise InputError(f"cannot classify {str(name)!r}: {check.reason}. Give a JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC or AVIF image.")
+        decodable.append(str(images.convert_to_png(file, paths.converted_images_dir(), image_size=image_size))
+                         if check.needs_conversion else str(file))
     return pipeline.load_images(decodable, image_size)
 
 

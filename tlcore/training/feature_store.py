@@ -36,7 +36,8 @@ from tlcore import paths
 # 3: features computed with batch normalization folded where possible (tlcore.folding); they differ
 # from earlier ones only by float rounding, but earlier entries are not mixed with new ones.
 # 4: JPEGs decoded with the accurate integer transform (pipeline.decode_rgb): other pixels.
-STORE_FORMAT = 4
+# 5: JPEGs at least twice the model's size decoded at a reduced scale (pipeline.decode_rgb): other pixels.
+STORE_FORMAT = 5
 DEFAULT_STORE_BUDGET_BYTES = 1_000_000_000  # all entries together; the least recently used go first
 ENTRY_FILE = "entry.json"  # names the current version's files; replaced atomically
 

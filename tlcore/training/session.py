@@ -112,7 +112,7 @@ class TrainingSession:
         index = {name: i for i, name in enumerate(self.class_names)}
         return {
             "records": records,
-            "files": pipeline.decodable_paths(records) if records else [],
+            "files": pipeline.decodable_paths(records, self.image_size) if records else [],
             "labels": np.array([index[r.label] for r in records], dtype=int),
         }
 
