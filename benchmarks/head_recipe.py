@@ -196,11 +196,11 @@ class Variant:
 VARIANTS = (
     Variant("today (quick check)"),
     Variant("L2-normalised", normalise=True),
-    Variant("flip views", flip_views=True),
     Variant("flip average", flip_average=True),
     Variant("flip views + average", flip_views=True, flip_average=True),
     Variant("hidden 256", hidden=256),
     Variant("dropout 0.5", dropout=0.5),
+    Variant("flip views", flip_views=True),
     Variant("no label smoothing", label_smoothing=0.0),
     Variant("L2 by CV", weight_decay=None),
 )
@@ -210,24 +210,38 @@ BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 
 
-def head_model(features: int, classes: int, variant: Variant, weight_decay: float, seed: int):
-    import keras
+_MODELS: dict = {}  # compiled heads by shape and variant: each is traced once, then only re-initialised
 
-    inputs = keras.Input((features,))
-    x = inputs
-    if variant.normalise:
-        x = keras.layers.UnitNormalization()(x)
-        x = keras.layers.Rescaling(features ** 0.5)(x)
-    if variant.hidden:
+
+def head_model(features: int, classes: int, variant: Variant, weight_decay: float, seed: int):
+    """A compiled head with fresh weights drawn from `seed` and a fresh optimizer."""
+    import keras
+    import numpy as np
+
+    key = (features, classes, variant, weight_decay)
+    if key not in _MODELS:
+        inputs = keras.Input((features,))
+        x = inputs
+        if variant.normalise:
+            x = keras.layers.UnitNormalization()(x)
+            x = keras.layers.Rescaling(features ** 0.5)(x)
+        if variant.hidden:
+            x = keras.layers.Dropout(variant.dropout, seed=seed)(x)
+            x = keras.layers.Dense(variant.hidden, activation="relu")(x)
         x = keras.layers.Dropout(variant.dropout, seed=seed)(x)
-        x = keras.layers.Dense(variant.hidden, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
-    x = keras.layers.Dropout(variant.dropout, seed=seed)(x)
-    regulariser = keras.regularizers.L2(weight_decay) if weight_decay else None
-    outputs = keras.layers.Dense(classes, activation="softmax", kernel_regularizer=regulariser,
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed))(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=variant.label_smoothing))
+        regulariser = keras.regularizers.L2(weight_decay) if weight_decay else None
+        outputs = keras.layers.Dense(classes, activation="softmax", kernel_regularizer=regulariser)(x)
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=variant.label_smoothing))
+        _MODELS[key] = model
+    model = _MODELS[key]
+    for number, layer in enumerate(layer for layer in model.layers if isinstance(layer, keras.layers.Dense)):
+        layer.kernel.assign(keras.initializers.GlorotUniform(seed + number)(tuple(layer.kernel.shape)))
+        layer.bias.assign(np.zeros(tuple(layer.bias.shape), dtype="float32"))
+    for variable in model.optimizer.variables:  # the step count and the moments, not the rate
+        if not variable.path.endswith("learning_rate"):
+            variable.assign(np.zeros(tuple(variable.shape), dtype=variable.dtype))
     return model
 
 
@@ -282,22 +296,37 @@ def cross_validated_weight_decay(pooled, train_rows, train_labels, classes, vari
 
 
 def run_variants(cache: pathlib.Path, folders: dict, seeds: list[int], variants, backbones) -> list[dict]:
+    """Every variant on every dataset, backbone and seed; rows already in the cache's results file are not run again."""
+    import json
+
+    done_file = cache / "variant_results.jsonl"
+    done = {}
+    if done_file.exists():
+        for line in done_file.read_text().splitlines():
+            row = json.loads(line)
+            done[(row["dataset"], row["backbone"], row["seed"], row["variant"])] = row
     rows = []
-    for name, folder in folders.items():
-        for backbone in backbones:
-            pooled, index = load_features(cache, name, backbone, "pooled")
-            for seed in seeds:
+    for seed in seeds:  # every dataset with one seed first: a run cut short still covers them all
+        for name, folder in folders.items():
+            for backbone in backbones:
+                pooled, index = load_features(cache, name, backbone, "pooled")
                 train_rows, train_labels, val_rows, val_labels, classes = split_rows(folder, seed, index)
                 for variant in variants:
-                    started = time.monotonic()
-                    decay = variant.weight_decay
-                    if decay is None:
-                        decay = cross_validated_weight_decay(pooled, train_rows, train_labels, classes, variant, seed)
-                    accuracy, _ = train_head(pooled, train_rows, train_labels, val_rows, val_labels, classes, variant,
-                                             decay, seed)
-                    rows.append({"dataset": name, "backbone": backbone, "seed": seed, "variant": variant.name,
-                                 "accuracy": accuracy, "weight_decay": decay, "seconds": time.monotonic() - started})
-                    print(f"| {name} | {backbone} | {seed} | {variant.name} | {accuracy:.3f} | {decay:g} |", flush=True)
+                    row = done.get((name, backbone, seed, variant.name))
+                    if row is None:
+                        started = time.monotonic()
+                        decay = variant.weight_decay
+                        if decay is None:
+                            decay = cross_validated_weight_decay(pooled, train_rows, train_labels, classes, variant, seed)
+                        accuracy, _ = train_head(pooled, train_rows, train_labels, val_rows, val_labels, classes,
+                                                 variant, decay, seed)
+                        row = {"dataset": name, "backbone": backbone, "seed": seed, "variant": variant.name,
+                               "accuracy": accuracy, "weight_decay": decay, "seconds": time.monotonic() - started}
+                        with open(done_file, "a") as handle:
+                            handle.write(json.dumps(row) + "\n")
+                    rows.append(row)
+                    print(f"| {name} | {backbone} | {seed} | {variant.name} | {row['accuracy']:.3f} | "
+                          f"{row['weight_decay']:g} |", flush=True)
     return rows
 
 
