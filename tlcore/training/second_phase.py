@@ -112,7 +112,7 @@ def decide(trial: Trial, train_features: np.ndarray, train_labels: np.ndarray, c
         trial.set_blocks_learning(False)
         pooled = np.asarray(trial.pool(train_features))
         targets = np.eye(classes, dtype="float32")[labels]
-        fit = _fitter(labels, targets, held, batch_size, seed, should_stop or (lambda: False))
+        fit = _fitter(labels, targets, held, batch_size, should_stop or (lambda: False))
         trial.reset_head()
         trial.compile(trial.head, learning_rate)
         start = fit(trial.head, pooled, HEAD_EPOCHS, None)
@@ -128,21 +128,34 @@ def decide(trial: Trial, train_features: np.ndarray, train_labels: np.ndarray, c
     return SecondPhaseDecision(bool(keep), float(head_alone[0]), float(with_blocks[0]), int(held.sum()))
 
 
-def _fitter(labels, targets, held, batch_size: int, seed: int, should_stop):
-    """fit(model, features, epochs, best) -> the best (accuracy, -loss) on the held-out pictures so far."""
-    rng = np.random.default_rng(seed)
+def _fitter(labels, targets, held, batch_size: int, should_stop):
+    """fit(model, features, epochs, best) -> the best (accuracy, -loss) on the held-out pictures so far.
+
+    One `fit` call per trial (a call per epoch costs more than a small trial's epochs themselves); the
+    held-out pictures are scored after every epoch, and a stop request ends the trial after the epoch.
+    """
+    import keras
+
     learn, check = np.flatnonzero(~held), np.flatnonzero(held)
 
     def fit(model, features, epochs: int, best):
-        for _ in range(epochs):
+        if should_stop():
+            return best if best is not None else (0.0, 0.0)
+        held_features = np.asarray(features[check])
+        scores = [] if best is None else [best]
+
+        def score(epoch, logs=None):
+            probabilities = np.concatenate([
+                keras.ops.convert_to_numpy(model(held_features[start:start + 256], training=False))
+                for start in range(0, len(held_features), 256)
+            ])
+            scores.append(_accuracy_and_loss(probabilities, labels[check]))
             if should_stop():
-                return best if best is not None else (0.0, 0.0)
-            order = learn[rng.permutation(len(learn))]
-            model.fit(np.asarray(features[order]), targets[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-            probabilities = np.asarray(model.predict(np.asarray(features[check]), batch_size=max(batch_size, 64), verbose=0))
-            score = _accuracy_and_loss(probabilities, labels[check])
-            best = score if best is None else max(best, score)
-        return best
+                model.stop_training = True
+
+        model.fit(np.asarray(features[learn]), targets[learn], batch_size=batch_size, epochs=epochs, shuffle=True,
+                  verbose=0, callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=score)])
+        return max(scores)
 
     return fit
 
