@@ -9,7 +9,7 @@ import pytest
 
 from tlcore.runs import record as run_record
 from tlcore.training import second_phase
-from tlcore.training.run import train
+from tlcore.training.run import resume, train
 from tlcore.training.second_phase import SecondPhaseDecision, held_out_part
 from tlcore.training.session import TrainingSession
 
@@ -110,6 +110,9 @@ def test_the_run_follows_the_decision_and_records_it(keep, shared_tiny_dataset, 
     status = run_record.read_status(result.run_dir)
     assert status["second_phase"]["words"] == decision.words()
     assert result.val_accuracy is not None  # the final model was evaluated
+    if not keep:  # continued later, it goes on as it ended: the new layer alone
+        resumed = resume(result.run_dir, 1)
+        assert resumed.status == "completed" and "after global pooling" in resumed.feature_cache
 
 
 def test_without_the_check_the_second_phase_always_runs(shared_tiny_dataset, tiny_config, tmp_path, monkeypatch):

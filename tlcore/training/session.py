@@ -205,7 +205,9 @@ class TrainingSession:
     def phases(self) -> list[Phase]:
         config = self.config
         if self.resume is not None:
-            return [Phase("resume", self.trainable_blocks, self.resume.learning_rate, self.resume.epochs)]
+            # A run whose check dropped the second phase goes on as it ended: the new layer alone.
+            blocks = set() if self._second_phase_dropped() else self.trainable_blocks
+            return [Phase("resume", blocks, self.resume.learning_rate, self.resume.epochs)]
         if config.two_phase:
             return [
                 Phase("head", set(), config.learning_rate, config.head_epochs),
@@ -368,6 +370,11 @@ class TrainingSession:
         )
 
     # ------------------------------------------------------------ the second phase, only where it helps
+
+    def _second_phase_dropped(self) -> bool:
+        """Whether this run's second-phase check (an earlier part of a resumed run) left the blocks out."""
+        decision = run_record.written_status(self.run_dir).get("second_phase")
+        return isinstance(decision, dict) and decision.get("keep") is False
 
     def _check_wanted(self) -> bool:
         """Whether to check the second phase: asked for, and on cached features of the unaugmented pictures."""
