@@ -115,7 +115,7 @@ def test_the_run_follows_the_decision_and_records_it(keep, shared_tiny_dataset, 
         assert resumed.status == "completed" and "after global pooling" in resumed.feature_cache
 
 
-def test_without_the_check_the_second_phase_always_runs(shared_tiny_dataset, tiny_config, tmp_path, monkeypatch):
+def test_without_the_check_the_second_phase_always_runs_and_says_so(shared_tiny_dataset, tiny_config, tmp_path, monkeypatch):
     def no_check(*args, **settings):
         raise AssertionError("the check ran although the config did not ask for it")
 
@@ -125,4 +125,5 @@ def test_without_the_check_the_second_phase_always_runs(shared_tiny_dataset, tin
     result = train(config, runs_dir=tmp_path / "runs")
 
     assert [row["phase"] for row in run_record.epoch_rows(result.run_dir)] == ["head", "fine_tune"]
-    assert "second_phase" not in run_record.read_status(result.run_dir)
+    recorded = run_record.read_status(result.run_dir)["second_phase"]
+    assert recorded["keep"] and not recorded["checked"] and "was not checked on these pictures" in recorded["words"]

@@ -36,9 +36,18 @@ class SecondPhaseDecision:
     head_accuracy: float | None  # of the held-out training pictures, the new layer alone
     blocks_accuracy: float | None  # the same with the top blocks learning too
     held_out: int  # how many training pictures the check held out
+    checked: bool = True  # False: no check ran, the blocks learn as the config says
+
+    @classmethod
+    def unchecked(cls) -> "SecondPhaseDecision":
+        """The record of a second phase that runs without a check (`TrainConfig.second_phase_check` off)."""
+        return cls(True, None, None, 0, checked=False)
 
     def words(self) -> str:
         """The decision in one sentence, for the Train page."""
+        if not self.checked:
+            return ("the top blocks learn too, after the new layer has learned alone, as the settings say "
+                    "(whether they help was not checked on these pictures).")
         if self.head_accuracy is None:
             return (f"too few training pictures ({self.held_out} to hold out) to check whether the top blocks help, "
                     "so they learn too, as the preset usually does.")
@@ -49,8 +58,8 @@ class SecondPhaseDecision:
         return f"the top blocks did not help on these pictures ({scores}), so only the last layer learns."
 
     def to_dict(self) -> dict:
-        return {"keep": self.keep, "head_accuracy": self.head_accuracy, "blocks_accuracy": self.blocks_accuracy,
-                "held_out": self.held_out, "words": self.words()}
+        return {"keep": self.keep, "checked": self.checked, "head_accuracy": self.head_accuracy,
+                "blocks_accuracy": self.blocks_accuracy, "held_out": self.held_out, "words": self.words()}
 
 
 @dataclass

@@ -243,6 +243,8 @@ class TrainingSession:
                 else:  # the new layer goes on alone, on pooled features, at its own rate
                     phase = Phase("head", set(), self.config.learning_rate, phase.epochs)
                     model, train_data, val_data = self._head_alone()
+            elif phase.name == "fine_tune":
+                self._record_second_phase(second_phase.SecondPhaseDecision.unchecked())
             # Inside the strategy's scope: the optimizer creates its variables at the first step.
             with self._scope():
                 self._compile(model, phase.learning_rate)
@@ -392,10 +394,14 @@ class TrainingSession:
             batch_size=self.config.batch_size, seed=self.config.seed,
             should_stop=lambda: run_record.stop_requested(self.run_dir),
         )
+        self._record_second_phase(decision)
+        return decision.keep
+
+    def _record_second_phase(self, decision: second_phase.SecondPhaseDecision) -> None:
+        """The decision in the run's record: a metrics row, and in the status, where the Train page reads it."""
         facts = decision.to_dict()
         run_record.append_metrics(self.run_dir, {"type": "second_phase", **facts, "time": time.time()})
         run_record.write_status(self.run_dir, "running", decision.words(), second_phase=facts)
-        return decision.keep
 
     def _head_alone(self):
         """The new layer alone from here: features pooled once through the frozen top blocks, and its batches."""
