@@ -355,6 +355,9 @@ def show_run(run_dir: pathlib.Path) -> None:
     st.subheader(f"Training {tlcore.markdown_text(run_picker.describe_run(summary, with_outcome=False))}")
     st.caption("Blue: the pictures it learns from. Orange: the pictures kept aside for checking. When orange stops "
                "getting better while blue still does, the model has started to memorise its training pictures.")
+    decision = (status.get("second_phase") or {}).get("words")
+    if decision:  # whether the top blocks learned too, decided on training pictures
+        st.info(decision[:1].upper() + decision[1:])
     if status.get("state") in tlcore.ACTIVE_STATES:
         live_panel(run_dir)
     else:

@@ -534,6 +534,20 @@ def test_pages_without_a_model_never_import_tensorflow(populated, home):
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
 
 
+def test_the_train_page_says_whether_the_top_blocks_learned_and_why(populated):
+    from tlcore.training.second_phase import SecondPhaseDecision
+
+    decision = SecondPhaseDecision(keep=False, head_accuracy=0.9, blocks_accuracy=0.85, held_out=20)
+    status_file = populated / "status.json"
+    status_file.write_text(json.dumps({**json.loads(status_file.read_text()), "second_phase": decision.to_dict()}))
+
+    app = _run("pages/train.py", run=RUN_NAME)
+
+    assert not app.exception, app.exception
+    assert "The top blocks did not help on these pictures" in _texts(app)
+    assert "so only the last layer learns" in _texts(app)
+
+
 def test_a_finished_run_can_be_continued(populated, monkeypatch):
     calls = []
 

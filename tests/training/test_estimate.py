@@ -52,6 +52,21 @@ def test_two_phases_pay_two_passes_and_the_blocks_cost_their_own_measured_rate()
     assert guessed.trace_s == estimate_module.GUESS_BLOCK_TRACE_S
 
 
+def test_the_second_phase_check_is_counted_before_the_blocks_epochs():
+    from tlcore.training import second_phase
+
+    plain = TrainConfig(data="x", freeze="top:2", two_phase=True, head_epochs=15, epochs=40)
+    checked = plain.replace(second_phase_check=True)
+    _, blocks = estimate_run(plain, _audit(200, 50), speed=SPEED).phases
+    _, after_check = estimate_run(checked, _audit(200, 50), speed=SPEED).phases
+    overhead = estimate_module.GUESS_EPOCH_OVERHEAD_S
+    check = (0.001 * 200 / estimate_module.GUESS_TRAINING_COST
+             + (second_phase.HEAD_EPOCHS + second_phase.TRIAL_EPOCHS) * (0.0001 * 160 + overhead)
+             + second_phase.TRIAL_EPOCHS * (0.001 * 160 + overhead) + 0.5 + 0.9)
+    assert after_check.trace_s - blocks.trace_s == pytest.approx(check)
+    assert after_check.epochs == blocks.epochs and after_check.per_epoch_s == blocks.per_epoch_s
+
+
 def test_kept_features_skip_the_first_pass_and_the_words_say_so():
     config = TrainConfig(data="x", epochs=5)
     estimate = estimate_run(config, _audit(200, 50), kept_images=250, speed=SPEED)

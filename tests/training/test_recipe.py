@@ -85,5 +85,9 @@ def test_the_words_say_what_learns_how_and_for_how_long():
     best = apply_preset(TrainConfig(data="x"), "best", audit_of(240, 60))
     words = describe_choice(best)
     assert "the top 2 blocks of the pretrained model (block_16 and top) learn too" in words and "no augmentation" in words and "40 epochs in all" in words
+    assert not best.second_phase_check and "held out" not in words
+    checked = describe_choice(best.replace(second_phase_check=True))
+    assert "learn too at learning rate 0.0003 if they help on a fifth of the training pictures held out" in checked
     fast = apply_preset(TrainConfig(data="x"), "fast", audit_of(240, 60))
+    assert not fast.second_phase_check
     assert describe_choice(fast).startswith("only the new layer learns") and "30 epochs in all" in describe_choice(fast)

@@ -52,6 +52,10 @@ class TrainConfig:
             the blocks named by `freeze` and fine-tune at `fine_tune_learning_rate`.
         head_epochs: epochs of the first phase when `two_phase` is on.
         fine_tune_learning_rate: learning rate of the second phase.
+        second_phase_check: before the second phase, check on a fifth of the
+            training pictures held out whether the blocks learning too beats
+            the new layer alone; if not, only the new layer goes on learning
+            (`tlcore.training.second_phase`). The validation pictures play no part.
         feature_cache: "auto" computes frozen activations once when it is safe;
             "off" always pushes images through the whole network.
         weights: "imagenet" or "none" (random initialisation, mostly for tests).
@@ -84,6 +88,7 @@ class TrainConfig:
     two_phase: bool = False
     head_epochs: int = 5
     fine_tune_learning_rate: float = 1e-5
+    second_phase_check: bool = False
     feature_cache: str = "auto"
     weights: str = "imagenet"
     excluded_files: tuple[str, ...] = field(default_factory=tuple)
@@ -111,6 +116,8 @@ class TrainConfig:
         _check_int("head_epochs", self.head_epochs, 1, 10_000, "e.g. 5")
         _check_choice("augment", self.augment, AUGMENT_PRESETS)
         _check_choice("feature_cache", self.feature_cache, ("auto", "off"))
+        if not isinstance(self.second_phase_check, bool):
+            raise InputError(f"second_phase_check must be true or false, got {self.second_phase_check!r}.")
         _check_choice("weights", self.weights, ("imagenet", "none"))
         _check_choice("preset", self.preset, ("fast", "best", "custom"))
         if not isinstance(self.freeze, str):

@@ -22,6 +22,7 @@ Train page asks without loading TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import statistics
 from dataclasses import dataclass, field
@@ -263,10 +264,33 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
         per_image = speed.epoch_s_per_image.get(learns, guess)
         per_epoch = per_image * train_count + GUESS_EPOCH_OVERHEAD_S
         phases.append(PhaseEstimate(learns, pass_images, pass_images / rate, _trace(speed, learns), epochs, per_epoch))
+    if cached and config.two_phase and config.second_phase_check and len(phases) == 2:
+        phases[1] = _after_the_check(phases[0], phases[1], train_count, speed)
     total = set_up + sum(phase.total_s for phase in phases) + finish
     ready = set_up + (phases[0].pass_s if phases else 0.0)
     per_epoch = max((phase.per_epoch_s for phase in phases), default=0.0)
     return RunEstimate(ready, per_epoch, total, kept_images, speed.measured, cached, tuple(phases), set_up, finish, start)
+
+
+def _after_the_check(head: PhaseEstimate, blocks: PhaseEstimate, train_count: int, speed: MachineSpeed) -> PhaseEstimate:
+    """The second phase with its check before it (`tlcore.training.second_phase`), counted in with its tracing.
+
+    The check pools the training pictures' features through the blocks once (a
+    forward pass, about a third of a training step), trains the new layer alone
+    and the blocks briefly on four fifths of them, and traces both once more.
+    When it drops the blocks, the epochs after it cost what the new layer's do:
+    the estimate is then high.
+    """
+    from tlcore.training import second_phase
+
+    learning = (1 - second_phase.HOLD_OUT) * train_count
+    head_per_image = (head.per_epoch_s - GUESS_EPOCH_OVERHEAD_S) / max(1, train_count)
+    block_per_image = (blocks.per_epoch_s - GUESS_EPOCH_OVERHEAD_S) / max(1, train_count)
+    check_s = (block_per_image * train_count / GUESS_TRAINING_COST
+               + (second_phase.HEAD_EPOCHS + second_phase.TRIAL_EPOCHS) * (head_per_image * learning + GUESS_EPOCH_OVERHEAD_S)
+               + second_phase.TRIAL_EPOCHS * (block_per_image * learning + GUESS_EPOCH_OVERHEAD_S)
+               + _trace(speed, head.learns) + _trace(speed, blocks.learns))
+    return dataclasses.replace(blocks, trace_s=blocks.trace_s + check_s)
 
 
 def _trace(speed: MachineSpeed, learns: str) -> float:

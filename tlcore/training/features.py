@@ -33,6 +33,7 @@ from tlcore.runs import record as run_record
 # wants large batches.
 PASS_BATCH_SIZE_CPU = 16
 PASS_BATCH_SIZE_GPU = 64
+TOP_BLOCKS_LAYER = "backbone_top"  # the trainable blocks inside a plan's top model
 
 
 def pass_batch_size(gpus: int) -> int:
@@ -82,7 +83,7 @@ def plan_feature_cache(parts: model_module.ModelParts) -> FeaturePlan | None:
         return None
     try:
         backbone_bottom = keras.Model(backbone.input, boundary_tensor, name="backbone_bottom")
-        backbone_top = keras.Model(boundary_tensor, backbone.output, name="backbone_top")
+        backbone_top = keras.Model(boundary_tensor, backbone.output, name=TOP_BLOCKS_LAYER)
     except Exception:  # a skip connection crosses the boundary: no single tensor to cache
         return None
     prefix = keras.Model(image_input, backbone_bottom(preprocessed, training=False), name="frozen_prefix")

@@ -8,6 +8,7 @@ Keras only; data arrives from `tlcore.pipeline` (tf.data) or as NumPy features.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import pathlib
 import shutil
@@ -23,7 +24,7 @@ from tlcore.model.build import build_classifier
 from tlcore.results.evaluation import classification_report
 from tlcore.runs import folder as run_folder
 from tlcore.runs import record as run_record
-from tlcore.training import accelerator, feature_cache, feature_store, pipeline
+from tlcore.training import accelerator, feature_cache, feature_store, pipeline, second_phase
 from tlcore.training import callbacks as callbacks_module
 from tlcore.training import features as features_module
 from tlcore.training.config import TrainConfig
@@ -100,6 +101,7 @@ class TrainingSession:
         self.cached: dict | None = None  # per split features when the current phase trains on features
         self.plan: features_module.FeaturePlan | None = None
         self.feature_cache_note = "off"
+        self._trial: second_phase.Trial | None = None  # the second phase's check, when it ran
 
     def _scope(self):
         """Build and compile inside the distribution strategy, if there is one."""
@@ -203,7 +205,9 @@ class TrainingSession:
     def phases(self) -> list[Phase]:
         config = self.config
         if self.resume is not None:
-            return [Phase("resume", self.trainable_blocks, self.resume.learning_rate, self.resume.epochs)]
+            # A run whose check dropped the second phase goes on as it ended: the new layer alone.
+            blocks = set() if self._second_phase_dropped() else self.trainable_blocks
+            return [Phase("resume", blocks, self.resume.learning_rate, self.resume.epochs)]
         if config.two_phase:
             return [
                 Phase("head", set(), config.learning_rate, config.head_epochs),
@@ -231,6 +235,18 @@ class TrainingSession:
             except features_module.FeaturePassStopped:
                 stopper.stopped = True
                 break
+            if phase.name == "fine_tune" and self._check_wanted():
+                keep = self._check_second_phase()
+                if run_record.stop_requested(self.run_dir):
+                    stopper.stopped = True
+                    break
+                if keep:
+                    blocks_module.apply_freezing(self.parts.backbone, self.blocks, phase.trainable_blocks)
+                else:  # the new layer goes on alone, on pooled features, at its own rate
+                    phase = Phase("head", set(), self.config.learning_rate, phase.epochs)
+                    model, train_data, val_data = self._head_alone()
+            elif phase.name == "fine_tune":
+                self._record_second_phase(second_phase.SecondPhaseDecision.unchecked())
             # Inside the strategy's scope: the optimizer creates its variables at the first step.
             with self._scope():
                 self._compile(model, phase.learning_rate)
@@ -346,12 +362,15 @@ class TrainingSession:
             self.feature_cache_note += f"; features of {reused} images reused from an earlier run"
         message = "features of earlier runs reused; training" if reused else "features cached; training"
         run_record.write_status(self.run_dir, "running", message, feature_cache=self.feature_cache_note)
-        train = self.cached["train"]
+        return self._feature_data(has_views=decision.views > 1)
+
+    def _feature_data(self, has_views: bool):
+        """The plan's top model, and batches of the cached training and validation features."""
         return (
-            plan.top,
+            self.plan.top,
             features_module.feature_batches(
-                train, self.splits["train"]["labels"], len(self.class_names), self.config.batch_size,
-                shuffle=True, seed=self.config.seed, has_views=decision.views > 1,
+                self.cached["train"], self.splits["train"]["labels"], len(self.class_names), self.config.batch_size,
+                shuffle=True, seed=self.config.seed, has_views=has_views,
                 sample_weights=self._sample_weight_table(),
             ),
             features_module.feature_batches(
@@ -359,6 +378,47 @@ class TrainingSession:
                 shuffle=False, seed=self.config.seed,
             ),
         )
+
+    # ------------------------------------------------------------ the second phase, only where it helps
+
+    def _second_phase_dropped(self) -> bool:
+        """Whether this run's second-phase check (an earlier part of a resumed run) left the blocks out."""
+        decision = run_record.written_status(self.run_dir).get("second_phase")
+        return isinstance(decision, dict) and decision.get("keep") is False
+
+    def _check_wanted(self) -> bool:
+        """Whether to check the second phase: asked for, and on cached features of the unaugmented pictures."""
+        views = feature_cache.views_per_image(self.config.augment)
+        return self.config.second_phase_check and self.cached is not None and views == 1
+
+    def _check_second_phase(self) -> bool:
+        """Decide from the training pictures alone whether the top blocks learn; record why, in words."""
+        run_record.write_status(self.run_dir, "running",
+                                "checking on some training pictures whether the top blocks help")
+        self._trial = second_phase.make_trial(self.parts, self.plan, self.blocks, self.trainable_blocks, self._compile)
+        decision = second_phase.decide(
+            self._trial, self.cached["train"], self.splits["train"]["labels"], len(self.class_names),
+            learning_rate=self.config.learning_rate, block_learning_rate=self.config.fine_tune_learning_rate,
+            batch_size=self.config.batch_size, seed=self.config.seed,
+            should_stop=lambda: run_record.stop_requested(self.run_dir),
+        )
+        self._record_second_phase(decision)
+        return decision.keep
+
+    def _record_second_phase(self, decision: second_phase.SecondPhaseDecision) -> None:
+        """The decision in the run's record: a metrics row, and in the status, where the Train page reads it."""
+        facts = decision.to_dict()
+        run_record.append_metrics(self.run_dir, {"type": "second_phase", **facts, "time": time.time()})
+        run_record.write_status(self.run_dir, "running", decision.words(), second_phase=facts)
+
+    def _head_alone(self):
+        """The new layer alone from here: features pooled once through the frozen top blocks, and its batches."""
+        blocks_module.apply_freezing(self.parts.backbone, self.blocks, set())
+        self.cached = {split: self._trial.pool(features) for split, features in self.cached.items()}
+        self.plan = dataclasses.replace(self.plan, top=self._trial.head, boundary="after global pooling",
+                                        feature_shape=tuple(self._trial.head.input_shape[1:]))
+        self.feature_cache_note += "; the last layer alone then learned on pooled features"
+        return self._feature_data(has_views=False)
 
     def _sample_weight_table(self):
         weights = self._class_weights()
