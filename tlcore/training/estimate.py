@@ -30,6 +30,7 @@ from tlcore.model.backbones import get_backbone
 from tlcore.runs import folder as run_folder
 from tlcore.runs import history as run_history
 from tlcore.runs import record as run_record
+from tlcore.training import speed_probe
 from tlcore.training.feature_cache import views_per_image
 
 # First guesses, before this machine has run anything (2-core laptop CPU, default backbone, 224 px):
@@ -47,6 +48,13 @@ GUESS_TRAINING_COST = 3.0  # a training step through the whole network costs abo
 EARLIER_RUNS_READ = 10  # the most recent runs of the same backbone that the measurement reads
 START_S_LIMIT = 60.0  # a longer "start" was a training process waiting ready (the app's spare), not an import
 HEAD_KEY = "all"  # the measured epoch cost of the new layer alone
+# The plain tutorial recipe (`benchmarks/plain_recipe.py`: MobileNetV2 0.35 frozen inside `model.fit`, 10 epochs),
+# the yardstick of the presets' time budget. Each epoch decodes every picture again and runs the backbone
+# unfolded, PLAIN_PASS_COST times a feature pass's cost per picture; its first epoch traces the whole model.
+PLAIN_BACKBONE = "mobilenetv2_035"
+PLAIN_EPOCHS = 10
+PLAIN_PASS_COST = 1.6
+PLAIN_TRACE_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,9 @@ def measured_speed(backbone: str, image_size: int | None = None) -> MachineSpeed
         for learns, values in facts["traces"].items():
             traces.setdefault(learns, []).extend(values)
     median = statistics.median
+    if not rates:  # no run of it yet: a probe's figure on a handful of pictures, if one was taken (`speed_probe`)
+        kept = speed_probe.kept_rate(backbone, image_size or get_backbone(backbone).input_size)
+        rates = [kept] if kept else []
     return MachineSpeed(
         images_per_s=median(rates) if rates else None,
         epoch_s_per_image={learns: median(values) for learns, values in epoch_costs.items()},
@@ -267,6 +278,25 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
     ready = set_up + (phases[0].pass_s if phases else 0.0)
     per_epoch = max((phase.per_epoch_s for phase in phases), default=0.0)
     return RunEstimate(ready, per_epoch, total, kept_images, speed.measured, cached, tuple(phases), set_up, finish, start)
+
+
+def plain_recipe_s(audit, speed: MachineSpeed | None = None) -> float:
+    """How long the plain tutorial recipe takes on `audit`'s pictures on this computer, Python's start not counted.
+
+    Args:
+        audit: the pictures' `DatasetAudit` (its training and validation pictures).
+        speed: this computer's measured speed for MobileNetV2 0.35 at 224 px; read from its runs when None.
+
+    Returns:
+        Seconds, in the terms of `RunEstimate.total_s` (so the two compare directly).
+    """
+    speed = speed or measured_speed(PLAIN_BACKBONE, get_backbone(PLAIN_BACKBONE).input_size)
+    rate = speed.images_per_s or guessed_images_per_s(PLAIN_BACKBONE, get_backbone(PLAIN_BACKBONE).input_size)
+    pictures = len(audit.split_records("train")) + len(audit.split_records("val"))
+    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S
+    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S
+    per_epoch = pictures * PLAIN_PASS_COST / rate + GUESS_EPOCH_OVERHEAD_S
+    return set_up + PLAIN_TRACE_S + PLAIN_EPOCHS * per_epoch + finish
 
 
 def _trace(speed: MachineSpeed, learns: str) -> float:
