@@ -19,9 +19,10 @@ import tlcore
 STATE_FILE = "app_state.json"
 
 FREEZE_BY_PRESET = "auto"  # the Model page's "let the training preset choose" (not a TrainConfig value)
+BACKBONE_BY_PRESET = "auto"  # the Model page's "let the preset pick the network" (not a backbone name)
 
 DEFAULT_MODEL_CHOICE = {
-    "backbone": "mobilenetv2_035",
+    "backbone": BACKBONE_BY_PRESET,
     "freeze": FREEZE_BY_PRESET,
     "dropout": 0.2,
     "label_smoothing": 0.1,
@@ -140,7 +141,7 @@ def model_choice() -> dict:
     """Backbone, freezing and head options from the Model page (defaults until visited)."""
     stored = _session_default("model_choice", {}) or {}
     choice = dict(DEFAULT_MODEL_CHOICE, **{k: v for k, v in stored.items() if k in DEFAULT_MODEL_CHOICE})
-    names = {row["name"] for row in tlcore.list_backbones()}
+    names = {row["name"] for row in tlcore.list_backbones()} | {BACKBONE_BY_PRESET}
     if choice["backbone"] not in names:
         choice = dict(DEFAULT_MODEL_CHOICE)
     return choice
@@ -158,3 +159,26 @@ def train_choice() -> dict:
 def set_train_choice(choice: dict) -> None:
     st.session_state["train_choice"] = dict(choice)
     remember(train_choice=dict(choice))
+
+
+def time_budget() -> float | None:
+    """The time budget the user set on the Train page, in seconds; None for the default (the plain recipe's time)."""
+    value = _session_default("time_budget", None)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def set_time_budget(seconds: float | None) -> None:
+    st.session_state["time_budget"] = seconds
+    remember(time_budget=seconds)
+
+
+def allowed_downloads() -> tuple[str, ...]:
+    """Backbones whose weights the user agreed to download (the Model page asks before a large one)."""
+    stored = _session_default("allowed_downloads", []) or []
+    return tuple(name for name in stored if isinstance(name, str))
+
+
+def allow_download(name: str) -> None:
+    allowed = sorted(set(allowed_downloads()) | {name})
+    st.session_state["allowed_downloads"] = allowed
+    remember(allowed_downloads=allowed)

@@ -139,17 +139,24 @@ def _train_config(args):
     return TrainConfig(data=args.data, **_given_settings(args))
 
 
-def _cmd_train(args) -> int:
+def _planned_run(args, audit):
+    """The run `tlcore train` plans: `build_config`, as the app's Train page calls it, with the flags as set by hand.
+
+    A network this computer has not measured is measured here, in this process (which imports Keras anyway).
+    """
     from tlcore.training import speed_probe
     from tlcore.training.preset_config import build_config
+
+    return build_config(args.data, args.preset, audit, _given_settings(args), budget_s=args.time_budget,
+                        measure=speed_probe.prober(audit))
+
+
+def _cmd_train(args) -> int:
     from tlcore.training.recipe import describe_choice
     from tlcore.training.run import audit_in_background, train
 
-    config = _train_config(args)
-    audit_future = getattr(args, "audit_future", None) or audit_in_background(config)
-    audit = audit_future.result()
-    planned = build_config(args.data, args.preset, audit, _given_settings(args), budget_s=args.time_budget,
-                           measure=speed_probe.prober(audit))
+    audit_future = getattr(args, "audit_future", None) or audit_in_background(_train_config(args))
+    planned = _planned_run(args, audit_future.result())
     config = planned.config
     for note in planned.notes:
         print(f"note: {note}", file=sys.stderr, flush=True)

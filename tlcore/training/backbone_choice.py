@@ -141,7 +141,8 @@ def choose_backbone(
         audit: the pictures' `DatasetAudit`.
         explicit: fields the user set by hand (they keep `config`'s value, as in `apply_preset`).
         budget_s: the longest the run may take, in `RunEstimate.total_s` terms; the default budget when None.
-        speeds: {backbone: MachineSpeed}, this computer's figures; read from its runs and probes when missing.
+        speeds: {backbone: MachineSpeed}, this computer's figures; what is missing is read from its runs and
+            probes (or measured) and added to it, so a caller asking again reads nothing twice.
         online: whether weights can be downloaded (or a function that says, asked only when it matters);
             by default `backbones.weights_server_reachable`.
         allowed_downloads: backbones whose weights the user agreed to download, whatever their size.
@@ -156,7 +157,7 @@ def choose_backbone(
         raise InputError(f"preset must be one of {', '.join(recipe.PRESETS)}, got {preset!r}.")
     if budget_s is not None and not budget_s > 0:
         raise InputError(f"the time budget must be a number of seconds above 0, got {budget_s!r} (e.g. 60).")
-    speeds = dict(speeds or {})
+    speeds = speeds if speeds is not None else {}
     size = config.image_size or None
     default_budget = budget_s is None
     if default_budget:
