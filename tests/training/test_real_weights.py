@@ -79,6 +79,37 @@ def test_the_best_preset_on_real_photos_beats_the_quick_check(shared_datasets, k
         results["best"].val_accuracy, results["fast"].val_accuracy)
 
 
+@pytest.mark.timeout(600)
+def test_the_full_width_mobilenet_v2_loads_offline_and_trains_a_quick_check_on_real_photos(
+        shared_datasets, keras_weights_home, tmp_path, monkeypatch):
+    """The network the best preset picks when it fits: its weights load from the Keras cache, with no network."""
+    from keras.src.utils import file_utils
+
+    from tlcore.data.audit import audit_dataset
+    from tlcore.training.preset_config import build_config
+
+    flowers = shared_datasets / "flowers5"
+    weights = keras_weights_home / get_backbone("mobilenetv2_100").weights_file_for(224)
+    if not flowers.is_dir() or not weights.is_file():
+        pytest.skip(f"needs the flowers5 photos in {flowers} and {weights.name} in ../shared/keras-weights")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network (simulated by the test)")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    audit = audit_dataset(str(flowers), 0.2, 1, find_duplicates=False)
+    given = {"backbone": "mobilenetv2_100", "seed": 1, "epochs": 8}  # a short quick check: 8 epochs of the new layer
+    config = build_config(str(flowers), "fast", audit, given).config
+
+    result = train(config, runs_dir=tmp_path / "runs")
+
+    assert config.backbone == "mobilenetv2_100" and config.freeze == "all" and config.weights == "imagenet"
+    assert result.status == "completed" and result.epochs_run == 8
+    # Random weights would score about 0.2 (5 classes); 8 epochs of the new layer scored 0.75 with seed 1.
+    assert result.val_accuracy >= 0.7, f"validation accuracy {result.val_accuracy:.0%}"
+
+
 # ----------------------------------------------------------------- weights that are not available offline
 
 

@@ -48,6 +48,7 @@ GUESS_TRAINING_COST = 3.0  # a training step through the whole network costs abo
 EARLIER_RUNS_READ = 10  # the most recent runs of the same backbone that the measurement reads
 START_S_LIMIT = 60.0  # a longer "start" was a training process waiting ready (the app's spare), not an import
 HEAD_KEY = "all"  # the measured epoch cost of the new layer alone
+SLOWDOWN_LIMITS = (0.25, 50.0)  # how much faster or slower than the first guesses' laptop a computer is taken to be
 # The plain tutorial recipe (`benchmarks/plain_recipe.py`: MobileNetV2 0.35 frozen inside `model.fit`, 10 epochs),
 # the yardstick of the presets' time budget. Each epoch decodes every picture again and runs the backbone
 # unfolded, PLAIN_PASS_COST times a feature pass's cost per picture; its first epoch traces the whole model.
@@ -254,18 +255,20 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
     """
     size = config.resolved_image_size
     speed = speed or measured_speed(config.backbone, size)
-    cost = _cost_factor(config.backbone, size)
+    slowdown = _slowdown(speed, config.backbone, size)
+    cost = _cost_factor(config.backbone, size) * slowdown
     train_count, val_count = len(audit.split_records("train")), len(audit.split_records("val"))
     rate = speed.images_per_s or guessed_images_per_s(config.backbone, size)
     cached = config.feature_cache == "auto" if cached is None else cached
-    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S
-    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S
-    start = speed.start_s if speed.start_s is not None else GUESS_START_S
+    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S * slowdown
+    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S * slowdown
+    start = speed.start_s if speed.start_s is not None else GUESS_START_S * slowdown
     phases = []
     for index, (learns, epochs) in enumerate(planned_phases(config)):
+        trace = _trace(speed, learns, slowdown)
         if not cached:
             per_epoch = GUESS_TRAINING_COST * train_count / rate + val_count / rate + GUESS_EPOCH_OVERHEAD_S
-            phases.append(PhaseEstimate(learns, 0, 0.0, _trace(speed, learns), epochs, per_epoch))
+            phases.append(PhaseEstimate(learns, 0, 0.0, trace, epochs, per_epoch))
             continue
         views = views_per_image(config.augment)
         kept = kept_images if index == 0 and views == 1 else 0
@@ -273,7 +276,7 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
         guess = (GUESS_HEAD_EPOCH_S_PER_IMAGE if learns == HEAD_KEY else GUESS_BLOCK_EPOCH_S_PER_IMAGE) * cost
         per_image = speed.epoch_s_per_image.get(learns, guess)
         per_epoch = per_image * train_count + GUESS_EPOCH_OVERHEAD_S
-        phases.append(PhaseEstimate(learns, pass_images, pass_images / rate, _trace(speed, learns), epochs, per_epoch))
+        phases.append(PhaseEstimate(learns, pass_images, pass_images / rate, trace, epochs, per_epoch))
     total = set_up + sum(phase.total_s for phase in phases) + finish
     ready = set_up + (phases[0].pass_s if phases else 0.0)
     per_epoch = max((phase.per_epoch_s for phase in phases), default=0.0)
@@ -290,19 +293,34 @@ def plain_recipe_s(audit, speed: MachineSpeed | None = None) -> float:
     Returns:
         Seconds, in the terms of `RunEstimate.total_s` (so the two compare directly).
     """
-    speed = speed or measured_speed(PLAIN_BACKBONE, get_backbone(PLAIN_BACKBONE).input_size)
-    rate = speed.images_per_s or guessed_images_per_s(PLAIN_BACKBONE, get_backbone(PLAIN_BACKBONE).input_size)
+    size = get_backbone(PLAIN_BACKBONE).input_size
+    speed = speed or measured_speed(PLAIN_BACKBONE, size)
+    rate = speed.images_per_s or guessed_images_per_s(PLAIN_BACKBONE, size)
+    slowdown = _slowdown(speed, PLAIN_BACKBONE, size)
     pictures = len(audit.split_records("train")) + len(audit.split_records("val"))
-    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S
-    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S
+    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S * slowdown
+    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S * slowdown
     per_epoch = pictures * PLAIN_PASS_COST / rate + GUESS_EPOCH_OVERHEAD_S
-    return set_up + PLAIN_TRACE_S + PLAIN_EPOCHS * per_epoch + finish
+    return set_up + PLAIN_TRACE_S * slowdown + PLAIN_EPOCHS * per_epoch + finish
 
 
-def _trace(speed: MachineSpeed, learns: str) -> float:
+def _trace(speed: MachineSpeed, learns: str, slowdown: float = 1.0) -> float:
     """A phase's one-time tracing: as measured for what learns in it, else the first guess for that kind of phase."""
-    guess = GUESS_TRACE_S if learns == HEAD_KEY else GUESS_BLOCK_TRACE_S
+    guess = (GUESS_TRACE_S if learns == HEAD_KEY else GUESS_BLOCK_TRACE_S) * slowdown
     return speed.trace_s.get(learns, guess)
+
+
+def _slowdown(speed: MachineSpeed, backbone: str, image_size: int) -> float:
+    """How many times slower this computer's measured feature pass is than the first guess for it (1 unmeasured).
+
+    The first guesses of the other parts (epochs, tracing, set-up) were measured
+    on one laptop; a computer measured to be slower (or busier) at the pass is
+    taken to be as much slower at them, until its own runs measure them.
+    """
+    if not speed.images_per_s:
+        return 1.0
+    ratio = guessed_images_per_s(backbone, image_size) / speed.images_per_s
+    return min(SLOWDOWN_LIMITS[1], max(SLOWDOWN_LIMITS[0], ratio))
 
 
 def remaining_after(estimate: RunEstimate, phase_index: int, epochs_done_in_phase: int,
