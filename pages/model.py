@@ -209,9 +209,9 @@ def freezing_map(backbone: str, by_preset: bool = False) -> str:
     st.markdown(
         "The pretrained model is a stack of **blocks**: the first ones see edges and colours, the last ones see whole "
         "shapes and objects. A **frozen** block keeps what it knows. Not sure? Let the training preset choose: with a "
-        "hundred pictures or more it lets the top two blocks learn too, gently, after the new last layer, which scored "
-        "higher on every photo set it was measured on. Let more blocks learn for pictures unlike everyday photos "
-        "(drawings, X-rays, microscope images), with a small learning rate."
+        "hundred pictures or more it lets the top two blocks learn too, gently, after the new last layer, for as many "
+        "epochs as fit the time budget (none, if even a few do not fit). Let more blocks learn for pictures unlike "
+        "everyday photos (drawings, X-rays, microscope images), with a small learning rate."
     )
     blocks = tlcore.block_table(backbone)
     names = [block["name"] for block in blocks]
@@ -229,7 +229,8 @@ def freezing_map(backbone: str, by_preset: bool = False) -> str:
         trainable = names[len(names) - count:]
     elif preset == "auto":
         st.caption("The Train page's preset decides: with a hundred pictures or more, the best-quality preset lets the "
-                   "top two blocks learn too, gently, after the new last layer; the quick check keeps them all frozen.")
+                   "top two blocks learn too, gently, after the new last layer, within the time budget; the quick check "
+                   "keeps them all frozen.")
         return choices.FREEZE_BY_PRESET
     elif preset == "all":
         trainable = []
