@@ -175,6 +175,10 @@ def _cmd_train(args) -> int:
 def _cmd_measure_speed(args) -> None:
     from tlcore.training.speed_probe import measure_and_keep
 
+    missing = [name for name in args.files if not os.path.isfile(name)]
+    if missing:
+        raise InputError(f"no picture at {missing[0]!r}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
+                         "give the paths of a few pictures to time the network on, e.g. photos/cats/1.jpg.")
     rate = measure_and_keep(args.backbone, args.image_size, args.files)
     print_json({"backbone": args.backbone, "image_size": args.image_size, "images_per_s": rate})
 

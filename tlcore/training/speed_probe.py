@@ -98,13 +98,13 @@ def sample_files(audit, count: int = PROBE_PICTURES) -> list[str]:
     return paths_[::step][:count]
 
 
-def prober(audit) -> Callable[[str, int], float]:
+def prober(audit) -> Callable[[str, int], float | None]:
     """`measure(backbone, image_size)` on a handful of `audit`'s pictures, in this process (it imports Keras)."""
     files = sample_files(audit)
-    return lambda backbone, image_size: measure_and_keep(backbone, image_size, files)
+    return lambda backbone, image_size: measure_and_keep(backbone, image_size, files) if files else None
 
 
-def process_prober(audit, timeout_s: float = PROBE_TIMEOUT_S) -> Callable[[str, int], float]:
+def process_prober(audit, timeout_s: float = PROBE_TIMEOUT_S) -> Callable[[str, int], float | None]:
     """The same in a process of its own (`tlcore measure-speed`), for the app's server, which never imports Keras.
 
     It returns None when the measurement fails (the choice then uses the first guess).
@@ -112,6 +112,8 @@ def process_prober(audit, timeout_s: float = PROBE_TIMEOUT_S) -> Callable[[str, 
     files = sample_files(audit)
 
     def measure(backbone: str, image_size: int) -> float | None:
+        if not files:
+            return None
         command = [sys.executable, "-m", "tlcore", "measure-speed", backbone, "--image-size", str(image_size), *files]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
