@@ -174,6 +174,21 @@ def test_a_network_never_measured_here_is_measured_before_choosing(weights_here)
     assert choice.option(STRONG).measured and choice.option(STRONG).images_per_s == 140.0
 
 
+def test_the_budgets_network_is_measured_first_so_the_budget_and_the_runs_are_in_the_same_terms():
+    measured = []
+
+    def measure(backbone, image_size):
+        measured.append(backbone)
+        return {STRONG: 15.0, SMALL: 45.0, SMALLEST: 70.0}[backbone]  # a busy computer: ten times slower
+
+    busy = choose_backbone(CONFIG.replace(weights="none"), "best", audit_of(), measure=measure)
+
+    assert measured[0] == SMALL and sorted(measured) == sorted([STRONG, SMALL, SMALLEST])
+    assert busy.budget_s == pytest.approx(plain_recipe_s(audit_of(), MachineSpeed(images_per_s=45.0)))
+    assert busy.backbone == choose_backbone(CONFIG.replace(weights="none"), "best", audit_of(), speeds={
+        name: MachineSpeed(images_per_s=rate) for name, rate in {STRONG: 15.0, SMALL: 45.0, SMALLEST: 70.0}.items()}).backbone
+
+
 def test_a_probes_figure_is_kept_and_read_as_this_computers_speed():
     assert measured_speed(STRONG, 224).images_per_s is None
 

@@ -30,6 +30,7 @@ nobody picked one. Pure Python: the figures come in, no Keras here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -161,8 +162,8 @@ def choose_backbone(
     size = config.image_size or None
     default_budget = budget_s is None
     if default_budget:
-        plain = backbones.get_backbone(estimates.PLAIN_BACKBONE)
-        budget_s = default_budget_s(preset, audit, _speed(speeds, plain.name, plain.input_size))
+        plain = backbones.get_backbone(estimates.PLAIN_BACKBONE)  # measured first: the budget is in its terms
+        budget_s = default_budget_s(preset, audit, _speed(speeds, plain.name, plain.input_size, measure))
     ask_online = _online_asker(online, config)
     options = []
     for spec in candidates():
@@ -181,12 +182,7 @@ def _option(spec, config, preset, audit, explicit, budget_s, speeds, ask_online,
         return None
     here = config.weights == "none" or backbones.weights_available_offline(spec.name)
     usable = here or ((spec.download_mb <= AUTO_DOWNLOAD_MB or spec.name in allowed_downloads) and ask_online())
-    speed = _speed(speeds, spec.name, size)
-    if speed.images_per_s is None and measure is not None and (usable or ask_online()):
-        rate = measure(spec.name, size)
-        if rate:
-            speed = estimates.MachineSpeed(**{**speed.__dict__, "images_per_s": rate})
-            speeds[spec.name] = speed
+    speed = _speed(speeds, spec.name, size, measure if usable or ask_online() else None)
     rate = speed.images_per_s or estimates.guessed_images_per_s(spec.name, size)
     settings, fits, shortened, total = _fit(planned, audit, speed, budget_s, explicit)
     return BackboneOption(spec.name, spec.title, rate, speed.images_per_s is not None, here, spec.download_mb,
@@ -266,10 +262,16 @@ def _offer(stronger: list[BackboneOption], ask_online, allowed_downloads) -> Bac
     return waiting[0] if waiting else None
 
 
-def _speed(speeds: dict, name: str, size: int) -> estimates.MachineSpeed:
+def _speed(speeds: dict, name: str, size: int, measure=None) -> estimates.MachineSpeed:
+    """This computer's speed for a backbone: as read before, else from its runs and probes, else measured now."""
     if name not in speeds:
         speeds[name] = estimates.measured_speed(name, size)
-    return speeds[name]
+    speed = speeds[name]
+    if speed.images_per_s is None and measure is not None:
+        rate = measure(name, size)
+        if rate:
+            speeds[name] = speed = dataclasses.replace(speed, images_per_s=rate)
+    return speed
 
 
 def _online_asker(online, config) -> Callable[[], bool]:
