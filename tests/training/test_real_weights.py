@@ -6,6 +6,7 @@ the export tests. The weights are copied into a temporary KERAS_HOME,
 so nothing is downloaded and nothing in `~/.keras` is touched.
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -111,6 +112,35 @@ def test_the_full_width_mobilenet_v2_loads_offline_and_trains_a_quick_check_on_r
 
 
 # ----------------------------------------------------------------- weights that are not available offline
+
+
+@pytest.mark.timeout(300)
+def test_without_the_stronger_networks_weights_and_offline_the_run_uses_the_strongest_here_and_says_so(
+        keras_weights_home, tiny_dataset, tmp_path):
+    """The preset would pick MobileNetV2 at full width (recorded speeds, a generous budget), but only width 0.35 is here."""
+    from tlcore.training import speed_probe
+
+    for name in ("mobilenetv2_100", "mobilenet_025"):
+        (keras_weights_home / get_backbone(name).weights_file_for(224)).unlink()
+    for name, rate in {"mobilenetv2_100": 150.0, "mobilenetv2_035": 450.0, "mobilenet_025": 700.0}.items():
+        speed_probe.keep_rate(name, 32, rate, pictures=32)
+    env = {key: value for key, value in os.environ.items() if key.lower() != "no_proxy"}
+    env.update({name: OFFLINE_PROXY for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")})
+    env.pop("TLCORE_OFFLINE", None)  # the network is asked, and does not answer
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tlcore", "train", str(tiny_dataset), "--preset", "fast", "--image-size", "32",
+         "--epochs", "1", "--time-budget", "1000", "--runs-dir", str(tmp_path / "runs"), "--json"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=250,
+    )
+
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1, result.stderr
+    assert "MobileNetV2 would be stronger" in notes[0] and "no internet" in notes[0]
+    assert "using MobileNetV2 (width 0.35)" in notes[0]
+    run_dir = pathlib.Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
+    assert json.loads((run_dir / "config.json").read_text())["backbone"] == "mobilenetv2_035"
 
 
 @pytest.mark.timeout(120)
