@@ -137,10 +137,18 @@ def set_excluded_files(path: str, files: list[str]) -> None:
 # ----------------------------------------------------------------- model and training settings
 
 
+# Before the presets picked the network, the Model page stored its default (width 0.35) as the choice; a choice
+# stored without this mark, with the blocks left to the preset too, is that old default, not a pick by hand.
+CHOICE_VERSION = 2
+
+
 def model_choice() -> dict:
     """Backbone, freezing and head options from the Model page (defaults until visited)."""
     stored = _session_default("model_choice", {}) or {}
     choice = dict(DEFAULT_MODEL_CHOICE, **{k: v for k, v in stored.items() if k in DEFAULT_MODEL_CHOICE})
+    old_default = choice["backbone"] == "mobilenetv2_035" and choice["freeze"] == FREEZE_BY_PRESET
+    if stored.get("version") != CHOICE_VERSION and old_default:
+        choice["backbone"] = BACKBONE_BY_PRESET
     names = {row["name"] for row in tlcore.list_backbones()} | {BACKBONE_BY_PRESET}
     if choice["backbone"] not in names:
         choice = dict(DEFAULT_MODEL_CHOICE)
@@ -148,8 +156,9 @@ def model_choice() -> dict:
 
 
 def set_model_choice(choice: dict) -> None:
-    st.session_state["model_choice"] = dict(choice)
-    remember(model_choice=dict(choice))
+    choice = {**choice, "version": CHOICE_VERSION}
+    st.session_state["model_choice"] = choice
+    remember(model_choice=choice)
 
 
 def train_choice() -> dict:

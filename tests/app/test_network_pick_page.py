@@ -69,3 +69,19 @@ def test_without_internet_the_page_says_in_one_line_which_stronger_network_is_mi
     notes = [element.value for element in app.info if "would be stronger" in element.value]
     assert len(notes) == 1 and "\n" not in notes[0]
     assert "no internet" in notes[0] and "using MobileNetV2 (width 0.35)" in notes[0]
+
+
+def test_the_old_default_network_remembered_by_an_earlier_version_is_left_to_the_preset(pictures):
+    home = pathlib.Path(str(pictures)).parent / "home"
+    state = json.loads((home / "app_state.json").read_text())
+    state["model_choice"] = {"backbone": "mobilenetv2_035", "freeze": "auto", "dropout": 0.2}  # no version mark
+    (home / "app_state.json").write_text(json.dumps(state))
+
+    app = AppTest.from_file(str(REPO / "pages/model.py"), default_timeout=60).run()
+
+    assert not app.exception, app.exception
+    assert app.selectbox(key="model_backbone").value == "auto"
+    app.selectbox(key="model_backbone").set_value("mobilenetv2_035").run()
+    assert app.session_state["model_choice"]["backbone"] == "mobilenetv2_035"  # picked by hand now: kept
+    rerun = AppTest.from_file(str(REPO / "pages/model.py"), default_timeout=60).run()
+    assert rerun.selectbox(key="model_backbone").value == "mobilenetv2_035"
