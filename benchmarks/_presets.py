@@ -20,12 +20,22 @@ def fresh_home(prefix: str) -> pathlib.Path:
     return home
 
 
-def preset_config(data: str, preset: str, seed: int = 42):
-    """(the config `tlcore train DATA --preset P --seed S` runs, the audit it was chosen for)."""
-    from tlcore.data.audit import audit_dataset
-    from tlcore.training.config import TrainConfig
-    from tlcore.training.recipe import apply_preset
+def preset_config(data: str, preset: str, seed: int = 42, measure: bool = False):
+    """(the config `tlcore train DATA --preset P --seed S` runs, the audit it was chosen for).
 
-    base = TrainConfig(data=data, seed=seed)
-    audit = audit_dataset(data, base.val_split, seed, find_duplicates=False)
-    return apply_preset(base, preset, audit), audit
+    Built by `tlcore.build_config`, as the command builds it. With `measure`, a
+    network this computer has not measured yet is measured here first (and the
+    figure kept), as the command would; without, first guesses stand in for it.
+    """
+    return planned_run(data, preset, seed, measure)[:2]
+
+
+def planned_run(data: str, preset: str, seed: int = 42, measure: bool = False):
+    """(config, audit, the `PlannedRun`) for `tlcore train DATA --preset P --seed S`."""
+    from tlcore.data.audit import audit_dataset
+    from tlcore.training import speed_probe
+    from tlcore.training.preset_config import build_config
+
+    audit = audit_dataset(data, 0.2, seed, find_duplicates=False)
+    planned = build_config(data, preset, audit, {"seed": seed}, measure=speed_probe.prober(audit) if measure else None)
+    return planned.config, audit, planned

@@ -6,6 +6,7 @@ import streamlit as st
 
 import tlcore
 from ui import audit_cache, charts, choices, gate, messages
+from ui import plans as ui_plans
 
 PRESETS = {
     "auto": "Let the training preset choose (recommended): it picks from the number of your pictures",
@@ -35,12 +36,27 @@ with messages.shown_errors():
     by_name = {row["name"]: row for row in rows}
 
 
-def backbone_table() -> None:
+def preset_pick():
+    """What the best-quality preset would pick for the chosen pictures (None without pictures), measuring first."""
+    path = choices.dataset_path()
+    if not path:
+        return None
+    try:
+        audit = audit_cache.audit(path)
+        return ui_plans.plan(path, audit, {**choice, "backbone": choices.BACKBONE_BY_PRESET}, tlcore.DEFAULT_PRESET).choice
+    except tlcore.TlcoreError as error:
+        st.caption(f"Which model the preset picks shows once your pictures can be read: {error}")
+        return None
+
+
+def backbone_table(pick) -> None:
+    options = {option.name: option for option in pick.options} if pick else {}
     table = pd.DataFrame(
         [
             {
                 "model": row["title"],
                 "speed": row["speed_hint"],
+                "pictures per second here": _rate(options.get(row["name"]), row["name"]),
                 "size (million parameters)": round(row["params"] / 1e6, 1),
                 "ImageNet accuracy": row["imagenet_top1"] / 100,
                 "picture size (pixels)": row["input_size"],
@@ -58,6 +74,10 @@ def backbone_table() -> None:
             "ready on this computer": st.column_config.CheckboxColumn(
                 help="Ticked: its pretrained weights are on this computer. Otherwise training downloads them."
             ),
+            "pictures per second here": st.column_config.TextColumn(
+                help="How many of your pictures this computer runs through the frozen model each second, as measured "
+                "here (a training of it, or a quick measurement on a few of your pictures). Empty: not measured yet."
+            ),
             "ImageNet accuracy": st.column_config.ProgressColumn(
                 format="percent", min_value=0, max_value=1,
                 help="How often it named the right one of 1000 everyday things (ImageNet top-1).",
@@ -69,22 +89,55 @@ def backbone_table() -> None:
     )
 
 
-def pick_backbone() -> str:
-    names = [row["name"] for row in rows]
+def _rate(option, name: str) -> str:
+    if option is not None and option.measured:
+        return f"{option.images_per_s:,.0f}"
+    measured = tlcore.measured_speed(name).images_per_s
+    return f"{measured:,.0f}" if measured else ""
+
+
+def explain_pick(pick) -> None:
+    """Which model the preset would pick and why; a stronger one that needs a download, with its size and a yes."""
+    if pick is None:
+        st.caption("Choose your pictures on the Data page to see which model the preset picks for them.")
+        return
+    st.markdown(f"**The best-quality preset would pick {pick.describe()}** "
+                f"(time budget: about {tlcore.format_duration(pick.budget_s)}; change it on the Train page).")
+    if pick.note:
+        st.info(pick.note)
+    offer = pick.offer
+    if offer is not None:
+        st.info(f"{offer.title} would be stronger and would finish in about {tlcore.format_duration(offer.estimate_s)} "
+                f"here, but its weights are not on this computer: a download of about {offer.download_mb:.0f} MB.")
+        if st.button(f"Download {offer.title} when training starts (about {offer.download_mb:.0f} MB)",
+                     key="model_allow_download"):
+            choices.allow_download(offer.name)
+            st.rerun()
+
+
+def pick_backbone(pick) -> str:
+    names = [choices.BACKBONE_BY_PRESET] + [row["name"] for row in rows]
+
+    def label(name: str) -> str:
+        if name == choices.BACKBONE_BY_PRESET:
+            picked = f": now {by_name[pick.backbone]['title']}" if pick else ""
+            return f"Let the preset pick (recommended){picked}"
+        return f"{by_name[name]['title']} — {by_name[name]['speed_hint']}" + (
+            "" if by_name[name]["available_offline"] else " (needs download)")
+
     name = st.selectbox(
         "Pretrained model",
         names,
         index=names.index(choice["backbone"]),
         key="model_backbone",
-        format_func=lambda n: f"{by_name[n]['title']} — {by_name[n]['speed_hint']}"
-        + ("" if by_name[n]["available_offline"] else " (needs download)"),
-        help="Start with the default: it learns the demo in seconds on any laptop.",
+        format_func=label,
+        help="Let the preset pick: the strongest model that finishes within the time budget on this computer.",
     )
-    st.caption("Not sure? Keep MobileNetV2 (width 0.35): it is small, ready on this computer, and learns the demo "
-               "in seconds. Try a bigger model once your pictures work.")
+    st.caption("Not sure? Let the preset pick: it takes the strongest model whose run fits the time the plain tutorial "
+               "recipe would take on your pictures here. A model picked by hand is always used as it is.")
     if "model_imported" in st.session_state:
         st.success(tlcore.markdown_text(st.session_state.pop("model_imported")))  # it names the uploaded file
-    if not by_name[name]["available_offline"]:
+    if name != choices.BACKBONE_BY_PRESET and not by_name[name]["available_offline"]:
         offer_weights_import(name)
     return name
 
@@ -134,7 +187,8 @@ def remembered_freeze(backbone: str, names: list[str]) -> tuple[str, list[str]]:
     A remembered option this backbone cannot take (a block name it does not
     have) starts over from "all", and says so.
     """
-    remembered = choice["freeze"] if choice["backbone"] == backbone else choices.FREEZE_BY_PRESET
+    same = choice["backbone"] in (backbone, choices.BACKBONE_BY_PRESET)
+    remembered = choice["freeze"] if same else choices.FREEZE_BY_PRESET
     if remembered == choices.FREEZE_BY_PRESET:
         return remembered, []
     try:
@@ -152,20 +206,24 @@ def preset_of(freeze: str) -> str:
     return "top" if freeze.startswith("top:") else "custom"
 
 
-def freezing_map(backbone: str) -> str:
+def freezing_map(backbone: str, by_preset: bool = False) -> str:
     st.subheader("What may change while learning (freezing)")
     st.markdown(
         "The pretrained model is a stack of **blocks**: the first ones see edges and colours, the last ones see whole "
         "shapes and objects. A **frozen** block keeps what it knows. Not sure? Let the training preset choose: with a "
-        "hundred pictures or more it lets the top two blocks learn too, gently, after the new last layer, which scored "
-        "higher on every photo set it was measured on. Let more blocks learn for pictures unlike everyday photos "
-        "(drawings, X-rays, microscope images), with a small learning rate."
+        "hundred pictures or more it lets the top two blocks learn too, gently, after the new last layer, for as many "
+        "epochs as fit the time budget (none, if even a few do not fit). Let more blocks learn for pictures unlike "
+        "everyday photos (drawings, X-rays, microscope images), with a small learning rate."
     )
     blocks = tlcore.block_table(backbone)
     names = [block["name"] for block in blocks]
     remembered, remembered_blocks = remembered_freeze(backbone, names)
-    preset = st.radio("How much may learn?", list(PRESETS), index=list(PRESETS).index(preset_of(remembered)),
+    offered = [name for name in PRESETS if not (by_preset and name == "custom")]
+    current = preset_of(remembered)
+    preset = st.radio("How much may learn?", offered, index=offered.index(current) if current in offered else 0,
                       format_func=PRESETS.get, key="model_freeze_preset")
+    if by_preset:
+        st.caption("To pick blocks one by one, pick the pretrained model by hand above (block names differ between models).")
     if preset == "top":
         start = len(remembered_blocks) if preset_of(remembered) == "top" else 2
         count = st.slider("How many top blocks learn", 1, len(names), min(max(start, 1), len(names)),
@@ -173,7 +231,8 @@ def freezing_map(backbone: str) -> str:
         trainable = names[len(names) - count:]
     elif preset == "auto":
         st.caption("The Train page's preset decides: with a hundred pictures or more, the best-quality preset lets the "
-                   "top two blocks learn too, gently, after the new last layer; the quick check keeps them all frozen.")
+                   "top two blocks learn too, gently, after the new last layer, within the time budget; the quick check "
+                   "keeps them all frozen.")
         return choices.FREEZE_BY_PRESET
     elif preset == "all":
         trainable = []
@@ -235,10 +294,14 @@ def _class_count() -> int:
 
 
 with messages.shown_errors():
-    backbone_table()
-    backbone = pick_backbone()
+    pick = preset_pick()
+    backbone_table(pick)
+    explain_pick(pick)
+    chosen = pick_backbone(pick)
+    by_preset = chosen == choices.BACKBONE_BY_PRESET
+    backbone = (pick.backbone if pick else tlcore.DEFAULT_BACKBONE) if by_preset else chosen
     head = head_options(backbone)
-    freeze = freezing_map(backbone)
+    freeze = freezing_map(backbone, by_preset)
     show_counts(backbone, freeze)
-    choices.set_model_choice({"backbone": backbone, "freeze": freeze, **head})
+    choices.set_model_choice({"backbone": chosen, "freeze": freeze, **head})
     messages.link("pages/train.py", "Next: Train →")

@@ -14,6 +14,7 @@ import streamlit as st
 
 import tlcore
 from ui import audit_cache, charts, choices, gate, messages, run_picker, words
+from ui import plans as ui_plans
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BATCH_SIZES = [8, 16, 32, 64, 128]
@@ -44,24 +45,29 @@ def require_data():
 
 
 def describe_plan(path: str, audit, model: dict) -> None:
-    offline = {row["name"]: row["available_offline"] for row in tlcore.list_backbones()}
     if model["freeze"] == choices.FREEZE_BY_PRESET:
         learns = "the preset below chooses which blocks learn"
     elif model["freeze"] == "all":
         learns = "only the new last layer learns"
     else:
         learns = f"these blocks also learn: {model['freeze']}"
+    network = ("the preset below picks it" if model["backbone"] == choices.BACKBONE_BY_PRESET
+               else f"{words.backbone_title(model['backbone'])}, picked by hand")
     st.markdown(
         f"**Pictures:** {tlcore.markdown_text(words.dataset_name(path))}, {len(audit.class_names)} classes, "
         f"{len(audit.split_records('train'))} for learning and {len(audit.split_records('val'))} for checking.  \n"
-        f"**Model:** {words.backbone_title(model['backbone'])}; {learns}. "
+        f"**Model:** {network}; {learns}. "
     )
     edits = choices.dataset_edits(path)
     if edits:
         st.caption(f"{words.count(len(edits.excluded_files), 'picture')} left out and "
                    f"{words.count(len(edits.relabels), 'picture')} moved to another class, as you chose on the Data "
                    "and Evaluate pages (your files stay where they are).")
-    if not offline.get(model["backbone"], True):
+
+
+def warn_missing_weights(backbone: str) -> None:
+    offline = {row["name"]: row["available_offline"] for row in tlcore.list_backbones()}
+    if not offline.get(backbone, True):
         st.warning("This pretrained model's weights are not on this computer: training will try to download them. "
                    "Without internet, import them on the Model page or pick a model marked ready.")
 
@@ -70,56 +76,75 @@ def describe_plan(path: str, audit, model: dict) -> None:
 
 
 def settings(path: str, audit, model: dict):
-    """The preset, then the expert widgets; returns (TrainConfig, its estimate), or (None, None) after showing why."""
+    """The preset, the time budget, then the expert widgets; returns (TrainConfig, its estimate), or (None, None)."""
     saved = choices.train_choice()
+    speeds = {}  # this computer's measured speeds, read once: every plan and estimate on the page uses them
     try:
-        probe = preset_config(path, audit, model, tlcore.DEFAULT_PRESET, {})
-        # This computer's measured speeds, read once: every estimate on the page uses them.
-        speed = tlcore.measured_speed(probe.backbone, probe.resolved_image_size)
-        preset = choose_preset(path, audit, model, saved, speed)
-        chosen = preset_config(path, audit, model, preset, {})
+        preset, plans = choose_preset(path, audit, model, saved, speeds)
+        time_budget(plans[preset])
+        chosen = plans[preset].config
         with st.expander("Details for experts: every setting the preset chose, to change by hand"):
             widgets = {**step_settings(chosen, preset), **schedule_settings(chosen, audit, model, preset)}
         overrides = {name: value for name, value in widgets.items() if value != getattr(chosen, name)}
         choices.set_train_choice({"preset": preset})
-        config = preset_config(path, audit, model, preset, overrides)
+        planned = ui_plans.plan(path, audit, model, preset, overrides, speeds) if overrides else plans[preset]
+        config = planned.config
     except tlcore.TlcoreError as error:
         st.error(tlcore.markdown_text(error))
         return None, None
+    for note in planned.notes:
+        st.info(note)
+    if planned.choice is not None:
+        st.markdown(f"**Pretrained model:** {planned.choice.describe()}")
+    warn_missing_weights(config.backbone)
     st.markdown(f"**What it will do:** {tlcore.describe_choice(config)}." +
                 (f" Changed by hand: {', '.join(sorted(overrides))}." if overrides else ""))
+    speed = speeds.get(config.backbone) or tlcore.measured_speed(config.backbone, config.resolved_image_size)
     return config, tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit), speed=speed)
 
 
-def preset_config(path: str, audit, model: dict, preset: str, overrides: dict):
-    """The run's config: the Model page's choices, the preset's for the rest, and the expert overrides on top."""
-    freeze_by_hand = model["freeze"] != choices.FREEZE_BY_PRESET
-    base = tlcore.TrainConfig(
-        data=path, backbone=model["backbone"], image_size=model["image_size"], dropout=model["dropout"],
-        label_smoothing=model["label_smoothing"], val_split=choices.val_split(),
-        freeze=model["freeze"] if freeze_by_hand else "all",
-        class_weights=audit.has_finding(tlcore.FindingKind.CLASS_IMBALANCE),
-        excluded_files=tuple(choices.excluded_files(path)), relabels=choices.dataset_edits(path).relabels,
-    ).replace(**overrides)
-    explicit = set(overrides) | ({"freeze"} if freeze_by_hand else set())
-    return tlcore.apply_preset(base, preset, audit, explicit)
+def time_budget(planned) -> None:
+    """The budget the preset chose the network within: shown, and changeable."""
+    choice = planned.choice
+    if choice is None:
+        return
+    shown = max(5, int(round(choice.budget_s)))
+    seconds = st.number_input(
+        f"Time budget in seconds (now up to about {tlcore.format_duration(choice.budget_s)})", min_value=5,
+        max_value=24 * 3600, value=shown, step=10, key="train_time_budget",
+        help="The preset picks the strongest pretrained model whose whole run fits this time on this computer. "
+        "By default it is what the plain tutorial recipe (the small model, 10 epochs) would take on your pictures, "
+        "so you never wait longer than the tutorial would make you wait.",
+    )
+    if seconds != shown:
+        choices.set_time_budget(float(seconds))
+        st.rerun()
+    if choice.budget_is_default:
+        st.caption("The default budget: what the plain tutorial recipe would take on these pictures on this computer.")
+    elif st.button("Back to the default budget", key="train_budget_default"):
+        choices.set_time_budget(None)
+        st.session_state.pop("train_time_budget", None)
+        st.rerun()
 
 
-def choose_preset(path: str, audit, model: dict, saved: dict, speed) -> str:
-    """The two presets in plain words, each with this computer's time estimate."""
+def choose_preset(path: str, audit, model: dict, saved: dict, speeds: dict):
+    """The two presets in plain words, each with this computer's time estimate; (the preset picked, each one's plan)."""
     presets = tlcore.PRESET_INFO
-    times = {}
+    plans, times = {}, {}
     for name in presets:
-        config = preset_config(path, audit, model, name, {})
+        plans[name] = ui_plans.plan(path, audit, model, name, {}, speeds)
+        config = plans[name].config
+        speed = speeds.get(config.backbone) or tlcore.measured_speed(config.backbone, config.resolved_image_size)
         times[name] = tlcore.estimate_run(config, audit, tlcore.kept_for_run(config, audit), speed=speed)
     remembered = saved.get("preset", tlcore.DEFAULT_PRESET)
     names = list(presets)
-    return st.radio(
+    preset = st.radio(
         "How should it learn?", names, index=names.index(remembered) if remembered in names else 0,
         format_func=lambda name: f"{presets[name].title}: {presets[name].purpose} "
                                  f"(about {tlcore.format_duration(times[name].total_s)} on this computer)",
         key="train_preset",
     )
+    return preset, plans
 
 
 def step_settings(chosen, preset: str) -> dict:

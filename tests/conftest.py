@@ -42,6 +42,8 @@ def pytest_configure(config):
     os.environ["KERAS_HOME"] = str(_session_home / "keras")
     # No spare training processes (tlcore.spare) but in the tests that start them on purpose.
     os.environ["TLCORE_SPARE"] = "0"
+    # Never ask the internet whether weights could be downloaded (the presets' choice of network asks otherwise).
+    os.environ["TLCORE_OFFLINE"] = "1"
 
 
 def pytest_unconfigure(config):

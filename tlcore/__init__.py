@@ -136,6 +136,13 @@ _PUBLIC = {
     "preset_settings": "tlcore.training.recipe",
     "PRESET_INFO": "tlcore.training.recipe",
     "DEFAULT_PRESET": "tlcore.training.recipe",
+    "build_config": "tlcore.training.preset_config",
+    "PlannedRun": "tlcore.training.preset_config",
+    "choose_backbone": "tlcore.training.backbone_choice",
+    "BackboneChoice": "tlcore.training.backbone_choice",
+    "default_budget_s": "tlcore.training.backbone_choice",
+    "plain_recipe_s": "tlcore.training.estimate",
+    "process_prober": "tlcore.training.speed_probe",
     # The fair queue: runs wait in line for the machine's training slots.
     "queue_training": "tlcore.training.launch",
     "queue_place": "tlcore.runs.dispatch",

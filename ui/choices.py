@@ -19,9 +19,10 @@ import tlcore
 STATE_FILE = "app_state.json"
 
 FREEZE_BY_PRESET = "auto"  # the Model page's "let the training preset choose" (not a TrainConfig value)
+BACKBONE_BY_PRESET = "auto"  # the Model page's "let the preset pick the network" (not a backbone name)
 
 DEFAULT_MODEL_CHOICE = {
-    "backbone": "mobilenetv2_035",
+    "backbone": BACKBONE_BY_PRESET,
     "freeze": FREEZE_BY_PRESET,
     "dropout": 0.2,
     "label_smoothing": 0.1,
@@ -136,19 +137,28 @@ def set_excluded_files(path: str, files: list[str]) -> None:
 # ----------------------------------------------------------------- model and training settings
 
 
+# Before the presets picked the network, the Model page stored its default (width 0.35) as the choice; a choice
+# stored without this mark, with the blocks left to the preset too, is that old default, not a pick by hand.
+CHOICE_VERSION = 2
+
+
 def model_choice() -> dict:
     """Backbone, freezing and head options from the Model page (defaults until visited)."""
     stored = _session_default("model_choice", {}) or {}
     choice = dict(DEFAULT_MODEL_CHOICE, **{k: v for k, v in stored.items() if k in DEFAULT_MODEL_CHOICE})
-    names = {row["name"] for row in tlcore.list_backbones()}
+    old_default = choice["backbone"] == "mobilenetv2_035" and choice["freeze"] == FREEZE_BY_PRESET
+    if stored.get("version") != CHOICE_VERSION and old_default:
+        choice["backbone"] = BACKBONE_BY_PRESET
+    names = {row["name"] for row in tlcore.list_backbones()} | {BACKBONE_BY_PRESET}
     if choice["backbone"] not in names:
         choice = dict(DEFAULT_MODEL_CHOICE)
     return choice
 
 
 def set_model_choice(choice: dict) -> None:
-    st.session_state["model_choice"] = dict(choice)
-    remember(model_choice=dict(choice))
+    choice = {**choice, "version": CHOICE_VERSION}
+    st.session_state["model_choice"] = choice
+    remember(model_choice=choice)
 
 
 def train_choice() -> dict:
@@ -158,3 +168,26 @@ def train_choice() -> dict:
 def set_train_choice(choice: dict) -> None:
     st.session_state["train_choice"] = dict(choice)
     remember(train_choice=dict(choice))
+
+
+def time_budget() -> float | None:
+    """The time budget the user set on the Train page, in seconds; None for the default (the plain recipe's time)."""
+    value = _session_default("time_budget", None)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def set_time_budget(seconds: float | None) -> None:
+    st.session_state["time_budget"] = seconds
+    remember(time_budget=seconds)
+
+
+def allowed_downloads() -> tuple[str, ...]:
+    """Backbones whose weights the user agreed to download (the Model page asks before a large one)."""
+    stored = _session_default("allowed_downloads", []) or []
+    return tuple(name for name in stored if isinstance(name, str))
+
+
+def allow_download(name: str) -> None:
+    allowed = sorted(set(allowed_downloads()) | {name})
+    st.session_state["allowed_downloads"] = allowed
+    remember(allowed_downloads=allowed)

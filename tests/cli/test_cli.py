@@ -162,7 +162,11 @@ def test_backbones_json(keras_weights_home):
         assert isinstance(row["params"], int)
         assert isinstance(row["input_size"], int)
     offline = {row["name"] for row in rows if row["available_offline"]}
-    assert offline == {"mobilenet_025", "mobilenetv2_035"}
+    here = {row["name"] for row in rows if (keras_weights_home / row["weights_file"]).is_file()}
+    assert offline == here and {"mobilenet_025", "mobilenetv2_035"} <= offline
+    ranked = sorted((row for row in rows if row["preset_rank"] is not None), key=lambda row: row["preset_rank"])
+    assert [row["name"] for row in ranked] == ["mobilenetv2_100", "mobilenetv2_035", "mobilenet_025"]
+    assert all(row["download_mb"] > 0 for row in rows)
 
 
 def test_backbones_table_for_people():

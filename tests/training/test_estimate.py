@@ -49,7 +49,20 @@ def test_two_phases_pay_two_passes_and_the_blocks_cost_their_own_measured_rate()
     assert (head.trace_s, blocks.trace_s) == (0.5, 0.9), "each kind of phase has its own tracing time"
     only_frozen_runs = MachineSpeed(images_per_s=250.0, epoch_s_per_image={"all": 0.0001}, trace_s={"all": 0.3})
     _, guessed = estimate_run(config, _audit(200, 50), speed=only_frozen_runs).phases
-    assert guessed.trace_s == estimate_module.GUESS_BLOCK_TRACE_S
+    # This computer's pass ran at 250 pictures/s where the first guess says 450: its guesses are as much slower.
+    assert guessed.trace_s == pytest.approx(estimate_module.GUESS_BLOCK_TRACE_S * GUESS_FEATURE_IMAGES_PER_S / 250.0)
+
+
+def test_a_computer_measured_slower_at_the_pass_is_guessed_as_much_slower_at_the_rest():
+    config = TrainConfig(data="x", backbone="mobilenetv2_100", freeze="top:2", two_phase=True, head_epochs=15, epochs=40)
+    guessed_rate = guessed_images_per_s("mobilenetv2_100", 224)
+    as_guessed = estimate_run(config, _audit(200, 50), speed=MachineSpeed()).phases[1]
+    busy = estimate_run(config, _audit(200, 50), speed=MachineSpeed(images_per_s=guessed_rate / 4)).phases[1]
+
+    assert busy.pass_s == pytest.approx(4 * as_guessed.pass_s)
+    assert busy.trace_s == pytest.approx(4 * as_guessed.trace_s)
+    overhead = estimate_module.GUESS_EPOCH_OVERHEAD_S
+    assert busy.per_epoch_s - overhead == pytest.approx(4 * (as_guessed.per_epoch_s - overhead))
 
 
 def test_the_second_phase_check_is_counted_before_the_blocks_epochs():

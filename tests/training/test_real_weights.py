@@ -6,6 +6,7 @@ the export tests. The weights are copied into a temporary KERAS_HOME,
 so nothing is downloaded and nothing in `~/.keras` is touched.
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -79,7 +80,67 @@ def test_the_best_preset_on_real_photos_beats_the_quick_check(shared_datasets, k
         results["best"].val_accuracy, results["fast"].val_accuracy)
 
 
+@pytest.mark.timeout(600)
+def test_the_full_width_mobilenet_v2_loads_offline_and_trains_a_quick_check_on_real_photos(
+        shared_datasets, keras_weights_home, tmp_path, monkeypatch):
+    """The network the best preset picks when it fits: its weights load from the Keras cache, with no network."""
+    from keras.src.utils import file_utils
+
+    from tlcore.data.audit import audit_dataset
+    from tlcore.training.preset_config import build_config
+
+    flowers = shared_datasets / "flowers5"
+    weights = keras_weights_home / get_backbone("mobilenetv2_100").weights_file_for(224)
+    if not flowers.is_dir() or not weights.is_file():
+        pytest.skip(f"needs the flowers5 photos in {flowers} and {weights.name} in ../shared/keras-weights")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network (simulated by the test)")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    audit = audit_dataset(str(flowers), 0.2, 1, find_duplicates=False)
+    given = {"backbone": "mobilenetv2_100", "seed": 1, "epochs": 8}  # a short quick check: 8 epochs of the new layer
+    config = build_config(str(flowers), "fast", audit, given).config
+
+    result = train(config, runs_dir=tmp_path / "runs")
+
+    assert config.backbone == "mobilenetv2_100" and config.freeze == "all" and config.weights == "imagenet"
+    assert result.status == "completed" and result.epochs_run == 8
+    # Random weights would score about 0.2 (5 classes); 8 epochs of the new layer scored 0.75 with seed 1.
+    assert result.val_accuracy >= 0.7, f"validation accuracy {result.val_accuracy:.0%}"
+
+
 # ----------------------------------------------------------------- weights that are not available offline
+
+
+@pytest.mark.timeout(300)
+def test_without_the_stronger_networks_weights_and_offline_the_run_uses_the_strongest_here_and_says_so(
+        keras_weights_home, tiny_dataset, tmp_path):
+    """The preset would pick MobileNetV2 at full width (recorded speeds, a generous budget), but only width 0.35 is here."""
+    from tlcore.training import speed_probe
+
+    for name in ("mobilenetv2_100", "mobilenet_025"):
+        (keras_weights_home / get_backbone(name).weights_file_for(224)).unlink()
+    for name, rate in {"mobilenetv2_100": 150.0, "mobilenetv2_035": 450.0, "mobilenet_025": 700.0}.items():
+        speed_probe.keep_rate(name, 32, rate, pictures=32)
+    env = {key: value for key, value in os.environ.items() if key.lower() != "no_proxy"}
+    env.update({name: OFFLINE_PROXY for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")})
+    env.pop("TLCORE_OFFLINE", None)  # the network is asked, and does not answer
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tlcore", "train", str(tiny_dataset), "--preset", "fast", "--image-size", "32",
+         "--epochs", "1", "--time-budget", "1000", "--runs-dir", str(tmp_path / "runs"), "--json"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=250,
+    )
+
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1, result.stderr
+    assert "MobileNetV2 would be stronger" in notes[0] and "no internet" in notes[0]
+    assert "using MobileNetV2 (width 0.35)" in notes[0]
+    run_dir = pathlib.Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
+    assert json.loads((run_dir / "config.json").read_text())["backbone"] == "mobilenetv2_035"
 
 
 @pytest.mark.timeout(120)

@@ -108,9 +108,8 @@ def _print_findings(audit, suggested: list[str]) -> None:
 _FILES_SHOWN = 8
 
 
-def _train_config(args):
-    from tlcore.training.config import TrainConfig
-
+def _given_settings(args) -> dict:
+    """The TrainConfig fields given on the command line: set by hand, they win over the preset."""
     options = {
         "backbone": args.backbone,
         "epochs": args.epochs,
@@ -131,28 +130,58 @@ def _train_config(args):
     }
     edits = _edits(args)
     options.update(excluded_files=edits.excluded_files or None, relabels=edits.relabels or None)
-    return TrainConfig(data=args.data, **{key: value for key, value in options.items() if value is not None})
+    return {key: value for key, value in options.items() if value is not None}
 
 
-def _explicit_options(args) -> set[str]:
-    """The TrainConfig fields given on the command line: they override the preset."""
-    given = {"epochs": args.epochs, "freeze": args.freeze, "augment": args.augment, "learning_rate": args.learning_rate,
-             "two_phase": args.two_phase, "early_stopping_patience": args.patience}
-    return {name for name, value in given.items() if value is not None}
+def _train_config(args):
+    """The settings given, before any preset chooses the rest (for the audit that runs while Python imports)."""
+    from tlcore.training.config import TrainConfig
+
+    return TrainConfig(data=args.data, **_given_settings(args))
+
+
+def _planned_run(args, audit):
+    """The run `tlcore train` plans: `build_config`, as the app's Train page calls it, with the flags as set by hand.
+
+    A network this computer has not measured is measured here, in this process (which imports Keras anyway).
+    """
+    from tlcore.training import speed_probe
+    from tlcore.training.preset_config import build_config
+
+    return build_config(args.data, args.preset, audit, _given_settings(args), budget_s=args.time_budget,
+                        measure=speed_probe.prober(audit))
 
 
 def _cmd_train(args) -> int:
-    from tlcore.training.recipe import apply_preset, describe_choice
+    from tlcore.training.recipe import describe_choice
     from tlcore.training.run import audit_in_background, train
 
-    config = _train_config(args)
-    audit_future = getattr(args, "audit_future", None) or audit_in_background(config)
-    config = apply_preset(config, args.preset, audit_future.result(), _explicit_options(args))
+    audit_future = getattr(args, "audit_future", None) or audit_in_background(_train_config(args))
+    planned = _planned_run(args, audit_future.result())
+    config = planned.config
+    for note in planned.notes:
+        say(f"note: {note}", file=sys.stderr, flush=True)
     if not args.json:
-        say(f"training {config.backbone} on {config.data} ({args.preset} preset: {describe_choice(config)}) ...",
+        chosen = f"; {planned.choice.reason}" if planned.choice else ""
+        offer = planned.choice.offer if planned.choice else None
+        say(f"training {config.backbone} on {config.data} ({args.preset} preset{chosen}: {describe_choice(config)}) ...",
             flush=True)
+        if offer is not None:
+            say(f"  {offer.title} would be stronger and fits the time, but needs a download of about "
+                  f"{offer.download_mb:.0f} MB: add --backbone {offer.name} to fetch it.", flush=True)
     result = train(config, runs_dir=args.runs_dir, echo=None if args.json else _echo_epoch, audit_future=audit_future)
     return _report_result(result, args.json)
+
+
+def _cmd_measure_speed(args) -> None:
+    from tlcore.training.speed_probe import measure_and_keep
+
+    missing = [name for name in args.files if not os.path.isfile(name)]
+    if missing:
+        raise InputError(f"no picture at {missing[0]!r}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; "
+                         "give the paths of a few pictures to time the network on, e.g. photos/cats/1.jpg.")
+    rate = measure_and_keep(args.backbone, args.image_size, args.files)
+    print_json({"backbone": args.backbone, "image_size": args.image_size, "images_per_s": rate})
 
 
 def _progress_printer(verb: str, every_s: float = 1.0):
@@ -300,6 +329,7 @@ COMMANDS = {
     "backbones": _cmd_backbones,
     "audit": _cmd_audit,
     "train": _cmd_train,
+    "measure-speed": _cmd_measure_speed,
     "worker": _cmd_worker,
     "spare": _cmd_spare,  # imports TensorFlow itself, after starting to watch for a run
     "resume": _cmd_resume,

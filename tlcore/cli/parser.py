@@ -95,8 +95,17 @@ def _add_training_commands(commands) -> None:
     train.add_argument("--weights", help="imagenet | none")
     train.add_argument("--exclude", action="append", help="a dataset file to leave out (repeatable)")
     _add_edit_options(train)
+    train.add_argument("--time-budget", type=_number, metavar="SECONDS",
+                       help="with no --backbone, the preset picks the strongest network whose run fits this many "
+                       "seconds here (default: what the plain tutorial recipe would take on these pictures)")
     train.add_argument("--runs-dir")
     train.add_argument("--json", action="store_true")
+
+    speed = commands.add_parser("measure-speed", help="time a backbone's frozen pass on a few pictures, and keep the "
+                                "figure for the presets' choice of network")
+    speed.add_argument("backbone")
+    speed.add_argument("files", nargs="+", help="pictures to time it on (a handful is enough)")
+    speed.add_argument("--image-size", type=_positive_int, default=224)
 
     worker = commands.add_parser("worker")  # internal: the app's training process; not listed in --help
     worker.add_argument("run_dir")

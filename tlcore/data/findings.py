@@ -196,8 +196,9 @@ def _imbalance_finding(totals: dict[str, int]) -> Finding | None:
         FindingKind.CLASS_IMBALANCE, WARNING,
         f"The classes are imbalanced: {largest_name!r} has {largest} images, {smallest_name!r} only {smallest} "
         f"({largest / smallest:.0f} to 1). The model will lean towards the big classes and may rarely predict "
-        "the small ones. Add images to the small classes, or turn on class weights (`--class-weights` on the "
-        "command line, 'Balance the classes' on the app's Train page), which makes each class count equally.",
+        "the small ones. Add images to the small classes; until then the presets of the app and of `tlcore train` "
+        "turn on class weights by themselves ('Balance the classes' on the Train page), which makes each class "
+        "count equally.",
         classes=tuple(minority),
     )
 

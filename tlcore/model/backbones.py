@@ -26,6 +26,10 @@ DOWNLOAD_TIMEOUT_S = 30
 # Keras downloads weights with urllib and no timeout, so a network that drops
 # packets (a classroom firewall) would leave training waiting forever. This
 # bounds each connect and each read; a slow but working download still finishes.
+WEIGHTS_SERVER = "https://storage.googleapis.com/"  # where keras.applications download their weights from
+REACHABLE_TIMEOUT_S = 3.0  # how long asking whether that server answers may take
+OFFLINE_ENV_VAR = "TLCORE_OFFLINE"  # set to 1: never ask the network (a school without internet; the tests)
+WEIGHTS_FILE_OVERHEAD_MB = 0.4  # an .h5 weights file's names and tables, beyond 4 bytes a parameter
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class BackboneSpec:
         weights_sizes: sizes that have their own weights file (others use 224).
         speed_hint: plain-language hint shown in the app.
         block_rule: how the backbone's layers group into blocks.
+        preset_rank: where the presets rank it among the backbones they may pick
+            on their own (1 is the strongest: the highest ImageNet top-1); None
+            for a backbone they never pick (its time estimate was not checked
+            on a real run). A backbone picked by hand is used whatever its rank.
     """
 
     name: str
@@ -89,6 +97,13 @@ class BackboneSpec:
     block_rule: BlockRule
     constructor_kwargs: dict = field(default_factory=dict)
     weights_sizes: tuple[int, ...] = ()
+    preset_rank: int | None = None
+
+    @property
+    def download_mb(self) -> float:
+        """About how many megabytes its no-top ImageNet weights file is: 4 bytes a parameter and the file's own
+        tables (9.4 MB for MobileNetV2's 2.26 million parameters, 2.0 MB for width 0.35's 0.41 million)."""
+        return round(self.params * 4 / 1e6 + WEIGHTS_FILE_OVERHEAD_MB, 1)
 
     def weights_file_for(self, image_size: int) -> str:
         """The cache file name Keras would look for at this image size."""
@@ -107,6 +122,8 @@ class BackboneSpec:
             "speed_hint": self.speed_hint,
             "weights_file": self.weights_file_for(self.input_size),
             "available_offline": weights_available_offline(self.name),
+            "download_mb": self.download_mb,
+            "preset_rank": self.preset_rank,
         }
 
 
@@ -134,6 +151,7 @@ _SPECS = (
         weights_sizes=(128, 160, 192, 224),
         speed_hint="fastest",
         block_rule=BlockRule(pattern=r"^conv_(?:dw|pw|pad)_(\d+)", name_format="block_{}"),
+        preset_rank=3,
     ),
     BackboneSpec(
         name="mobilenetv2_035",
@@ -149,6 +167,7 @@ _SPECS = (
         weights_sizes=(96, 128, 160, 192, 224),
         speed_hint="fast",
         block_rule=_MOBILENET_V2_RULE,
+        preset_rank=2,
     ),
     BackboneSpec(
         name="mobilenetv2_100",
@@ -164,6 +183,7 @@ _SPECS = (
         weights_sizes=(96, 128, 160, 192, 224),
         speed_hint="fast",
         block_rule=_MOBILENET_V2_RULE,
+        preset_rank=1,
     ),
     BackboneSpec(
         name="mobilenetv3_small",
@@ -361,6 +381,22 @@ def cached_weights_path(name: str, image_size: int | None = None) -> pathlib.Pat
 def weights_available_offline(name: str) -> bool:
     """True when the backbone's ImageNet weights are in the Keras cache."""
     return cached_weights_path(name) is not None
+
+
+def weights_server_reachable(timeout_s: float = REACHABLE_TIMEOUT_S) -> bool:
+    """True when the server Keras downloads ImageNet weights from answers (through any proxy set), within `timeout_s`."""
+    import urllib.error
+    import urllib.request
+
+    if os.environ.get(OFFLINE_ENV_VAR, "").strip() not in ("", "0"):
+        return False
+    try:
+        with urllib.request.urlopen(urllib.request.Request(WEIGHTS_SERVER, method="HEAD"), timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, if only with a refusal of the bare address
+    except (OSError, ValueError):
+        return False
 
 
 def weights_missing_message(name: str, image_size: int | None = None) -> str:

@@ -31,6 +31,7 @@ from tlcore.model.backbones import get_backbone
 from tlcore.runs import folder as run_folder
 from tlcore.runs import history as run_history
 from tlcore.runs import record as run_record
+from tlcore.training import speed_probe
 from tlcore.training.feature_cache import views_per_image
 
 # First guesses, before this machine has run anything (2-core laptop CPU, default backbone, 224 px):
@@ -48,6 +49,14 @@ GUESS_TRAINING_COST = 3.0  # a training step through the whole network costs abo
 EARLIER_RUNS_READ = 10  # the most recent runs of the same backbone that the measurement reads
 START_S_LIMIT = 60.0  # a longer "start" was a training process waiting ready (the app's spare), not an import
 HEAD_KEY = "all"  # the measured epoch cost of the new layer alone
+SLOWDOWN_LIMITS = (0.25, 50.0)  # how much faster or slower than the first guesses' laptop a computer is taken to be
+# The plain tutorial recipe (`benchmarks/plain_recipe.py`: MobileNetV2 0.35 frozen inside `model.fit`, 10 epochs),
+# the yardstick of the presets' time budget. Each epoch decodes every picture again and runs the backbone
+# unfolded, PLAIN_PASS_COST times a feature pass's cost per picture; its first epoch traces the whole model.
+PLAIN_BACKBONE = "mobilenetv2_035"
+PLAIN_EPOCHS = 10
+PLAIN_PASS_COST = 1.6
+PLAIN_TRACE_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,9 @@ def measured_speed(backbone: str, image_size: int | None = None) -> MachineSpeed
         for learns, values in facts["traces"].items():
             traces.setdefault(learns, []).extend(values)
     median = statistics.median
+    if not rates:  # no run of it yet: a probe's figure on a handful of pictures, if one was taken (`speed_probe`)
+        kept = speed_probe.kept_rate(backbone, image_size or get_backbone(backbone).input_size)
+        rates = [kept] if kept else []
     return MachineSpeed(
         images_per_s=median(rates) if rates else None,
         epoch_s_per_image={learns: median(values) for learns, values in epoch_costs.items()},
@@ -244,18 +256,20 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
     """
     size = config.resolved_image_size
     speed = speed or measured_speed(config.backbone, size)
-    cost = _cost_factor(config.backbone, size)
+    slowdown = _slowdown(speed, config.backbone, size)
+    cost = _cost_factor(config.backbone, size) * slowdown
     train_count, val_count = len(audit.split_records("train")), len(audit.split_records("val"))
     rate = speed.images_per_s or guessed_images_per_s(config.backbone, size)
     cached = config.feature_cache == "auto" if cached is None else cached
-    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S
-    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S
-    start = speed.start_s if speed.start_s is not None else GUESS_START_S
+    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S * slowdown
+    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S * slowdown
+    start = speed.start_s if speed.start_s is not None else GUESS_START_S * slowdown
     phases = []
     for index, (learns, epochs) in enumerate(planned_phases(config)):
+        trace = _trace(speed, learns, slowdown)
         if not cached:
             per_epoch = GUESS_TRAINING_COST * train_count / rate + val_count / rate + GUESS_EPOCH_OVERHEAD_S
-            phases.append(PhaseEstimate(learns, 0, 0.0, _trace(speed, learns), epochs, per_epoch))
+            phases.append(PhaseEstimate(learns, 0, 0.0, trace, epochs, per_epoch))
             continue
         views = views_per_image(config.augment)
         kept = kept_images if index == 0 and views == 1 else 0
@@ -263,7 +277,7 @@ def estimate_run(config, audit, kept_images: int = 0, speed: MachineSpeed | None
         guess = (GUESS_HEAD_EPOCH_S_PER_IMAGE if learns == HEAD_KEY else GUESS_BLOCK_EPOCH_S_PER_IMAGE) * cost
         per_image = speed.epoch_s_per_image.get(learns, guess)
         per_epoch = per_image * train_count + GUESS_EPOCH_OVERHEAD_S
-        phases.append(PhaseEstimate(learns, pass_images, pass_images / rate, _trace(speed, learns), epochs, per_epoch))
+        phases.append(PhaseEstimate(learns, pass_images, pass_images / rate, trace, epochs, per_epoch))
     if cached and config.two_phase and config.second_phase_check and len(phases) == 2:
         phases[1] = _after_the_check(phases[0], phases[1], train_count, speed)
     total = set_up + sum(phase.total_s for phase in phases) + finish
@@ -293,10 +307,44 @@ def _after_the_check(head: PhaseEstimate, blocks: PhaseEstimate, train_count: in
     return dataclasses.replace(blocks, trace_s=blocks.trace_s + check_s)
 
 
-def _trace(speed: MachineSpeed, learns: str) -> float:
+def plain_recipe_s(audit, speed: MachineSpeed | None = None) -> float:
+    """How long the plain tutorial recipe takes on `audit`'s pictures on this computer, Python's start not counted.
+
+    Args:
+        audit: the pictures' `DatasetAudit` (its training and validation pictures).
+        speed: this computer's measured speed for MobileNetV2 0.35 at 224 px; read from its runs when None.
+
+    Returns:
+        Seconds, in the terms of `RunEstimate.total_s` (so the two compare directly).
+    """
+    size = get_backbone(PLAIN_BACKBONE).input_size
+    speed = speed or measured_speed(PLAIN_BACKBONE, size)
+    rate = speed.images_per_s or guessed_images_per_s(PLAIN_BACKBONE, size)
+    slowdown = _slowdown(speed, PLAIN_BACKBONE, size)
+    pictures = len(audit.split_records("train")) + len(audit.split_records("val"))
+    set_up = speed.set_up_s if speed.set_up_s is not None else GUESS_SET_UP_S * slowdown
+    finish = speed.finish_s if speed.finish_s is not None else GUESS_FINISH_S * slowdown
+    per_epoch = pictures * PLAIN_PASS_COST / rate + GUESS_EPOCH_OVERHEAD_S
+    return set_up + PLAIN_TRACE_S * slowdown + PLAIN_EPOCHS * per_epoch + finish
+
+
+def _trace(speed: MachineSpeed, learns: str, slowdown: float = 1.0) -> float:
     """A phase's one-time tracing: as measured for what learns in it, else the first guess for that kind of phase."""
-    guess = GUESS_TRACE_S if learns == HEAD_KEY else GUESS_BLOCK_TRACE_S
+    guess = (GUESS_TRACE_S if learns == HEAD_KEY else GUESS_BLOCK_TRACE_S) * slowdown
     return speed.trace_s.get(learns, guess)
+
+
+def _slowdown(speed: MachineSpeed, backbone: str, image_size: int) -> float:
+    """How many times slower this computer's measured feature pass is than the first guess for it (1 unmeasured).
+
+    The first guesses of the other parts (epochs, tracing, set-up) were measured
+    on one laptop; a computer measured to be slower (or busier) at the pass is
+    taken to be as much slower at them, until its own runs measure them.
+    """
+    if not speed.images_per_s:
+        return 1.0
+    ratio = guessed_images_per_s(backbone, image_size) / speed.images_per_s
+    return min(SLOWDOWN_LIMITS[1], max(SLOWDOWN_LIMITS[0], ratio))
 
 
 def remaining_after(estimate: RunEstimate, phase_index: int, epochs_done_in_phase: int,
