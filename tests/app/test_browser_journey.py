@@ -222,7 +222,8 @@ def test_journey_from_demo_data_to_prediction(app, page):
     _shot(page, "01-data")
 
     _open(page, "Model", "Model:")
-    expect(page.get_by_text("The Train page's preset decides")).to_be_visible()  # the preset chooses what learns
+    # The preset chooses what learns; on a fresh computer the page first times the networks it may pick (seconds each).
+    expect(page.get_by_text("The Train page's preset decides")).to_be_visible(timeout=180_000)
     _shot(page, "02-model")
 
     _open(page, "Train", "Train:")
