@@ -44,6 +44,9 @@ def pytest_configure(config):
     os.environ["TLCORE_SPARE"] = "0"
     # Never ask the internet whether weights could be downloaded (the presets' choice of network asks otherwise).
     os.environ["TLCORE_OFFLINE"] = "1"
+    # No test times a network: a page or `tlcore train` choosing the preset's network uses recorded figures or
+    # first guesses (tests/training/test_backbone_choice.py and tests/cli/test_measure_speed.py test the probe).
+    os.environ["TLCORE_SPEED_PROBE"] = "off"
 
 
 def pytest_unconfigure(config):
@@ -227,13 +230,22 @@ def calibrated_classifier():
 SHARED_WEIGHTS_ABSENT = f"needs the offline ImageNet weights in {SHARED_WEIGHTS_DIR}, which are absent"
 
 
-def copy_keras_weights(keras_home: pathlib.Path) -> pathlib.Path | None:
-    """Copy the shared ImageNet weights into `keras_home/models`; None when they are absent."""
+FULL_WIDTH_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+
+def copy_keras_weights(keras_home: pathlib.Path, full_width: bool = False) -> pathlib.Path | None:
+    """Copy the shared ImageNet weights into `keras_home/models`; None when they are absent.
+
+    Without `full_width`, MobileNetV2 at full width is left out: the presets would pick it (6x the small
+    networks' work), so tests of anything but that network get the small ones, as on a computer without it.
+    """
     if not SHARED_WEIGHTS_DIR.is_dir() or not any(SHARED_WEIGHTS_DIR.glob("*.h5")):
         return None
     models = pathlib.Path(keras_home) / "models"
     models.mkdir(parents=True, exist_ok=True)
     for source in SHARED_WEIGHTS_DIR.iterdir():
+        if source.name == FULL_WIDTH_WEIGHTS and not full_width:
+            continue
         if source.is_file() and source.suffix in (".h5", ".json"):
             shutil.copyfile(source, models / source.name)
     return models
@@ -253,6 +265,15 @@ def keras_weights_home() -> pathlib.Path:
     """$KERAS_HOME/models holding the shared ImageNet weights (skips when they are absent)."""
     models = copy_keras_weights(pathlib.Path(os.environ["KERAS_HOME"]))
     if models is None:
+        pytest.skip(SHARED_WEIGHTS_ABSENT)
+    return models
+
+
+@pytest.fixture
+def full_width_weights_home() -> pathlib.Path:
+    """$KERAS_HOME/models holding all the shared ImageNet weights, MobileNetV2 at full width too (skips when absent)."""
+    models = copy_keras_weights(pathlib.Path(os.environ["KERAS_HOME"]), full_width=True)
+    if models is None or not (models / FULL_WIDTH_WEIGHTS).is_file():
         pytest.skip(SHARED_WEIGHTS_ABSENT)
     return models
 

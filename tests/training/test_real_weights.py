@@ -82,7 +82,7 @@ def test_the_best_preset_on_real_photos_beats_the_quick_check(shared_datasets, k
 
 @pytest.mark.timeout(600)
 def test_the_full_width_mobilenet_v2_loads_offline_and_trains_a_quick_check_on_real_photos(
-        shared_datasets, keras_weights_home, tmp_path, monkeypatch):
+        shared_datasets, full_width_weights_home, tmp_path, monkeypatch):
     """The network the best preset picks when it fits: its weights load from the Keras cache, with no network."""
     from keras.src.utils import file_utils
 
@@ -90,7 +90,7 @@ def test_the_full_width_mobilenet_v2_loads_offline_and_trains_a_quick_check_on_r
     from tlcore.training.preset_config import build_config
 
     flowers = shared_datasets / "flowers5"
-    weights = keras_weights_home / get_backbone("mobilenetv2_100").weights_file_for(224)
+    weights = full_width_weights_home / get_backbone("mobilenetv2_100").weights_file_for(224)
     if not flowers.is_dir() or not weights.is_file():
         pytest.skip(f"needs the flowers5 photos in {flowers} and {weights.name} in ../shared/keras-weights")
 
@@ -121,7 +121,7 @@ def test_without_the_stronger_networks_weights_and_offline_the_run_uses_the_stro
     from tlcore.training import speed_probe
 
     for name in ("mobilenetv2_100", "mobilenet_025"):
-        (keras_weights_home / get_backbone(name).weights_file_for(224)).unlink()
+        (keras_weights_home / get_backbone(name).weights_file_for(224)).unlink(missing_ok=True)
     for name, rate in {"mobilenetv2_100": 150.0, "mobilenetv2_035": 450.0, "mobilenet_025": 700.0}.items():
         speed_probe.keep_rate(name, 32, rate, pictures=32)
     env = {key: value for key, value in os.environ.items() if key.lower() != "no_proxy"}

@@ -357,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     tolerate_unprintable_names()
     wants_json = "--json" in (sys.argv[1:] if argv is None else argv)
-    return _guarded(lambda: _run_command(argv), json_errors=wants_json)
+    try:
+        return _guarded(lambda: _run_command(argv), json_errors=wants_json)
+    finally:
+        # The command's temporary files go with it; a caller in the same process (a test, a program
+        # calling `main`) gets the system's temporary folder back rather than one inside TLCORE_HOME.
+        remove_scratch_temp_folder()
 
 
 def _run_command(argv: list[str] | None) -> int:

@@ -103,9 +103,17 @@ def sample_files(audit, count: int = PROBE_PICTURES) -> list[str]:
     return paths_[::step][:count]
 
 
+PROBE_SWITCH_ENV_VAR = "TLCORE_SPEED_PROBE"  # "off": never measure; recorded figures or first guesses decide (tests)
+
+
+def probing_allowed() -> bool:
+    """False when `$TLCORE_SPEED_PROBE` is "off": the choice then uses recorded figures or first guesses only."""
+    return os.environ.get(PROBE_SWITCH_ENV_VAR, "").strip().lower() != "off"
+
+
 def prober(audit) -> Callable[[str, int], float | None]:
     """`measure(backbone, image_size)` on a handful of `audit`'s pictures, in this process (it imports Keras)."""
-    files = sample_files(audit)
+    files = sample_files(audit) if probing_allowed() else []
     return lambda backbone, image_size: measure_and_keep(backbone, image_size, files) if files else None
 
 
@@ -114,7 +122,7 @@ def process_prober(audit, timeout_s: float = PROBE_TIMEOUT_S) -> Callable[[str, 
 
     It returns None when the measurement fails (the choice then uses the first guess).
     """
-    files = sample_files(audit)
+    files = sample_files(audit) if probing_allowed() else []
 
     def measure(backbone: str, image_size: int) -> float | None:
         if not files:
