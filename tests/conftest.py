@@ -420,3 +420,32 @@ def make_run(shared_tiny_dataset, install_keras_weights, batch_norm_calibrator, 
 def exportable_run(make_run):
     """The run the float formats are checked on (the smallest backbone: exports take seconds)."""
     return make_run("mobilenet_025")
+
+
+# ----------------------------------------------------------------- a page's home with this computer's speeds recorded
+
+RECORDED_RATES = {"mobilenetv2_100": 150.0, "mobilenetv2_035": 450.0, "mobilenet_025": 700.0}  # pictures per second
+
+
+def home_with_recorded_speeds(tmp_path: pathlib.Path, monkeypatch, weights_for) -> None:
+    """Fresh TLCORE_HOME and KERAS_HOME for a page test: stand-in weight files for `weights_for`, speeds recorded.
+
+    The recorded figures are a probe's (`RECORDED_RATES` at 224 px), so the preset's choice neither measures nor times.
+    """
+    import streamlit as st
+
+    from tlcore.model.backbones import get_backbone
+    from tlcore.training import speed_probe
+    from ui import audit_cache
+
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.chdir(REPO_ROOT)
+    st.cache_data.clear()
+    audit_cache.forget_audits()
+    models = tmp_path / "keras" / "models"
+    models.mkdir(parents=True)
+    for name in weights_for:
+        (models / get_backbone(name).weights_file_for(224)).write_bytes(b"weights")
+    for name, rate in RECORDED_RATES.items():
+        speed_probe.keep_rate(name, 224, rate, pictures=32)

@@ -4,34 +4,19 @@ import json
 import pathlib
 
 import pytest
-import streamlit as st
-from conftest import write_class_folders
+from conftest import RECORDED_RATES, home_with_recorded_speeds, write_class_folders
 from streamlit.testing.v1 import AppTest
 
 import tlcore.model.backbones
-from tlcore.model.backbones import get_backbone
-from tlcore.training import speed_probe
-from ui import audit_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-# Recorded speeds (a probe's figures on this computer): no measuring and no timing in the test.
-RATES = {"mobilenetv2_100": 150.0, "mobilenetv2_035": 450.0, "mobilenet_025": 700.0}
+RATES = RECORDED_RATES  # a probe's figures on this computer: no measuring and no timing in the test
 
 
 @pytest.fixture
 def pictures(tmp_path, monkeypatch):
     """300 small pictures chosen on the Data page; weights here for the two small networks only; speeds recorded."""
-    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.chdir(REPO)
-    st.cache_data.clear()
-    audit_cache.forget_audits()
-    models = tmp_path / "keras" / "models"
-    models.mkdir(parents=True)
-    for name in ("mobilenetv2_035", "mobilenet_025"):
-        (models / get_backbone(name).weights_file_for(224)).write_bytes(b"weights")
-    for name, rate in RATES.items():
-        speed_probe.keep_rate(name, 224, rate, pictures=32)
+    home_with_recorded_speeds(tmp_path, monkeypatch, weights_for=("mobilenetv2_035", "mobilenet_025"))
     data = write_class_folders(tmp_path / "flowers", {"daisy": 100, "rose": 100, "tulip": 100})
     (tmp_path / "home" / "app_state.json").write_text(json.dumps({"dataset_path": str(data)}))
     return data

@@ -6,8 +6,7 @@ import pathlib
 import time
 
 import pytest
-import streamlit as st
-from conftest import write_class_folders
+from conftest import RECORDED_RATES, home_with_recorded_speeds, write_class_folders
 from streamlit.testing.v1 import AppTest
 
 import tlcore
@@ -15,28 +14,15 @@ import tlcore.training.launch
 from tlcore.cli.main import _planned_run
 from tlcore.cli.parser import build_parser
 from tlcore.data.audit import audit_dataset
-from tlcore.model.backbones import get_backbone
-from tlcore.training import speed_probe
-from ui import audit_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-# This computer's recorded speeds (a probe's figures): no measuring, no timing in the test.
-RATES = {"mobilenetv2_100": 150.0, "mobilenetv2_035": 450.0, "mobilenet_025": 700.0}
+RATES = RECORDED_RATES  # a probe's figures on this computer: no measuring and no timing in the test
 
 
 @pytest.fixture
 def imbalanced(tmp_path, monkeypatch):
     """30 pictures of one class and 8 of another (the audit finds them imbalanced), weights 'here', speeds recorded."""
-    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.chdir(REPO)
-    st.cache_data.clear()
-    audit_cache.forget_audits()
-    models = tmp_path / "keras" / "models"
-    models.mkdir(parents=True)
-    for name, rate in RATES.items():
-        (models / get_backbone(name).weights_file_for(224)).write_bytes(b"weights")
-        speed_probe.keep_rate(name, 224, rate, pictures=32)
+    home_with_recorded_speeds(tmp_path, monkeypatch, weights_for=RATES)
     data = write_class_folders(tmp_path / "pets", {"cats": 30, "dogs": 8})
     home = tmp_path / "home"
     (home / "app_state.json").write_text(json.dumps({"dataset_path": str(data)}))
